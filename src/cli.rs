@@ -1,0 +1,400 @@
+//! The command line (clap). Each command is a thin layer over `project` and `store`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::formats::{FormatKind, show_path};
+use crate::model::Task;
+use crate::project::{ClassMap, Project, RefreshReport};
+use crate::sanitize::{for_terminal, safe_join};
+use crate::store::{Filter, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "termtag",
+    version,
+    about = "Label images for detection and classification in the terminal"
+)]
+pub struct Cli {
+    /// Project folder (default: the nearest folder with a termtag.toml, from the current one up).
+    #[arg(short = 'C', long, global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project (or add classes and new images to an existing one).
+    Init {
+        /// Project folder (created if missing).
+        dir: PathBuf,
+        #[arg(long)]
+        task: Task,
+        /// Class names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        classes: Vec<String>,
+        /// Image folder or blob container URL (default: the project folder).
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Add images that appeared in the source folder since the last scan.
+    Refresh,
+    /// Read labels or predictions from a file or folder.
+    Import(ImportArgs),
+    /// Write the reviewed labels (or the latest predictions).
+    Export {
+        #[arg(long)]
+        format: FormatKind,
+        /// Output file (coco, ald-csv, azureml-jsonl) or folder (voc, yolo, modelarts-txt).
+        out: PathBuf,
+        /// Export the latest model predictions, with scores, instead of reviewed labels.
+        #[arg(long)]
+        predictions: bool,
+    },
+    /// Counts per status, class and annotator.
+    Stats,
+    /// List or remove images.
+    #[command(subcommand)]
+    Images(ImagesCmd),
+    /// Add, rename, merge or delete classes.
+    #[command(subcommand)]
+    Classes(ClassesCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// File or folder to read.
+    pub path: PathBuf,
+    #[arg(long)]
+    pub format: FormatKind,
+    /// Read the file as reviewed labels or as model predictions (with scores).
+    #[arg(long = "as", value_enum, default_value = "labels")]
+    pub kind: ImportKind,
+    /// Map class names: `FROM=TO,...`; TO `-` drops the class.
+    #[arg(long, value_name = "MAP")]
+    pub class_map: Option<String>,
+    /// Add classes the project does not have yet instead of refusing them.
+    #[arg(long)]
+    pub add_classes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportKind {
+    Labels,
+    Predictions,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCmd {
+    /// List images, optionally filtered.
+    List {
+        /// e.g. 'class=knot status=reviewed name=st1* by=alice date=2026-01-01..2026-01-31'
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
+    /// Remove images (and their labels) from the project.
+    Rm {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Also delete the image files from the source folder.
+        #[arg(long)]
+        delete_source: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClassesCmd {
+    /// Add classes at the end of the list.
+    Add {
+        #[arg(value_delimiter = ',', required = true)]
+        names: Vec<String>,
+    },
+    /// Rename a class; its labels follow.
+    Rename { old: String, new: String },
+    /// Move every label of FROM to INTO and remove FROM.
+    Merge { from: String, into: String },
+    /// Delete a class and its labels.
+    Delete {
+        name: String,
+        /// Also remove the images that carry the class from the project.
+        #[arg(long)]
+        with_images: bool,
+        /// With --with-images: also delete those image files from the source folder.
+        #[arg(long, requires = "with_images")]
+        delete_source: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    if let Command::Init {
+        dir,
+        task,
+        classes,
+        source,
+    } = &cli.command
+    {
+        let project = Project::init(dir, *task, classes, source.as_deref())?;
+        let mut store = project.store()?;
+        let report = refresh(&project, &mut store)?;
+        println!(
+            "project {} ({}) in {}",
+            for_terminal(&project.config.name),
+            project.config.task,
+            show_path(&project.root)
+        );
+        print_refresh(&report);
+        return Ok(());
+    }
+    let start = cli.project.clone().unwrap_or_else(|| PathBuf::from("."));
+    let project = Project::discover(&start)?;
+    let mut store = project.store()?;
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Refresh => {
+            let report = refresh(&project, &mut store)?;
+            print_refresh(&report);
+        }
+        Command::Import(args) => import(&project, &mut store, &args)?,
+        Command::Export {
+            format,
+            out,
+            predictions,
+        } => {
+            let (ds, files) = project.export(&store, format, &out, predictions)?;
+            let labels: usize = ds.images.iter().map(|i| i.labels.len()).sum();
+            println!(
+                "exported {} images, {labels} {} as {} to {} ({} files)",
+                ds.images.len(),
+                if predictions { "predictions" } else { "labels" },
+                format.name(),
+                show_path(&out),
+                files.len()
+            );
+        }
+        Command::Stats => print_stats(&project, &store)?,
+        Command::Images(ImagesCmd::List { filter }) => {
+            let filter = Filter::parse(&filter).map_err(anyhow::Error::msg)?;
+            for im in store.images(&filter)? {
+                let when = im.reviewed_at.map(format_day).unwrap_or_default();
+                let mut classes = im.classes.clone();
+                classes.dedup();
+                println!(
+                    "{}\t{}\t{}x{}\t{}\t{}\t{}{}",
+                    for_terminal(&im.key),
+                    im.status,
+                    im.width,
+                    im.height,
+                    for_terminal(&classes.join(",")),
+                    for_terminal(im.reviewed_by.as_deref().unwrap_or("")),
+                    when,
+                    im.error
+                        .map(|e| format!("\t{}", for_terminal(&e)))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Command::Images(ImagesCmd::Rm {
+            keys,
+            delete_source,
+        }) => {
+            let removed = store.remove_images(&keys)?;
+            let deleted = if delete_source {
+                delete_sources(&project, &removed)?
+            } else {
+                0
+            };
+            println!(
+                "removed {} images from the project{}",
+                removed.len(),
+                if delete_source {
+                    format!(", deleted {deleted} files")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Command::Classes(cmd) => classes(&project, &mut store, cmd)?,
+    }
+    Ok(())
+}
+
+fn classes(project: &Project, store: &mut Store, cmd: ClassesCmd) -> Result<()> {
+    match cmd {
+        ClassesCmd::Add { names } => {
+            let n = store.add_classes(&names)?;
+            println!("added {n} classes");
+        }
+        ClassesCmd::Rename { old, new } => {
+            store.rename_class(&old, &new)?;
+            println!("renamed {} to {}", for_terminal(&old), for_terminal(&new));
+        }
+        ClassesCmd::Merge { from, into } => {
+            let n = store.merge_class(&from, &into)?;
+            println!(
+                "merged {} into {}: {n} labels moved",
+                for_terminal(&from),
+                for_terminal(&into)
+            );
+        }
+        ClassesCmd::Delete {
+            name,
+            with_images,
+            delete_source,
+        } => {
+            let (labels, removed) = store.delete_class(&name, with_images)?;
+            let deleted = if delete_source {
+                delete_sources(project, &removed)?
+            } else {
+                0
+            };
+            println!(
+                "deleted class {}: {labels} labels, {} images removed{}",
+                for_terminal(&name),
+                removed.len(),
+                if delete_source {
+                    format!(", {deleted} files deleted")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn import(project: &Project, store: &mut Store, args: &ImportArgs) -> Result<()> {
+    let map = match &args.class_map {
+        Some(s) => ClassMap::parse(s)?,
+        None => ClassMap::default(),
+    };
+    let predictions = args.kind == ImportKind::Predictions;
+    let report = project.import(
+        store,
+        &args.path,
+        args.format,
+        predictions,
+        &map,
+        args.add_classes,
+    )?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !report.classes_added.is_empty() {
+        println!(
+            "added classes: {}",
+            for_terminal(&report.classes_added.join(", "))
+        );
+    }
+    let c = &report.counts;
+    println!(
+        "imported {} {} on {} images ({} with none){}",
+        c.labels,
+        if predictions { "predictions" } else { "labels" },
+        c.images,
+        c.empty,
+        report
+            .run_id
+            .map(|r| format!(" as model run {r}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Deletes the source files of removed images; keys are checked so nothing outside the source
+/// folder can be touched.
+fn delete_sources(project: &Project, keys: &[String]) -> Result<usize> {
+    let Some(dir) = project.source_dir() else {
+        bail!("the source is a blob container; deleting blobs is not supported from here");
+    };
+    let mut deleted = 0;
+    for key in keys {
+        let path = safe_join(&dir, key).map_err(anyhow::Error::msg)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("{}: cannot delete", show_path(&path)));
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+fn refresh(project: &Project, store: &mut Store) -> Result<RefreshReport> {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "indexing {bar:30} {pos}/{len} images ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let report = project.refresh(store, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn print_refresh(r: &RefreshReport) {
+    if r.remote {
+        println!("the source is a blob container: images arrive with `termtag pull`");
+        return;
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    for (key, why) in &r.broken {
+        eprintln!("broken: {}: {}", for_terminal(key), for_terminal(why));
+    }
+    println!("added {} images ({} broken)", r.added, r.broken.len());
+}
+
+fn print_stats(project: &Project, store: &Store) -> Result<()> {
+    let s = store.stats()?;
+    println!(
+        "project {} ({}), {} images",
+        for_terminal(&project.config.name),
+        project.config.task,
+        s.images
+    );
+    let statuses: Vec<String> = s
+        .by_status
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!("status: {}", statuses.join(", "));
+    println!("verified empty: {}", s.verified_empty);
+    println!("predicted: {}", s.predicted_images);
+    println!("{:<24}{:>8}{:>8}", "class", "labels", "images");
+    for (name, labels, images) in &s.by_class {
+        println!("  {:<22}{labels:>8}{images:>8}", for_terminal(name));
+    }
+    if !s.by_annotator.is_empty() {
+        println!("{:<24}{:>8}{:>8}", "annotator", "images", "labels");
+        for (who, (images, labels)) in &s.by_annotator {
+            println!("  {:<22}{images:>8}{labels:>8}", for_terminal(who));
+        }
+    }
+    Ok(())
+}
+
+fn format_day(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,383 @@
+//! Label formats: one module per format, each with `import` and `export` (VoTT is import-only).
+//!
+//! Importers read a file or folder into a [`Dataset`] whose image names are *as written in the file*
+//! and whose sizes are the ones the file states (or, when the file states none, the project's);
+//! the project layer resolves names to project images, checks classes and writes the store in one
+//! transaction. Exporters get a [`Dataset`] keyed by project key with displayed sizes.
+//!
+//! Adding a format: one module here and one line in each `match` below.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+
+use crate::model::{BBox, BoxIssue, Dataset, Task};
+use crate::sanitize::for_terminal;
+
+pub mod ald_csv;
+pub mod azureml_jsonl;
+pub mod coco;
+pub mod modelarts_txt;
+pub mod voc;
+pub mod vott_csv;
+pub mod yolo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatKind {
+    /// COCO JSON (`instances` layout; the results list for predictions).
+    Coco,
+    /// Pascal VOC: one `.xml` per image, same base name.
+    Voc,
+    /// YOLO: one `.txt` per image plus `classes.txt`.
+    Yolo,
+    /// active-learning-detect CSV (`tagged`, `tagging`, `totag`).
+    AldCsv,
+    /// Azure ML JSONL (AutoML for Images) with an `MLTable` file.
+    AzuremlJsonl,
+    /// ModelArts classification: same-name `.txt`, one label per line.
+    ModelartsTxt,
+    /// VoTT CSV export (import only).
+    VottCsv,
+}
+
+impl FormatKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FormatKind::Coco => "coco",
+            FormatKind::Voc => "voc",
+            FormatKind::Yolo => "yolo",
+            FormatKind::AldCsv => "ald-csv",
+            FormatKind::AzuremlJsonl => "azureml-jsonl",
+            FormatKind::ModelartsTxt => "modelarts-txt",
+            FormatKind::VottCsv => "vott-csv",
+        }
+    }
+
+    pub fn import(self, path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
+        match self {
+            FormatKind::Coco => coco::import(path, ctx),
+            FormatKind::Voc => voc::import(path, ctx),
+            FormatKind::Yolo => yolo::import(path, ctx),
+            FormatKind::AldCsv => ald_csv::import(path, ctx),
+            FormatKind::AzuremlJsonl => azureml_jsonl::import(path, ctx),
+            FormatKind::ModelartsTxt => modelarts_txt::import(path, ctx),
+            FormatKind::VottCsv => vott_csv::import(path, ctx),
+        }
+    }
+
+    /// Writes `ds` to `ctx.out`; returns the files written.
+    pub fn export(self, ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError> {
+        match self {
+            FormatKind::Coco => coco::export(ds, ctx),
+            FormatKind::Voc => voc::export(ds, ctx),
+            FormatKind::Yolo => yolo::export(ds, ctx),
+            FormatKind::AldCsv => ald_csv::export(ds, ctx),
+            FormatKind::AzuremlJsonl => azureml_jsonl::export(ds, ctx),
+            FormatKind::ModelartsTxt => modelarts_txt::export(ds, ctx),
+            FormatKind::VottCsv => Err(FormatError::Unsupported(
+                "vott-csv can only be imported; export to coco, voc, yolo, ald-csv or azureml-jsonl"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// A project image an importer may look up (for formats that carry no size, e.g. VoTT pixels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownImage {
+    pub key: String,
+    /// Displayed size (after EXIF orientation).
+    pub width: u32,
+    pub height: u32,
+    /// EXIF orientation 1–8.
+    pub orientation: u8,
+}
+
+/// The project's images, looked up by the names other tools write: the full key, a path that ends
+/// with the key (or that the key ends with), the file name, or the file stem.
+#[derive(Debug, Default)]
+pub struct ImageIndex {
+    images: Vec<KnownImage>,
+    by_key: std::collections::HashMap<String, usize>,
+    by_name: std::collections::HashMap<String, Vec<usize>>,
+    by_stem: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl ImageIndex {
+    pub fn new(images: Vec<KnownImage>) -> Self {
+        let mut ix = ImageIndex::default();
+        for (i, im) in images.iter().enumerate() {
+            ix.by_key.insert(im.key.clone(), i);
+            let name = file_name(&im.key);
+            ix.by_name.entry(name.to_string()).or_default().push(i);
+            ix.by_stem
+                .entry(stem(name).to_string())
+                .or_default()
+                .push(i);
+        }
+        ix.images = images;
+        ix
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Finds the project image another tool calls `name` (a key, path, URL tail, file name or stem).
+    /// Ambiguous file names or stems resolve to nothing.
+    pub fn resolve(&self, name: &str) -> Option<&KnownImage> {
+        let name = name.replace('\\', "/");
+        let name = name.trim_start_matches("./");
+        if let Some(&i) = self.by_key.get(name) {
+            return Some(&self.images[i]);
+        }
+        // A longer path (absolute, URL) that ends with a key, component-aligned.
+        let mut tail = name;
+        while let Some(pos) = tail.find('/') {
+            tail = &tail[pos + 1..];
+            if let Some(&i) = self.by_key.get(tail) {
+                return Some(&self.images[i]);
+            }
+        }
+        let unique = |v: Option<&Vec<usize>>| match v.map(Vec::as_slice) {
+            Some([i]) => Some(&self.images[*i]),
+            _ => None,
+        };
+        let fname = file_name(name);
+        unique(self.by_name.get(fname)).or_else(|| unique(self.by_stem.get(stem(fname))))
+    }
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// File name without its last extension.
+pub fn stem(name: &str) -> &str {
+    let name = file_name(name);
+    match name.rfind('.') {
+        Some(p) if p > 0 => &name[..p],
+        _ => name,
+    }
+}
+
+/// What an importer needs besides the file.
+pub struct ImportCtx<'a> {
+    pub task: Task,
+    /// The project's images.
+    pub images: &'a ImageIndex,
+    /// The project's classes, in order (YOLO files without `classes.txt` use these indices).
+    pub classes: &'a [String],
+    /// True when importing as predictions: formats that carry scores keep them.
+    pub predictions: bool,
+}
+
+/// An import's result: the labels and the non-fatal things the user should hear about.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub dataset: Dataset,
+    pub warnings: Vec<String>,
+}
+
+/// What an exporter needs besides the labels.
+pub struct ExportCtx<'a> {
+    pub task: Task,
+    /// Output file (single-file formats) or folder (per-image formats).
+    pub out: &'a Path,
+    /// Exporting predictions (with scores) rather than reviewed labels.
+    pub predictions: bool,
+    /// Azure ML JSONL: prefix put before each key to make `image_url`
+    /// (e.g. `azureml://datastores/workspaceblobstore/paths/images/`).
+    pub url_prefix: &'a str,
+}
+
+/// A rejected file: always one line naming the file, the place in it and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{file}: {place}: {msg}")]
+    Invalid {
+        file: String,
+        place: String,
+        msg: String,
+    },
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl FormatError {
+    /// `place` is a line (`line 3`), a JSON path (`$.annotations[2].bbox`) or an element path.
+    pub fn invalid(file: &Path, place: impl fmt::Display, msg: impl fmt::Display) -> Self {
+        FormatError::Invalid {
+            file: show_path(file),
+            place: place.to_string(),
+            msg: msg.to_string(),
+        }
+    }
+    pub fn io(file: &Path, source: std::io::Error) -> Self {
+        FormatError::Io {
+            file: show_path(file),
+            source,
+        }
+    }
+}
+
+/// A path as it may be shown on a terminal.
+pub fn show_path(p: &Path) -> String {
+    for_terminal(&p.to_string_lossy())
+}
+
+/// Reads a whole file, mapping the error to one that names it.
+pub fn read_to_string(path: &Path) -> Result<String, FormatError> {
+    std::fs::read_to_string(path).map_err(|e| FormatError::io(path, e))
+}
+
+/// Writes a file, creating its parent folders.
+pub fn write_file(path: &Path, contents: &[u8]) -> Result<(), FormatError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| FormatError::io(parent, e))?;
+    }
+    std::fs::write(path, contents).map_err(|e| FormatError::io(path, e))
+}
+
+/// Path of the per-image file for `key` under `root` with its extension replaced by `ext`,
+/// refusing keys that would escape `root`.
+pub fn sidecar_path(root: &Path, key: &str, ext: &str) -> Result<PathBuf, FormatError> {
+    let p = crate::sanitize::safe_join(root, key)
+        .map_err(|e| FormatError::invalid(root, for_terminal(key), e))?;
+    Ok(p.with_extension(ext))
+}
+
+/// Makes a box from pixel corners, clipping (with a warning) to the image and rejecting boxes
+/// with no area or non-finite numbers.
+#[allow(clippy::too_many_arguments)]
+pub fn pixel_box(
+    (x0, y0, x1, y1): (f64, f64, f64, f64),
+    width: u32,
+    height: u32,
+    file: &Path,
+    place: &str,
+    warnings: &mut Vec<String>,
+) -> Result<BBox, FormatError> {
+    if width == 0 || height == 0 {
+        return Err(FormatError::invalid(
+            file,
+            place,
+            "image width and height must be positive to place a box",
+        ));
+    }
+    finish_box(
+        BBox::from_pixels(x0, y0, x1, y1, width, height),
+        file,
+        place,
+        warnings,
+    )
+}
+
+/// Makes a box from normalised corners, like [`pixel_box`].
+pub fn norm_box(
+    (x0, y0, x1, y1): (f64, f64, f64, f64),
+    file: &Path,
+    place: &str,
+    warnings: &mut Vec<String>,
+) -> Result<BBox, FormatError> {
+    finish_box(BBox::clipped(x0, y0, x1, y1), file, place, warnings)
+}
+
+fn finish_box(
+    r: Result<(BBox, bool), BoxIssue>,
+    file: &Path,
+    place: &str,
+    warnings: &mut Vec<String>,
+) -> Result<BBox, FormatError> {
+    match r {
+        Ok((b, clipped)) => {
+            if clipped {
+                warnings.push(format!(
+                    "{}: {place}: box reaches outside the image; clipped to its edges",
+                    show_path(file)
+                ));
+            }
+            Ok(b)
+        }
+        Err(issue) => Err(FormatError::invalid(file, place, issue)),
+    }
+}
+
+/// Rounds to 6 decimals, so that export → import → export gives the same bytes.
+pub fn round6(v: f64) -> f64 {
+    let r = (v * 1e6).round() / 1e6;
+    if r == 0.0 { 0.0 } else { r }
+}
+
+/// A number for text formats: at most 6 decimals, no trailing zeros (`0.25`, `12`, `0.333333`).
+pub fn fmt_num(v: f64) -> String {
+    let s = format!("{:.6}", round6(v));
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.to_string() }
+}
+
+/// Parses a number field of a text format, naming the place on failure.
+pub fn parse_num(s: &str, file: &Path, place: &str, what: &str) -> Result<f64, FormatError> {
+    let t = s.trim();
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| {
+            FormatError::invalid(
+                file,
+                place,
+                format!("{what} `{}` is not a number", for_terminal(t)),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ix() -> ImageIndex {
+        ImageIndex::new(
+            ["a/st1026.png", "b/st1026.jpg", "c/x.jpg", "y.png"]
+                .iter()
+                .map(|k| KnownImage {
+                    key: k.to_string(),
+                    width: 10,
+                    height: 10,
+                    orientation: 1,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn resolves_names() {
+        let ix = ix();
+        assert_eq!(ix.resolve("c/x.jpg").unwrap().key, "c/x.jpg");
+        assert_eq!(ix.resolve("/data/imgs/c/x.jpg").unwrap().key, "c/x.jpg");
+        assert_eq!(ix.resolve("https://acct/cont/y.png").unwrap().key, "y.png");
+        assert_eq!(ix.resolve("x.jpg").unwrap().key, "c/x.jpg");
+        assert_eq!(ix.resolve("x").unwrap().key, "c/x.jpg");
+        assert_eq!(ix.resolve("st1026.png").unwrap().key, "a/st1026.png");
+        assert!(ix.resolve("st1026").is_none(), "ambiguous stem");
+        assert!(ix.resolve("zzz.jpg").is_none());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(12.0), "12");
+        assert_eq!(fmt_num(1.0 / 3.0), "0.333333");
+        assert_eq!(fmt_num(-0.0000001), "0");
+        assert_eq!(fmt_num(0.1 * 3.0), "0.3");
+    }
+}

@@ -1,0 +1,14 @@
+//! termtag: terminal image labeling for detection and classification.
+//!
+//! Layout: [`model`] holds the domain types, [`store`] the SQLite label store (the only writer of
+//! labels), [`formats`] one module per import/export format, [`project`] the project file and the
+//! operations the commands run, [`index`] the image-folder scanner, [`cli`] the command line.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod formats;
+pub mod index;
+pub mod model;
+pub mod project;
+pub mod sanitize;
+pub mod store;

@@ -1,0 +1,584 @@
+//! A project: `termtag.toml`, the `.termtag/` state folder, and the operations the commands run on
+//! them (init, refresh, import, export).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, show_path};
+use crate::index;
+use crate::model::{
+    Dataset, ImageLabels, Label, Task, orientation_swaps_axes, validate_label_name,
+};
+use crate::sanitize::for_terminal;
+use crate::store::{ImportCounts, Store};
+
+pub const CONFIG_FILE: &str = "termtag.toml";
+pub const STATE_DIR: &str = ".termtag";
+pub const DB_FILE: &str = "labels.db";
+
+/// `termtag.toml`. Unknown keys are errors, so a typo never silently does nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Project name, shown in the TUI and in exports.
+    pub name: String,
+    /// `detect`, `classify` (one class per image) or `multilabel`.
+    pub task: Task,
+    /// Image folder (relative to this file, or absolute) or a blob container URL.
+    pub source: String,
+    /// Name recorded on every label; defaults to `$USER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotator: Option<String>,
+    /// Predictions scoring at least this are shown as proposed boxes.
+    #[serde(default = "default_prelabel_threshold")]
+    pub prelabel_threshold: f64,
+    /// Predictions below this are ignored by the uncertainty metrics.
+    #[serde(default = "default_min_confidence")]
+    pub min_confidence: f64,
+    /// Images larger than this many megapixels are refused (recorded as broken).
+    #[serde(default = "default_max_megapixels")]
+    pub max_megapixels: u32,
+    #[serde(default)]
+    pub export: ExportConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Prefix of `image_url` in Azure ML JSONL, e.g. `azureml://datastores/workspaceblobstore/paths/images/`.
+    #[serde(default)]
+    pub azureml_url_prefix: String,
+}
+
+fn default_prelabel_threshold() -> f64 {
+    0.5
+}
+fn default_min_confidence() -> f64 {
+    0.05
+}
+fn default_max_megapixels() -> u32 {
+    index::DEFAULT_MAX_MEGAPIXELS
+}
+
+impl Config {
+    pub fn parse(text: &str, file: &Path) -> Result<Config> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            // toml's message spans lines with a source excerpt; keep the first line of the cause
+            // and the place, which name the key.
+            let msg = e.message().lines().next().unwrap_or("invalid").to_string();
+            let place = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                })
+                .unwrap_or_default();
+            anyhow!("{}: {place}{msg}", show_path(file))
+        })?;
+        if !(0.0..=1.0).contains(&cfg.prelabel_threshold)
+            || !(0.0..=1.0).contains(&cfg.min_confidence)
+        {
+            bail!(
+                "{}: prelabel_threshold and min_confidence must be between 0 and 1",
+                show_path(file)
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// The file as `init` writes it: every field with a comment saying what it does.
+    pub fn to_documented_toml(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let mut out = String::new();
+        out.push_str("# termtag project. Unknown keys are an error.\n\n");
+        out.push_str(&format!(
+            "# Project name, shown in the TUI and in exports.\nname = {}\n\n",
+            q(&self.name)
+        ));
+        out.push_str(&format!(
+            "# detect (boxes), classify (one class per image) or multilabel.\ntask = {}\n\n",
+            q(self.task.as_str())
+        ));
+        out.push_str(&format!(
+            "# Image folder (relative to this file, or absolute) or a blob container URL.\nsource = {}\n\n",
+            q(&self.source)
+        ));
+        out.push_str("# Name recorded on every label (default: $USER).\n");
+        match &self.annotator {
+            Some(a) => out.push_str(&format!("annotator = {}\n\n", q(a))),
+            None => out.push_str("# annotator = \"alice\"\n\n"),
+        }
+        out.push_str(&format!(
+            "# Model predictions scoring at least this are shown as proposed boxes.\nprelabel_threshold = {}\n\n",
+            self.prelabel_threshold
+        ));
+        out.push_str(&format!(
+            "# Predictions below this are ignored when ranking by uncertainty.\nmin_confidence = {}\n\n",
+            self.min_confidence
+        ));
+        out.push_str(&format!(
+            "# Larger images are refused and recorded as broken.\nmax_megapixels = {}\n\n",
+            self.max_megapixels
+        ));
+        out.push_str(&format!(
+            "[export]\n# Prefix of image_url in Azure ML JSONL exports.\nazureml_url_prefix = {}\n",
+            q(&self.export.azureml_url_prefix)
+        ));
+        out
+    }
+}
+
+pub struct Project {
+    pub root: PathBuf,
+    pub config: Config,
+}
+
+/// What `refresh` found.
+#[derive(Debug, Default)]
+pub struct RefreshReport {
+    pub added: usize,
+    pub broken: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+    pub remote: bool,
+}
+
+/// What `import` did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub counts: ImportCounts,
+    pub run_id: Option<i64>,
+    pub classes_added: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// How imported class names map to project classes (`--class-map a=b,c=-`: `-` drops `c`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassMap(pub HashMap<String, Option<String>>);
+
+impl ClassMap {
+    pub fn parse(s: &str) -> Result<ClassMap> {
+        let mut m = HashMap::new();
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (from, to) = pair.split_once('=').ok_or_else(|| {
+                anyhow!("--class-map entry `{pair}` is not FROM=TO (TO `-` drops FROM)")
+            })?;
+            let to = match to.trim() {
+                "-" => None,
+                t => {
+                    validate_label_name(t).map_err(|e| anyhow!("--class-map: {e}"))?;
+                    Some(t.to_string())
+                }
+            };
+            m.insert(from.trim().to_string(), to);
+        }
+        Ok(ClassMap(m))
+    }
+}
+
+pub fn is_remote(source: &str) -> bool {
+    source.starts_with("https://") || source.starts_with("http://")
+}
+
+/// The user name recorded on labels.
+pub fn default_author() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Project {
+    /// Finds the project containing `start` (walking up to the nearest `termtag.toml`).
+    pub fn discover(start: &Path) -> Result<Project> {
+        let start = start
+            .canonicalize()
+            .with_context(|| format!("{}: cannot open", show_path(start)))?;
+        for dir in start.ancestors() {
+            if dir.join(CONFIG_FILE).is_file() {
+                return Project::load(dir);
+            }
+        }
+        bail!(
+            "no {CONFIG_FILE} in {} or any parent folder: create a project with `termtag init DIR --task detect --classes a,b`",
+            show_path(&start)
+        )
+    }
+
+    pub fn load(root: &Path) -> Result<Project> {
+        let file = root.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("{}: cannot read", show_path(&file)))?;
+        let config = Config::parse(&text, &file)?;
+        Ok(Project {
+            root: root.to_path_buf(),
+            config,
+        })
+    }
+
+    /// Creates the project (or, if `dir` already holds one of the same task, adds new classes
+    /// and refreshes it). Returns the project; the caller runs `refresh`.
+    pub fn init(
+        dir: &Path,
+        task: Task,
+        classes: &[String],
+        source: Option<&str>,
+    ) -> Result<Project> {
+        for c in classes {
+            validate_label_name(c).map_err(|e| anyhow!("--classes: {e}"))?;
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(dup) = classes.iter().find(|c| !seen.insert(c.as_str())) {
+            bail!("--classes lists `{dup}` twice");
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", show_path(dir)))?;
+        let root = dir.canonicalize()?;
+        let project = if root.join(CONFIG_FILE).is_file() {
+            let p = Project::load(&root)?;
+            if p.config.task != task {
+                bail!(
+                    "{} is already a {} project; its task cannot change to {task}",
+                    show_path(&root),
+                    p.config.task
+                );
+            }
+            p
+        } else {
+            let source = match source {
+                None => ".".to_string(),
+                Some(s) if is_remote(s) => s.trim_end_matches('/').to_string(),
+                Some(s) => {
+                    let abs = Path::new(s)
+                        .canonicalize()
+                        .with_context(|| format!("--source {}: no such folder", for_terminal(s)))?;
+                    if !abs.is_dir() {
+                        bail!("--source {}: not a folder", for_terminal(s));
+                    }
+                    match abs.strip_prefix(&root) {
+                        Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
+                        Ok(rel) => rel.to_string_lossy().into_owned(),
+                        Err(_) => abs.to_string_lossy().into_owned(),
+                    }
+                }
+            };
+            let name = root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "termtag".into());
+            let config = Config {
+                name,
+                task,
+                source,
+                annotator: None,
+                prelabel_threshold: default_prelabel_threshold(),
+                min_confidence: default_min_confidence(),
+                max_megapixels: default_max_megapixels(),
+                export: ExportConfig::default(),
+            };
+            std::fs::create_dir_all(root.join(STATE_DIR))?;
+            let file = root.join(CONFIG_FILE);
+            std::fs::write(&file, config.to_documented_toml())
+                .with_context(|| format!("{}: cannot write", show_path(&file)))?;
+            Project { root, config }
+        };
+        project.store()?.add_classes(classes)?;
+        Ok(project)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join(STATE_DIR).join(DB_FILE)
+    }
+
+    pub fn author(&self) -> String {
+        self.config.annotator.clone().unwrap_or_else(default_author)
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        std::fs::create_dir_all(self.root.join(STATE_DIR))?;
+        Ok(Store::open(&self.db_path(), &self.author())?)
+    }
+
+    /// The local image folder, or `None` for a remote source.
+    pub fn source_dir(&self) -> Option<PathBuf> {
+        (!is_remote(&self.config.source)).then(|| self.root.join(&self.config.source))
+    }
+
+    /// Adds images that appeared in the source since the last scan.
+    pub fn refresh(
+        &self,
+        store: &mut Store,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<RefreshReport> {
+        let Some(dir) = self.source_dir() else {
+            return Ok(RefreshReport {
+                remote: true,
+                ..RefreshReport::default()
+            });
+        };
+        if !dir.is_dir() {
+            bail!(
+                "{}: the image source folder does not exist: fix `source` in {CONFIG_FILE}",
+                show_path(&dir)
+            );
+        }
+        let known = store.image_keys()?;
+        let (files, warnings) = index::find_new(&dir, &known);
+        let total = files.len() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let images = index::probe_all(&files, self.config.max_megapixels, &|| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(n, total);
+        });
+        let broken = images
+            .iter()
+            .filter_map(|im| im.error.as_ref().map(|e| (im.key.clone(), e.clone())))
+            .collect();
+        let added = store.add_images(&images)?;
+        Ok(RefreshReport {
+            added,
+            broken,
+            warnings,
+            remote: false,
+        })
+    }
+
+    /// Imports labels or predictions from `path`; the store changes only if the whole file is good.
+    pub fn import(
+        &self,
+        store: &mut Store,
+        path: &Path,
+        format: FormatKind,
+        as_predictions: bool,
+        class_map: &ClassMap,
+        add_classes: bool,
+    ) -> Result<ImportReport> {
+        let task = self.config.task;
+        let index = ImageIndex::new(store.known_images()?);
+        let classes = store.class_names()?;
+        let ctx = ImportCtx {
+            task,
+            images: &index,
+            classes: &classes,
+            predictions: as_predictions,
+        };
+        let imported = format.import(path, &ctx)?;
+        let mut report = ImportReport {
+            warnings: imported.warnings,
+            ..ImportReport::default()
+        };
+        let file = show_path(path);
+
+        // Classes: map, then refuse (or add) the ones the project does not have.
+        let mut ds = imported.dataset;
+        for im in &mut ds.images {
+            im.labels.retain_mut(|l| match class_map.0.get(&l.class) {
+                Some(Some(to)) => {
+                    l.class = to.clone();
+                    true
+                }
+                Some(None) => false,
+                None => true,
+            });
+        }
+        let unknown: BTreeSet<&str> = ds
+            .images
+            .iter()
+            .flat_map(|im| im.labels.iter().map(|l| l.class.as_str()))
+            .filter(|c| !classes.iter().any(|k| k == c))
+            .collect();
+        if !unknown.is_empty() {
+            let shown: Vec<String> = unknown.iter().map(|c| for_terminal(c)).collect();
+            let invalid: Vec<&str> = unknown
+                .iter()
+                .copied()
+                .filter(|c| validate_label_name(c).is_err())
+                .collect();
+            if !invalid.is_empty() {
+                let e = validate_label_name(invalid[0]).unwrap_err();
+                bail!("{file}: {e}; map such names with --class-map FROM=TO");
+            }
+            if !add_classes {
+                bail!(
+                    "{file}: classes not in the project: {}; map them with --class-map FROM=TO (TO `-` drops), or add them with --add-classes",
+                    shown.join(", ")
+                );
+            }
+            report.classes_added = unknown.iter().map(|c| c.to_string()).collect();
+        }
+
+        // Images: resolve names to project keys; bring boxes into the displayed orientation.
+        let mut merged: BTreeMap<String, ImageLabels> = BTreeMap::new();
+        let mut missing = Vec::new();
+        let mut rotated = 0usize;
+        for im in ds.images {
+            let Some(known) = index.resolve(&im.key) else {
+                missing.push(for_terminal(&im.key));
+                continue;
+            };
+            let raw_layout = im.width > 0
+                && known.width != known.height
+                && orientation_swaps_axes(known.orientation)
+                && (im.width, im.height) == (known.height, known.width);
+            let mut labels = im.labels;
+            if raw_layout {
+                rotated += 1;
+                for l in &mut labels {
+                    l.bbox = l.bbox.map(|b| b.raw_to_displayed(known.orientation));
+                }
+            }
+            let entry = merged
+                .entry(known.key.clone())
+                .or_insert_with(|| ImageLabels {
+                    key: known.key.clone(),
+                    width: known.width,
+                    height: known.height,
+                    labels: Vec::new(),
+                });
+            entry.labels.extend(labels);
+        }
+        if !missing.is_empty() {
+            let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+            report.warnings.push(format!(
+                "{file}: {} images are not in this project and were skipped ({}{}); run `termtag refresh` if they were added since",
+                missing.len(),
+                shown.join(", "),
+                if missing.len() > 5 { ", …" } else { "" }
+            ));
+        }
+        if rotated > 0 {
+            report.warnings.push(format!(
+                "{file}: boxes of {rotated} EXIF-rotated images were given in the stored pixel layout; turned to the displayed orientation"
+            ));
+        }
+        let ds = Dataset {
+            classes: ds.classes,
+            images: merged.into_values().collect(),
+        };
+        check_task(task, &ds, &file)?;
+
+        if !report.classes_added.is_empty() {
+            store.add_classes(&report.classes_added)?;
+        }
+        let source = path.to_string_lossy();
+        if as_predictions {
+            let adapter = format!("import:{}", format.name());
+            report.run_id = Some(store.import_predictions(&ds, &source, &adapter)?);
+            report.counts = ImportCounts {
+                images: ds.images.len(),
+                labels: ds.images.iter().map(|i| i.labels.len()).sum(),
+                empty: ds.images.iter().filter(|i| i.labels.is_empty()).count(),
+            };
+        } else {
+            report.counts = store.import_labels(&ds, &source)?;
+        }
+        Ok(report)
+    }
+
+    /// Writes the reviewed labels (or the latest predictions) in `format` to `out`.
+    pub fn export(
+        &self,
+        store: &Store,
+        format: FormatKind,
+        out: &Path,
+        predictions: bool,
+    ) -> Result<(Dataset, Vec<PathBuf>)> {
+        let ds = store.dataset(predictions)?;
+        let ctx = ExportCtx {
+            task: self.config.task,
+            out,
+            predictions,
+            url_prefix: &self.config.export.azureml_url_prefix,
+        };
+        let files = format.export(&ds, &ctx)?;
+        Ok((ds, files))
+    }
+}
+
+/// Labels must fit the task: boxes for detection, none for classification, one class per image
+/// for `classify`.
+fn check_task(task: Task, ds: &Dataset, file: &str) -> Result<()> {
+    for im in &ds.images {
+        let key = for_terminal(&im.key);
+        let has_box = |l: &Label| l.bbox.is_some();
+        match task {
+            Task::Detect => {
+                if im.labels.iter().any(|l| !has_box(l)) {
+                    bail!(
+                        "{file}: `{key}` has a label without a box, but this is a detect project"
+                    );
+                }
+            }
+            Task::Classify | Task::Multilabel => {
+                if im.labels.iter().any(has_box) {
+                    bail!(
+                        "{file}: `{key}` has boxes, but this is a {task} project: import into a detect project"
+                    );
+                }
+                let distinct: BTreeSet<&str> = im.labels.iter().map(|l| l.class.as_str()).collect();
+                if task == Task::Classify && distinct.len() > 1 {
+                    bail!(
+                        "{file}: `{key}` has {} classes, but a classify project takes one per image (use a multilabel project)",
+                        distinct.len()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_and_names_unknown_keys() {
+        let cfg = Config {
+            name: "boards".into(),
+            task: Task::Detect,
+            source: "images".into(),
+            annotator: Some("alice".into()),
+            prelabel_threshold: 0.4,
+            min_confidence: 0.1,
+            max_megapixels: 100,
+            export: ExportConfig {
+                azureml_url_prefix: "azureml://x/".into(),
+            },
+        };
+        let text = cfg.to_documented_toml();
+        assert_eq!(
+            Config::parse(&text, Path::new("termtag.toml")).unwrap(),
+            cfg
+        );
+
+        let bad = text.replace("min_confidence", "min_confidance");
+        let e = Config::parse(&bad, Path::new("termtag.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("min_confidance"), "{e}");
+        assert!(e.starts_with("termtag.toml: line "), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+
+        let bad = text.replace("task = \"detect\"", "task = \"segment\"");
+        let e = Config::parse(&bad, Path::new("termtag.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("segment"), "{e}");
+    }
+
+    #[test]
+    fn class_maps() {
+        let m = ClassMap::parse("a=b, c=-").unwrap();
+        assert_eq!(m.0["a"], Some("b".into()));
+        assert_eq!(m.0["c"], None);
+        assert!(ClassMap::parse("a").is_err());
+        assert!(
+            ClassMap::parse("a=b c")
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 32")
+        );
+    }
+}
