@@ -267,6 +267,10 @@ impl Store {
         for (image_id, key) in affected {
             if with_images {
                 tx.execute("DELETE FROM image WHERE id = ?1", params![image_id])?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO excluded (key, at) VALUES (?1, ?2)",
+                    params![key, now_ms()],
+                )?;
                 removed.push(key);
             } else {
                 tx.execute(
@@ -285,8 +289,11 @@ impl Store {
 
     // ---- images ----------------------------------------------------------------------------
 
+    /// Keys the source scan must skip: known images and images removed from the project.
     pub fn image_keys(&self) -> Result<HashSet<String>> {
-        let mut st = self.conn.prepare("SELECT key FROM image")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT key FROM image UNION SELECT key FROM excluded")?;
         let keys = st.query_map([], |r| r.get(0))?;
         Ok(keys.collect::<rusqlite::Result<_>>()?)
     }
@@ -391,10 +398,16 @@ impl Store {
     }
 
     /// Removes images (and their labels) from the project; returns the keys removed.
-    /// Unknown keys are an error and nothing is removed.
+    /// Unknown keys are an error and nothing is removed. Removed keys are remembered so that a
+    /// refresh does not bring back a file left in the source.
     pub fn remove_images(&mut self, keys: &[String]) -> Result<Vec<String>> {
         let tx = self.conn.transaction()?;
+        let now = now_ms();
         for key in keys {
+            tx.execute(
+                "INSERT OR REPLACE INTO excluded (key, at) VALUES (?1, ?2)",
+                params![key, now],
+            )?;
             let n = tx.execute("DELETE FROM image WHERE key = ?1", params![key])?;
             if n == 0 {
                 return Err(invalid(format!(

@@ -91,6 +91,12 @@ CREATE TABLE journal (
 );
 CREATE INDEX journal_image ON journal(image_id);
 
+-- Keys removed from the project whose files stay in the source: refresh must not re-add them.
+CREATE TABLE excluded (
+    key TEXT PRIMARY KEY,
+    at  INTEGER NOT NULL
+);
+
 CREATE TABLE claim (
     image_id   INTEGER PRIMARY KEY REFERENCES image(id) ON DELETE CASCADE,
     remote     TEXT NOT NULL,
