@@ -42,6 +42,12 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Build the demo project (five photos, two of them labelled) and show where it is.
+    Demo {
+        /// Where to put it.
+        #[arg(default_value = "termtag-demo")]
+        dir: PathBuf,
+    },
     /// Add images that appeared in the source folder since the last scan.
     Refresh,
     /// Read labels or predictions from a file or folder.
@@ -150,11 +156,21 @@ pub fn run(cli: Cli) -> Result<()> {
         print_refresh(&report);
         return Ok(());
     }
+    if let Command::Demo { dir } = &cli.command {
+        let project = crate::demo::build(dir)?;
+        println!("demo project in {}", show_path(&project.root));
+        print_stats(&project, &project.store()?)?;
+        println!(
+            "next: termtag -C {} images list   (the review TUI is coming with issue #3)",
+            show_path(&project.root)
+        );
+        return Ok(());
+    }
     let start = cli.project.clone().unwrap_or_else(|| PathBuf::from("."));
     let project = Project::discover(&start)?;
     let mut store = project.store()?;
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
         Command::Refresh => {
             let report = refresh(&project, &mut store)?;
             print_refresh(&report);

@@ -1,13 +1,376 @@
-//! PLACEHOLDER: being written now.
-use std::path::{Path, PathBuf};
+//! VoTT CSV export (import only): header `image,xmin,ymin,xmax,ymax,label`, one row per box, pixel
+//! coordinates, fields usually quoted (`"img.jpg",10,20,30,40,"car"`). The file states no image
+//! size, so boxes are placed on the project image's displayed size; rows for images the project
+//! does not have are skipped with one warning. Images without boxes have no row, so the format
+//! carries no verified-empty images, and no scores.
 
-use super::{ExportCtx, FormatError, ImportCtx, Imported};
-use crate::model::Dataset;
+use std::collections::HashMap;
+use std::path::Path;
 
-pub fn import(_path: &Path, _ctx: &ImportCtx) -> Result<Imported, FormatError> {
-    Err(FormatError::Unsupported("not written yet".into()))
+use super::{FormatError, ImportCtx, Imported, parse_num, pixel_box, show_path};
+use crate::model::{Dataset, ImageLabels, Label};
+use crate::sanitize::for_terminal;
+
+const COLUMNS: [&str; 6] = ["image", "xmin", "ymin", "xmax", "ymax", "label"];
+
+/// How many names of images missing from the project the warning lists.
+const SHOW_MISSING: usize = 5;
+
+pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
+    if !ctx.task.is_detect() {
+        return Err(FormatError::Unsupported(format!(
+            "vott-csv carries detection boxes only, but this project's task is {}",
+            ctx.task
+        )));
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| csv_error(path, e))?;
+    let header = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
+    let mut col = [0usize; 6];
+    for (slot, name) in col.iter_mut().zip(COLUMNS) {
+        *slot = header.iter().position(|h| h == name).ok_or_else(|| {
+            FormatError::invalid(
+                path,
+                "line 1",
+                format!(
+                    "missing column `{name}`; expected the header {}",
+                    COLUMNS.join(",")
+                ),
+            )
+        })?;
+    }
+
+    let mut warnings = Vec::new();
+    let mut images: Vec<ImageLabels> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut missing: Vec<String> = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| csv_error(path, e))?;
+        let place = format!("line {}", rec.position().map_or(0, |p| p.line()));
+        let field = |i: usize| rec.get(col[i]).unwrap_or("");
+        let (image, label) = (field(0), field(5));
+        for (v, name) in [(image, "image"), (label, "label")] {
+            if v.is_empty() {
+                return Err(FormatError::invalid(
+                    path,
+                    &place,
+                    format!("column `{name}` is empty"),
+                ));
+            }
+        }
+        let num = |i: usize| parse_num(field(i), path, &place, &format!("column `{}`", COLUMNS[i]));
+        let corners = (num(1)?, num(2)?, num(3)?, num(4)?);
+        let Some(known) = ctx.images.resolve(image) else {
+            if !missing.iter().any(|m| m == image) {
+                missing.push(image.to_string());
+            }
+            continue;
+        };
+        let bbox = pixel_box(
+            corners,
+            known.width,
+            known.height,
+            path,
+            &place,
+            &mut warnings,
+        )?;
+        let i = *by_name.entry(image.to_string()).or_insert_with(|| {
+            images.push(ImageLabels {
+                key: image.to_string(),
+                width: known.width,
+                height: known.height,
+                labels: Vec::new(),
+            });
+            images.len() - 1
+        });
+        images[i].labels.push(Label {
+            class: label.to_string(),
+            bbox: Some(bbox),
+            score: None,
+        });
+    }
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing
+            .iter()
+            .take(SHOW_MISSING)
+            .map(|m| format!("`{}`", for_terminal(m)))
+            .collect();
+        let more = missing.len().saturating_sub(SHOW_MISSING);
+        warnings.push(format!(
+            "{}: skipped the rows of {} image{} not in the project: {}{}",
+            show_path(path),
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let mut classes: Vec<String> = Vec::new();
+    for l in images.iter().flat_map(|i| &i.labels) {
+        if !classes.contains(&l.class) {
+            classes.push(l.class.clone());
+        }
+    }
+    Ok(Imported {
+        dataset: Dataset { classes, images },
+        warnings,
+    })
 }
 
-pub fn export(_ds: &Dataset, _ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError> {
-    Err(FormatError::Unsupported("not written yet".into()))
+/// A csv error as a [`FormatError`] naming the line (1-based, the header being line 1).
+fn csv_error(path: &Path, e: csv::Error) -> FormatError {
+    let line = e.position().map(|p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => FormatError::io(path, io),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => FormatError::invalid(
+            path,
+            format!("line {}", line.unwrap_or(0)),
+            format!("{len} fields, but the header has {expected_len}"),
+        ),
+        csv::ErrorKind::Utf8 { .. } => FormatError::invalid(
+            path,
+            format!("line {}", line.unwrap_or(0)),
+            "not valid UTF-8 text",
+        ),
+        other => FormatError::invalid(
+            path,
+            line.map_or_else(|| "file".to_string(), |l| format!("line {l}")),
+            format!("{other:?}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::{ImageIndex, KnownImage};
+    use crate::model::{BBox, Task};
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/vott_csv")
+            .join(name)
+    }
+
+    fn project() -> ImageIndex {
+        ImageIndex::new(
+            [("img.jpg", 100, 50), ("sub/img2.png", 200, 100)]
+                .iter()
+                .map(|&(k, w, h)| KnownImage {
+                    key: k.into(),
+                    width: w,
+                    height: h,
+                    orientation: 1,
+                })
+                .collect(),
+        )
+    }
+
+    fn imp(path: &Path) -> Result<Imported, FormatError> {
+        let ix = project();
+        import(
+            path,
+            &ImportCtx {
+                task: Task::Detect,
+                images: &ix,
+                classes: &[],
+                predictions: true,
+            },
+        )
+    }
+
+    fn assert_box(b: Option<BBox>, want: (f64, f64, f64, f64)) {
+        let b = b.expect("a box");
+        let got = (b.x0, b.y0, b.x1, b.y1);
+        for (g, w) in [
+            (got.0, want.0),
+            (got.1, want.1),
+            (got.2, want.2),
+            (got.3, want.3),
+        ] {
+            assert!((g - w).abs() < 1e-9, "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn imports_design_example() {
+        // The header from DESIGN.md and the quoted rows VoTT writes.
+        let got = imp(&fixture("export.csv")).unwrap();
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        let ds = got.dataset;
+        assert_eq!(ds.classes, ["car", "person"]);
+        assert_eq!(ds.images.len(), 2);
+        let a = &ds.images[0];
+        assert_eq!((a.key.as_str(), a.width, a.height), ("img.jpg", 100, 50));
+        assert_eq!(a.labels.len(), 2, "two rows, one image");
+        assert_eq!(a.labels[0].class, "car");
+        assert_box(a.labels[0].bbox, (0.1, 0.4, 0.3, 0.8));
+        assert_eq!(a.labels[1].class, "person");
+        assert_box(a.labels[1].bbox, (0.0, 0.0, 1.0, 1.0));
+        assert!(a.labels.iter().all(|l| l.score.is_none()));
+        let b = &ds.images[1];
+        // The name as written; the caller resolves it (here to sub/img2.png).
+        assert_eq!((b.key.as_str(), b.width, b.height), ("img2.png", 200, 100));
+        assert_eq!(b.labels.len(), 1);
+        assert_box(b.labels[0].bbox, (5.5 / 200.0, 6.5 / 100.0, 0.1, 0.3));
+    }
+
+    #[test]
+    fn quoted_header_and_unknown_images() {
+        let got = imp(&fixture("quoted_missing.csv")).unwrap();
+        let ds = got.dataset;
+        assert_eq!(ds.images.len(), 1);
+        assert_eq!(ds.images[0].key, "sub/img2.png");
+        assert_box(ds.images[0].labels[0].bbox, (0.05, 0.1, 0.15, 0.2));
+        assert_eq!(got.warnings.len(), 1, "{:?}", got.warnings);
+        let w = &got.warnings[0];
+        assert!(
+            w.contains("quoted_missing.csv: skipped the rows of 7 images not in the project"),
+            "{w}"
+        );
+        assert!(
+            w.contains("`m1.jpg`, `m2.jpg`, `m3.jpg`, `m4.jpg`, `m5.jpg` and 2 more"),
+            "{w}"
+        );
+        assert!(!w.contains("m6.jpg"), "{w}");
+    }
+
+    fn import_text(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.csv");
+        std::fs::write(&p, text).unwrap();
+        match imp(&p) {
+            Ok(got) => format!("ok: {}", got.warnings.join(" | ")),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const HEAD: &str = "image,xmin,ymin,xmax,ymax,label\n";
+
+    #[test]
+    fn rejects_bad_input_naming_file_line_and_column() {
+        let rows = |r: &str| format!("{HEAD}{r}");
+        let cases = [
+            (
+                "image,xmin,ymin,xmax,label\n".to_string(),
+                "line 1: missing column `ymax`; expected the header image,xmin,ymin,xmax,ymax,label",
+            ),
+            (String::new(), "line 1: missing column `image`"),
+            (
+                "\"img.jpg\",1,2,3,4,\"car\"\n".into(),
+                "line 1: missing column `image`",
+            ),
+            (
+                rows("\"img.jpg\",10,20,30,40,car\n\"img.jpg\",1,2\n"),
+                "line 3: 3 fields, but the header has 6",
+            ),
+            (
+                rows("\"img.jpg\",10,20,30,40\n"),
+                "line 2: 5 fields, but the header has 6",
+            ),
+            (
+                rows("\"img.jpg\",ten,20,30,40,\"car\"\n"),
+                "line 2: column `xmin` `ten` is not a number",
+            ),
+            (
+                rows("\"img.jpg\",10,20,30,,\"car\"\n"),
+                "line 2: column `ymax` `` is not a number",
+            ),
+            (
+                rows("\"img.jpg\",10,20,30,40,\"car\"\n\"img.jpg\",10,20,NaN,40,\"car\"\n"),
+                "line 3: column `xmax` `NaN` is not a number",
+            ),
+            (
+                rows("\"img.jpg\",10,20,10,40,\"car\"\n"),
+                "line 2: box has zero area",
+            ),
+            (
+                rows("\"img.jpg\",200,20,300,40,\"car\"\n"),
+                "line 2: box has zero area",
+            ),
+            (
+                rows("\"img.jpg\",10,20,30,40,\"\"\n"),
+                "line 2: column `label` is empty",
+            ),
+            (
+                rows("\"\",10,20,30,40,\"car\"\n"),
+                "line 2: column `image` is empty",
+            ),
+            // Rows of unknown images are still checked: malformed is an error, not a skip.
+            (
+                rows("\"nope.jpg\",a,20,30,40,\"car\"\n"),
+                "line 2: column `xmin` `a` is not a number",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = import_text(&text);
+            assert!(e.contains("in.csv: "), "{text:?}: {e}");
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.csv");
+        std::fs::write(
+            &p,
+            b"image,xmin,ymin,xmax,ymax,label\n\"img.jpg\",1,2,3,4,\"c\xff\"\n",
+        )
+        .unwrap();
+        let e = imp(&p).unwrap_err().to_string();
+        assert!(e.contains("in.csv: line 2: not valid UTF-8 text"), "{e}");
+    }
+
+    #[test]
+    fn clips_boxes_outside_with_one_warning() {
+        let w = import_text(&format!(
+            "{HEAD}\"img.jpg\",-5,20,30,40,\"car\"\r\n\"img.jpg\",10,20,30,40,\"car\"\r\n"
+        ));
+        assert!(w.starts_with("ok: "), "{w}");
+        assert_eq!(w.matches("clipped").count(), 1, "{w}");
+        assert!(
+            w.contains("in.csv: line 2: box reaches outside the image"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn accepts_bom_spaces_and_column_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.csv");
+        std::fs::write(
+            &p,
+            "\u{feff}label, image ,xmax,ymax,xmin,ymin\n car , img.jpg ,30,40,10,20\n",
+        )
+        .unwrap();
+        let ds = imp(&p).unwrap().dataset;
+        assert_eq!(ds.images[0].key, "img.jpg");
+        assert_eq!(ds.images[0].labels[0].class, "car");
+        assert_box(ds.images[0].labels[0].bbox, (0.1, 0.4, 0.3, 0.8));
+    }
+
+    #[test]
+    fn refuses_other_tasks_and_missing_files() {
+        let ix = project();
+        let ctx = ImportCtx {
+            task: Task::Multilabel,
+            images: &ix,
+            classes: &[],
+            predictions: false,
+        };
+        let e = import(&fixture("export.csv"), &ctx).unwrap_err();
+        assert!(matches!(e, FormatError::Unsupported(_)), "{e}");
+        let e = imp(&fixture("no_such.csv")).unwrap_err();
+        assert!(matches!(e, FormatError::Io { .. }), "{e}");
+        assert!(e.to_string().contains("no_such.csv"), "{e}");
+    }
 }
