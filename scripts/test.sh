@@ -69,4 +69,4 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 say "cargo test"
-cargo test --all-targets "$@"
+cargo test "$@"
