@@ -1,6 +1,13 @@
 //! The command line (clap). Each command is a thin layer over `project` and `store`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+
+/// `println!` that reports a closed stdout (e.g. `| head`) as an error instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    };
+}
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -147,23 +154,23 @@ pub fn run(cli: Cli) -> Result<()> {
         let project = Project::init(dir, *task, classes, source.as_deref())?;
         let mut store = project.store()?;
         let report = refresh(&project, &mut store)?;
-        println!(
+        outln!(
             "project {} ({}) in {}",
             for_terminal(&project.config.name),
             project.config.task,
             show_path(&project.root)
-        );
-        print_refresh(&report);
+        )?;
+        print_refresh(&report)?;
         return Ok(());
     }
     if let Command::Demo { dir } = &cli.command {
         let project = crate::demo::build(dir)?;
-        println!("demo project in {}", show_path(&project.root));
+        outln!("demo project in {}", show_path(&project.root))?;
         print_stats(&project, &project.store()?)?;
-        println!(
+        outln!(
             "next: termtag -C {} images list   (the review TUI is coming with issue #3)",
             show_path(&project.root)
-        );
+        )?;
         return Ok(());
     }
     let start = cli.project.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -173,7 +180,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
         Command::Refresh => {
             let report = refresh(&project, &mut store)?;
-            print_refresh(&report);
+            print_refresh(&report)?;
         }
         Command::Import(args) => import(&project, &mut store, &args)?,
         Command::Export {
@@ -183,14 +190,14 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let (ds, files) = project.export(&store, format, &out, predictions)?;
             let labels: usize = ds.images.iter().map(|i| i.labels.len()).sum();
-            println!(
+            outln!(
                 "exported {} images, {labels} {} as {} to {} ({} files)",
                 ds.images.len(),
                 if predictions { "predictions" } else { "labels" },
                 format.name(),
                 show_path(&out),
                 files.len()
-            );
+            )?;
         }
         Command::Stats => print_stats(&project, &store)?,
         Command::Images(ImagesCmd::List { filter }) => {
@@ -199,7 +206,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 let when = im.reviewed_at.map(format_day).unwrap_or_default();
                 let mut classes = im.classes.clone();
                 classes.dedup();
-                println!(
+                outln!(
                     "{}\t{}\t{}x{}\t{}\t{}\t{}{}",
                     for_terminal(&im.key),
                     im.status,
@@ -211,7 +218,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     im.error
                         .map(|e| format!("\t{}", for_terminal(&e)))
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
         Command::Images(ImagesCmd::Rm {
@@ -224,7 +231,7 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 0
             };
-            println!(
+            outln!(
                 "removed {} images from the project{}",
                 removed.len(),
                 if delete_source {
@@ -232,7 +239,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 } else {
                     String::new()
                 }
-            );
+            )?;
         }
         Command::Classes(cmd) => classes(&project, &mut store, cmd)?,
     }
@@ -243,19 +250,19 @@ fn classes(project: &Project, store: &mut Store, cmd: ClassesCmd) -> Result<()> 
     match cmd {
         ClassesCmd::Add { names } => {
             let n = store.add_classes(&names)?;
-            println!("added {n} classes");
+            outln!("added {n} classes")?;
         }
         ClassesCmd::Rename { old, new } => {
             store.rename_class(&old, &new)?;
-            println!("renamed {} to {}", for_terminal(&old), for_terminal(&new));
+            outln!("renamed {} to {}", for_terminal(&old), for_terminal(&new))?;
         }
         ClassesCmd::Merge { from, into } => {
             let n = store.merge_class(&from, &into)?;
-            println!(
+            outln!(
                 "merged {} into {}: {n} labels moved",
                 for_terminal(&from),
                 for_terminal(&into)
-            );
+            )?;
         }
         ClassesCmd::Delete {
             name,
@@ -268,7 +275,7 @@ fn classes(project: &Project, store: &mut Store, cmd: ClassesCmd) -> Result<()> 
             } else {
                 0
             };
-            println!(
+            outln!(
                 "deleted class {}: {labels} labels, {} images removed{}",
                 for_terminal(&name),
                 removed.len(),
@@ -277,7 +284,7 @@ fn classes(project: &Project, store: &mut Store, cmd: ClassesCmd) -> Result<()> 
                 } else {
                     String::new()
                 }
-            );
+            )?;
         }
     }
     Ok(())
@@ -301,13 +308,13 @@ fn import(project: &Project, store: &mut Store, args: &ImportArgs) -> Result<()>
         eprintln!("warning: {w}");
     }
     if !report.classes_added.is_empty() {
-        println!(
+        outln!(
             "added classes: {}",
             for_terminal(&report.classes_added.join(", "))
-        );
+        )?;
     }
     let c = &report.counts;
-    println!(
+    outln!(
         "imported {} {} on {} images ({} with none){}",
         c.labels,
         if predictions { "predictions" } else { "labels" },
@@ -317,7 +324,7 @@ fn import(project: &Project, store: &mut Store, args: &ImportArgs) -> Result<()>
             .run_id
             .map(|r| format!(" as model run {r}"))
             .unwrap_or_default()
-    );
+    )?;
     Ok(())
 }
 
@@ -360,10 +367,10 @@ fn refresh(project: &Project, store: &mut Store) -> Result<RefreshReport> {
     Ok(report)
 }
 
-fn print_refresh(r: &RefreshReport) {
+fn print_refresh(r: &RefreshReport) -> Result<()> {
     if r.remote {
-        println!("the source is a blob container: images arrive with `termtag pull`");
-        return;
+        outln!("the source is a blob container: images arrive with `termtag pull`")?;
+        return Ok(());
     }
     for w in &r.warnings {
         eprintln!("warning: {w}");
@@ -371,33 +378,34 @@ fn print_refresh(r: &RefreshReport) {
     for (key, why) in &r.broken {
         eprintln!("broken: {}: {}", for_terminal(key), for_terminal(why));
     }
-    println!("added {} images ({} broken)", r.added, r.broken.len());
+    outln!("added {} images ({} broken)", r.added, r.broken.len())?;
+    Ok(())
 }
 
 fn print_stats(project: &Project, store: &Store) -> Result<()> {
     let s = store.stats()?;
-    println!(
+    outln!(
         "project {} ({}), {} images",
         for_terminal(&project.config.name),
         project.config.task,
         s.images
-    );
+    )?;
     let statuses: Vec<String> = s
         .by_status
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    println!("status: {}", statuses.join(", "));
-    println!("verified empty: {}", s.verified_empty);
-    println!("predicted: {}", s.predicted_images);
-    println!("{:<24}{:>8}{:>8}", "class", "labels", "images");
+    outln!("status: {}", statuses.join(", "))?;
+    outln!("verified empty: {}", s.verified_empty)?;
+    outln!("predicted: {}", s.predicted_images)?;
+    outln!("{:<24}{:>8}{:>8}", "class", "labels", "images")?;
     for (name, labels, images) in &s.by_class {
-        println!("  {:<22}{labels:>8}{images:>8}", for_terminal(name));
+        outln!("  {:<22}{labels:>8}{images:>8}", for_terminal(name))?;
     }
     if !s.by_annotator.is_empty() {
-        println!("{:<24}{:>8}{:>8}", "annotator", "images", "labels");
+        outln!("{:<24}{:>8}{:>8}", "annotator", "images", "labels")?;
         for (who, (images, labels)) in &s.by_annotator {
-            println!("  {:<22}{images:>8}{labels:>8}", for_terminal(who));
+            outln!("  {:<22}{images:>8}{labels:>8}", for_terminal(who))?;
         }
     }
     Ok(())

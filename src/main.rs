@@ -13,6 +13,13 @@ fn main() -> ExitCode {
     let cli = termtag::cli::Cli::parse();
     match termtag::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`termtag images list | head`): not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line: the error and its causes, joined.
             let msg = format!("{e:#}").replace('\n', " ");
