@@ -19,6 +19,7 @@ use crate::model::Task;
 use crate::project::{ClassMap, Project, RefreshReport};
 use crate::sanitize::{for_terminal, safe_join};
 use crate::store::{Filter, Store};
+use crate::tui::graphics::GraphicsChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,12 +31,29 @@ pub struct Cli {
     /// Project folder (default: the nearest folder with a termtag.toml, from the current one up).
     #[arg(short = 'C', long, global = true, value_name = "DIR")]
     pub project: Option<PathBuf>,
+    /// Without a command: open the review screen (`termtag label`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Does this run take over the terminal (so logs must go to a file)?
+    pub fn is_tui(&self) -> bool {
+        matches!(
+            self.command,
+            None | Some(Command::Label { .. }) | Some(Command::Demo { .. })
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the review screen (the default when no command is given).
+    Label {
+        /// Terminal graphics: auto asks the terminal; halfblocks works everywhere.
+        #[arg(long, value_enum, default_value_t)]
+        graphics: GraphicsChoice,
+    },
     /// Create a project (or add classes and new images to an existing one).
     Init {
         /// Project folder (created if missing).
@@ -54,6 +72,8 @@ pub enum Command {
         /// Where to put it.
         #[arg(default_value = "termtag-demo")]
         dir: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        graphics: GraphicsChoice,
     },
     /// Add images that appeared in the source folder since the last scan.
     Refresh,
@@ -144,12 +164,15 @@ pub enum ClassesCmd {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    let command = cli.command.unwrap_or(Command::Label {
+        graphics: GraphicsChoice::Auto,
+    });
     if let Command::Init {
         dir,
         task,
         classes,
         source,
-    } = &cli.command
+    } = &command
     {
         let project = Project::init(dir, *task, classes, source.as_deref())?;
         let mut store = project.store()?;
@@ -163,12 +186,16 @@ pub fn run(cli: Cli) -> Result<()> {
         print_refresh(&report)?;
         return Ok(());
     }
-    if let Command::Demo { dir } = &cli.command {
+    if let Command::Demo { dir, graphics } = &command {
         let project = crate::demo::build(dir)?;
+        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            log_to_file(&project);
+            return crate::tui::app::run(&project, *graphics);
+        }
         outln!("demo project in {}", show_path(&project.root))?;
         print_stats(&project, &project.store()?)?;
         outln!(
-            "next: termtag -C {} images list   (the review TUI is coming with issue #3)",
+            "open it in a terminal: termtag -C {}",
             show_path(&project.root)
         )?;
         return Ok(());
@@ -176,8 +203,12 @@ pub fn run(cli: Cli) -> Result<()> {
     let start = cli.project.clone().unwrap_or_else(|| PathBuf::from("."));
     let project = Project::discover(&start)?;
     let mut store = project.store()?;
-    match cli.command {
+    match command {
         Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Label { graphics } => {
+            log_to_file(&project);
+            crate::tui::app::run(&project, graphics)?;
+        }
         Command::Refresh => {
             let report = refresh(&project, &mut store)?;
             print_refresh(&report)?;
@@ -421,4 +452,27 @@ fn format_day(ms: i64) -> String {
             .ok()
         })
         .unwrap_or_default()
+}
+
+/// The review screen owns the terminal: logs go to `.termtag/termtag.log` (level from TERMTAG_LOG).
+fn log_to_file(project: &Project) {
+    let path = project
+        .root
+        .join(crate::project::STATE_DIR)
+        .join("termtag.log");
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TERMTAG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
 }

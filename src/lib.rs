@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod decode;
 pub mod demo;
 pub mod formats;
 pub mod index;
@@ -13,3 +14,5 @@ pub mod model;
 pub mod project;
 pub mod sanitize;
 pub mod store;
+pub mod theme;
+pub mod tui;

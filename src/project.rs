@@ -43,6 +43,31 @@ pub struct Config {
     pub max_megapixels: u32,
     #[serde(default)]
     pub export: ExportConfig,
+    #[serde(default)]
+    pub ui: UiConfig,
+    /// Key overrides: action = [keys]; see `termtag label` help (`?`) for the action names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// `dark`, `light` or `high-contrast`; ~/.config/termtag/theme.toml is laid over it.
+    #[serde(default = "default_theme")]
+    pub theme: String,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            theme: default_theme(),
+        }
+    }
+}
+
+fn default_theme() -> String {
+    "dark".into()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -124,9 +149,23 @@ impl Config {
             self.max_megapixels
         ));
         out.push_str(&format!(
-            "[export]\n# Prefix of image_url in Azure ML JSONL exports.\nazureml_url_prefix = {}\n",
+            "[export]\n# Prefix of image_url in Azure ML JSONL exports.\nazureml_url_prefix = {}\n\n",
             q(&self.export.azureml_url_prefix)
         ));
+        out.push_str(&format!(
+            "[ui]\n# dark, light or high-contrast (~/.config/termtag/theme.toml is laid over it).\ntheme = {}\n\n",
+            q(&self.ui.theme)
+        ));
+        out.push_str("# Key overrides for the review screen: action = [keys]; `?` there lists the actions.\n");
+        if self.keys.is_empty() {
+            out.push_str("# [keys]\n# accept_image = [\"Enter\", \"y\"]\n");
+        } else {
+            out.push_str("[keys]\n");
+            for (action, keys) in &self.keys {
+                let list: Vec<String> = keys.iter().map(|k| q(k)).collect();
+                out.push_str(&format!("{action} = [{}]\n", list.join(", ")));
+            }
+        }
         out
     }
 }
@@ -276,6 +315,8 @@ impl Project {
                 min_confidence: default_min_confidence(),
                 max_megapixels: default_max_megapixels(),
                 export: ExportConfig::default(),
+                ui: UiConfig::default(),
+                keys: BTreeMap::new(),
             };
             std::fs::create_dir_all(root.join(STATE_DIR))?;
             let file = root.join(CONFIG_FILE);
@@ -298,6 +339,15 @@ impl Project {
     pub fn store(&self) -> Result<Store> {
         std::fs::create_dir_all(self.root.join(STATE_DIR))?;
         Ok(Store::open(&self.db_path(), &self.author())?)
+    }
+
+    /// Where the picture of `key` is on this machine: in the source folder, or in the local
+    /// cache for a blob source. `None` for a key that would leave that folder.
+    pub fn image_path(&self, key: &str) -> Option<PathBuf> {
+        let root = self
+            .source_dir()
+            .unwrap_or_else(|| self.root.join(STATE_DIR).join("cache"));
+        crate::sanitize::safe_join(&root, key).ok()
     }
 
     /// The local image folder, or `None` for a remote source.
@@ -546,6 +596,10 @@ mod tests {
             export: ExportConfig {
                 azureml_url_prefix: "azureml://x/".into(),
             },
+            ui: UiConfig {
+                theme: "light".into(),
+            },
+            keys: BTreeMap::from([("accept_image".to_string(), vec!["y".to_string()])]),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(

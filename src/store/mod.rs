@@ -884,6 +884,44 @@ fn write_edit(tx: &Transaction, author: &str, image_id: i64, edit: &ImageEdit) -
     Ok(())
 }
 
+impl Store {
+    /// The latest model run's predictions for an image scoring at least `threshold`, best first.
+    pub fn proposals(&self, image_id: i64, threshold: f64) -> Result<Vec<EditLabel>> {
+        let mut st = self.conn.prepare(
+            "SELECT c.name, p.x0, p.y0, p.x1, p.y1, p.score FROM prediction p
+             JOIN class c ON c.id = p.class_id
+             WHERE p.image_id = ?1 AND p.score >= ?2
+               AND p.run_id = (SELECT max(run_id) FROM predicted d WHERE d.image_id = ?1)
+             ORDER BY p.score DESC, p.id",
+        )?;
+        let rows = st.query_map(params![image_id, threshold], |r| {
+            let coords: [Option<f64>; 4] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?];
+            Ok(EditLabel {
+                class: r.get(0)?,
+                bbox: match coords {
+                    [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
+                    _ => None,
+                },
+                origin: Origin::AcceptedPrediction,
+                score: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records that an image could not be decoded, with the reason.
+    pub fn mark_broken(&mut self, image_id: i64, error: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE image SET status = 'broken', error = ?2 WHERE id = ?1",
+            params![image_id, error],
+        )?;
+        journal(&tx, &self.author, "mark_broken", Some(image_id), error)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

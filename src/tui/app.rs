@@ -1,0 +1,396 @@
+//! The review screen's loop: terminal events → keymap → `update()` → effects on workers → results
+//! back as messages → draw. The loop itself never decodes, encodes or touches the disk: the store
+//! worker owns the label store, the graphics worker owns pictures.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use crossterm::event::{Event, KeyEventKind};
+
+use crate::model::ImageStatus;
+use crate::project::Project;
+use crate::store::{Filter, ImageRow, Store};
+use crate::theme::Theme;
+
+use super::graphics::{self, GraphicsChoice, Job, OverlayBox, Picture, Reply, Request};
+use super::keymap::{Key, Keymap};
+use super::state::{Effect, Mode, Msg, QueueItem, State, update};
+use super::view::{self, Ui};
+
+/// Everything that wakes the loop.
+enum AppEvent {
+    Term(Event),
+    Msg(Msg),
+    Picture(Reply),
+}
+
+/// The review queue for a filter: images to review first, reviewed ones after, broken ones only
+/// when asked for; each group by key.
+pub fn queue_items(rows: Vec<ImageRow>, filter: &Filter) -> Vec<QueueItem> {
+    let mut items: Vec<QueueItem> = rows
+        .into_iter()
+        .filter(|r| r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken))
+        .map(|r| QueueItem {
+            id: r.id,
+            key: r.key,
+            width: r.width,
+            height: r.height,
+            status: r.status,
+            score: None,
+        })
+        .collect();
+    items.sort_by_key(|q| q.status == ImageStatus::Reviewed);
+    items
+}
+
+/// Carries out one store effect; the message it returns goes back to `update()`.
+pub fn store_effect(store: &mut Store, threshold: f64, effect: Effect) -> Option<Msg> {
+    let result: Result<Option<Msg>, String> = (|| {
+        let err = |e: crate::store::StoreError| e.to_string();
+        Ok(match effect {
+            Effect::Load { id } => Some(Msg::Loaded {
+                id,
+                edit: store.image_edit(id).map_err(err)?,
+                proposals: store.proposals(id, threshold).map_err(err)?,
+            }),
+            Effect::Save { id, action, edit } => {
+                store.apply_edit(id, &action, &edit).map_err(err)?;
+                None
+            }
+            Effect::MarkBroken { id, error } => {
+                store.mark_broken(id, &error).map_err(err)?;
+                None
+            }
+            Effect::Undo | Effect::Redo => {
+                let done = if effect == Effect::Undo {
+                    store.undo()
+                } else {
+                    store.redo()
+                };
+                match done.map_err(err)? {
+                    Some((id, action)) => Some(Msg::Undone { id, action }),
+                    None => Some(Msg::Error(format!(
+                        "nothing to {}",
+                        if effect == Effect::Undo {
+                            "undo"
+                        } else {
+                            "redo"
+                        }
+                    ))),
+                }
+            }
+            Effect::Query { filter } => {
+                let f = Filter::parse(&filter)?;
+                Some(Msg::Queue(queue_items(store.images(&f).map_err(err)?, &f)))
+            }
+            Effect::Stats => Some(Msg::Stats(store.stats().map_err(err)?)),
+            Effect::Prefetch { .. } => None,
+        })
+    })();
+    result.unwrap_or_else(|e| Some(Msg::Error(e)))
+}
+
+/// Loads the theme and keymap: presets and defaults, with the user's files laid over them.
+/// Problems are returned for the status line; they never stop the screen.
+pub fn ui_config(project: &Project) -> (Theme, Keymap, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut theme = Theme::preset(&project.config.ui.theme).unwrap_or_else(|e| {
+        problems.push(format!("termtag.toml [ui] theme: {e}"));
+        Theme::preset("dark").expect("the dark preset parses")
+    });
+    let user_dir = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("termtag"));
+    if let Some(path) = user_dir.as_ref().map(|d| d.join("theme.toml"))
+        && let Ok(text) = std::fs::read_to_string(&path)
+    {
+        match theme.overlay(&text) {
+            Ok(t) => theme = t,
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    let mut overrides: Vec<(String, String)> = Vec::new();
+    if let Some(path) = user_dir.as_ref().map(|d| d.join("keys.toml"))
+        && let Ok(text) = std::fs::read_to_string(&path)
+    {
+        overrides.push((path.display().to_string(), text));
+    }
+    if !project.config.keys.is_empty()
+        && let Ok(text) = toml::to_string(&project.config.keys)
+    {
+        overrides.push(("termtag.toml [keys]".into(), text));
+    }
+    let refs: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let (keymap, key_problems) = Keymap::load(&refs);
+    problems.extend(key_problems);
+    (theme, keymap, problems)
+}
+
+/// Maps a terminal key to a message, given the mode (text fields take characters).
+pub fn key_to_msg(state: &State, keymap: &Keymap, ev: &crossterm::event::KeyEvent) -> Option<Msg> {
+    if let Mode::Filter { .. } = state.mode {
+        use crossterm::event::KeyCode;
+        match ev.code {
+            KeyCode::Char(c)
+                if !ev
+                    .modifiers
+                    .contains(crossterm::event::KeyModifiers::CONTROL) =>
+            {
+                return Some(Msg::Input(c));
+            }
+            KeyCode::Backspace => return Some(Msg::Backspace),
+            _ => {}
+        }
+    }
+    let key = Key::from_event(ev)?;
+    keymap.action(&key).map(Msg::Action)
+}
+
+/// Runs the review screen until the user quits.
+pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        bail!(
+            "the review screen needs a terminal: run termtag in one (or use the commands: termtag --help)"
+        );
+    }
+    let store = project.store()?;
+    let (theme, keymap, problems) = ui_config(project);
+    let max_mp = project.config.max_megapixels;
+    let threshold = project.config.prelabel_threshold;
+    let classes = store.class_names()?;
+
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let picker = graphics::picker(choice);
+    let protocol = graphics::protocol_name(picker.protocol_type());
+    let cell_overlay = picker.protocol_type() == ratatui_image::picker::ProtocolType::Halfblocks;
+    tracing::info!(protocol, "review screen started");
+
+    let (tx, rx) = mpsc::channel::<AppEvent>();
+    let input_tx = tx.clone();
+    std::thread::Builder::new()
+        .name("termtag-input".into())
+        .spawn(move || {
+            while let Ok(ev) = crossterm::event::read() {
+                if input_tx.send(AppEvent::Term(ev)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    let store_tx = spawn_store_worker(store, threshold, tx.clone());
+    let gfx_tx_reply = tx.clone();
+    let gfx = graphics::spawn(picker, max_mp, move |r| {
+        let _ = gfx_tx_reply.send(AppEvent::Picture(r));
+    });
+
+    let mut state = State::new(&project.config.name, project.config.task, classes);
+    if !problems.is_empty() {
+        update(&mut state, Msg::Error(problems.join("; ")));
+    }
+    let result = event_loop(
+        &mut terminal,
+        &mut state,
+        &rx,
+        &store_tx,
+        &gfx,
+        project,
+        &Ui {
+            theme: &theme,
+            keymap: &keymap,
+            picture: None,
+            cell_overlay,
+            protocol,
+        },
+    );
+    ratatui::restore();
+    result
+}
+
+fn spawn_store_worker(mut store: Store, threshold: f64, tx: Sender<AppEvent>) -> Sender<Effect> {
+    let (etx, erx) = mpsc::channel::<Effect>();
+    std::thread::Builder::new()
+        .name("termtag-store".into())
+        .spawn(move || {
+            for effect in erx {
+                if let Some(msg) = store_effect(&mut store, threshold, effect)
+                    && tx.send(AppEvent::Msg(msg)).is_err()
+                {
+                    break;
+                }
+            }
+        })
+        .expect("spawn store worker");
+    etx
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    state: &mut State,
+    rx: &Receiver<AppEvent>,
+    store_tx: &Sender<Effect>,
+    gfx: &Sender<Request>,
+    project: &Project,
+    ui_base: &Ui,
+) -> Result<()> {
+    let mut picture: Option<Picture> = None;
+    let mut generation = 0u64;
+    let mut asked: Option<Job> = None;
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - Duration::from_secs(1);
+    let dispatch = |state: &mut State, msg: Msg| {
+        let effects = update(state, msg);
+        for e in effects {
+            match e {
+                Effect::Prefetch { ids } => {
+                    let paths: Vec<(i64, PathBuf)> = ids
+                        .into_iter()
+                        .filter_map(|id| {
+                            let q = state.queue.iter().find(|q| q.id == id)?;
+                            Some((id, project.image_path(&q.key)?))
+                        })
+                        .collect();
+                    let _ = gfx.send(Request::Prefetch(paths));
+                }
+                other => {
+                    let _ = store_tx.send(other);
+                }
+            }
+        }
+    };
+    let _ = store_tx.send(Effect::Query {
+        filter: String::new(),
+    });
+    loop {
+        if dirty && last_draw.elapsed() >= Duration::from_millis(10) {
+            let size = terminal.size()?;
+            let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+            // Ask for the picture this screen needs, if it is not what was asked last.
+            if !view::too_small(size)
+                && let Some(job) = wanted_job(state, project, view::areas(size).canvas, ui_base)
+            {
+                let same = asked.as_ref().is_some_and(|a| same_job(a, &job));
+                if !same {
+                    generation += 1;
+                    let job = Job { generation, ..job };
+                    asked = Some(job.clone());
+                    let _ = gfx.send(Request::Render(job));
+                }
+            }
+            let ui = Ui {
+                picture: picture.as_ref(),
+                ..*ui_base
+            };
+            terminal.draw(|f| view::draw(f, state, &ui))?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        if state.quit {
+            return Ok(());
+        }
+        let timeout = if dirty {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(250)
+        };
+        let ev = match rx.recv_timeout(timeout) {
+            Ok(ev) => ev,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        match ev {
+            AppEvent::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => {
+                if let Some(msg) = key_to_msg(state, ui_base.keymap, &k) {
+                    dispatch(state, msg);
+                }
+            }
+            AppEvent::Term(Event::Resize(..)) => {}
+            AppEvent::Term(_) => continue,
+            AppEvent::Msg(msg) => dispatch(state, msg),
+            AppEvent::Picture(Reply::Ready(p)) => {
+                if p.generation == generation {
+                    picture = Some(p);
+                }
+            }
+            AppEvent::Picture(Reply::Failed { id, error }) => {
+                if asked.as_ref().is_some_and(|a| a.id == id) {
+                    asked = None;
+                    dispatch(state, Msg::PictureFailed { id, error });
+                }
+            }
+        }
+        dirty = true;
+    }
+}
+
+/// The render job the current screen needs.
+fn wanted_job(
+    state: &State,
+    project: &Project,
+    canvas: ratatui::layout::Rect,
+    ui: &Ui,
+) -> Option<Job> {
+    let item = state.current_item()?;
+    let path = project.image_path(&item.key)?;
+    let mut overlay = Vec::new();
+    let mut crosshair = None;
+    if !ui.cell_overlay {
+        if let Some(cur) = state.current.as_ref().filter(|c| c.id == item.id) {
+            for (i, it) in cur.items.iter().enumerate() {
+                let Some(bbox) = it.bbox else { continue };
+                let ci = state
+                    .classes
+                    .iter()
+                    .position(|c| *c == it.class)
+                    .unwrap_or(0);
+                let selected = state.selected == Some(i);
+                overlay.push(OverlayBox {
+                    bbox,
+                    rgb: crate::theme::rgb(if selected {
+                        ui.theme.selected
+                    } else {
+                        ui.theme.class_color(ci)
+                    }),
+                    proposal: it.is_proposal(),
+                    selected,
+                });
+            }
+        }
+        if let Mode::Draw { cursor, first } = &state.mode {
+            crosshair = Some(*cursor);
+            if let Some(f) = first
+                && let Ok((bbox, _)) = crate::model::BBox::clipped(f.0, f.1, cursor.0, cursor.1)
+            {
+                overlay.push(OverlayBox {
+                    bbox,
+                    rgb: crate::theme::rgb(ui.theme.selected),
+                    proposal: true,
+                    selected: true,
+                });
+            }
+        }
+    }
+    Some(Job {
+        generation: 0,
+        id: item.id,
+        path,
+        cells: (canvas.width, canvas.height),
+        zoom: state.zoom,
+        overlay,
+        crosshair,
+    })
+}
+
+fn same_job(a: &Job, b: &Job) -> bool {
+    a.id == b.id
+        && a.cells == b.cells
+        && a.zoom == b.zoom
+        && a.overlay == b.overlay
+        && a.crosshair == b.crosshair
+}

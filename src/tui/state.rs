@@ -1,0 +1,920 @@
+//! The review screen's state and its pure `update()`: messages in, state changes and effects out.
+//! Nothing here touches the terminal, the disk or the clock, so key sequences are unit-testable.
+
+use crate::model::{BBox, ImageStatus, Origin, Task};
+use crate::store::{EditLabel, ImageEdit, Stats};
+
+use super::action::Action;
+
+/// Coarse steps move a box by this share of the visible region.
+const COARSE: f64 = 0.02;
+/// Boxes are never made smaller than this (normalised), so they stay selectable.
+const MIN_SIZE: f64 = 0.002;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueItem {
+    pub id: i64,
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub status: ImageStatus,
+    /// The queue's ranking value (uncertainty), when a metric ranked it.
+    pub score: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A label in the store, with where it came from.
+    Label(Origin),
+    /// A model prediction above the threshold, not yet accepted.
+    Proposal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoxItem {
+    pub class: String,
+    pub bbox: Option<BBox>,
+    pub score: Option<f64>,
+    pub kind: ItemKind,
+}
+
+impl BoxItem {
+    pub fn is_proposal(&self) -> bool {
+        self.kind == ItemKind::Proposal
+    }
+}
+
+/// The image being reviewed, once its labels are loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Current {
+    pub id: i64,
+    pub status: ImageStatus,
+    pub items: Vec<BoxItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corner {
+    BottomRight,
+    TopLeft,
+    TopRight,
+    BottomLeft,
+}
+
+impl Corner {
+    fn next(self) -> Corner {
+        match self {
+            Corner::BottomRight => Corner::TopLeft,
+            Corner::TopLeft => Corner::TopRight,
+            Corner::TopRight => Corner::BottomLeft,
+            Corner::BottomLeft => Corner::BottomRight,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Corner::BottomRight => "bottom-right",
+            Corner::TopLeft => "top-left",
+            Corner::TopRight => "top-right",
+            Corner::BottomLeft => "bottom-left",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// Drawing a box: a crosshair at `cursor`; `first` once the first corner is set.
+    Draw {
+        cursor: (f64, f64),
+        first: Option<(f64, f64)>,
+    },
+    /// Choosing a class from the list.
+    Picker {
+        index: usize,
+    },
+    /// Typing a queue filter.
+    Filter {
+        input: String,
+    },
+    Help,
+    Dashboard,
+}
+
+/// Messages `update()` handles: user actions, typed text, and results from the workers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Action(Action),
+    /// A character typed while a text field has focus.
+    Input(char),
+    Backspace,
+    Loaded {
+        id: i64,
+        edit: ImageEdit,
+        proposals: Vec<EditLabel>,
+    },
+    Queue(Vec<QueueItem>),
+    Undone {
+        id: i64,
+        action: String,
+    },
+    Stats(Stats),
+    /// The picture of an image could not be decoded: it is recorded broken and skipped.
+    PictureFailed {
+        id: i64,
+        error: String,
+    },
+    Error(String),
+}
+
+/// Work `update()` asks the app to do on its workers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Load {
+        id: i64,
+    },
+    Save {
+        id: i64,
+        action: String,
+        edit: ImageEdit,
+    },
+    MarkBroken {
+        id: i64,
+        error: String,
+    },
+    Undo,
+    Redo,
+    Query {
+        filter: String,
+    },
+    Stats,
+    /// Decode ahead: the next images of the queue.
+    Prefetch {
+        ids: Vec<i64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub project: String,
+    pub task: Task,
+    pub classes: Vec<String>,
+    pub queue: Vec<QueueItem>,
+    pub pos: usize,
+    pub current: Option<Current>,
+    pub selected: Option<usize>,
+    pub corner: Corner,
+    pub mode: Mode,
+    /// Visible region of the image (normalised); `None` shows all of it.
+    pub zoom: Option<BBox>,
+    pub filter: String,
+    pub message: Option<Message>,
+    /// Index of the class a new box gets.
+    pub last_class: usize,
+    pub stats: Option<Stats>,
+    pub quit: bool,
+}
+
+impl State {
+    pub fn new(project: &str, task: Task, classes: Vec<String>) -> State {
+        State {
+            project: project.to_string(),
+            task,
+            classes,
+            queue: Vec::new(),
+            pos: 0,
+            current: None,
+            selected: None,
+            corner: Corner::BottomRight,
+            mode: Mode::Normal,
+            zoom: None,
+            filter: String::new(),
+            message: None,
+            last_class: 0,
+            stats: None,
+            quit: false,
+        }
+    }
+
+    pub fn current_item(&self) -> Option<&QueueItem> {
+        self.queue.get(self.pos)
+    }
+
+    pub fn selected_item(&self) -> Option<&BoxItem> {
+        let cur = self.current.as_ref()?;
+        cur.items.get(self.selected?)
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.message = Some(Message {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    /// One pixel of the current image, normalised, per axis.
+    fn pixel(&self) -> (f64, f64) {
+        let (w, h) = self
+            .current_item()
+            .map(|q| (q.width.max(1), q.height.max(1)))
+            .unwrap_or((1000, 1000));
+        (1.0 / f64::from(w), 1.0 / f64::from(h))
+    }
+
+    fn coarse(&self) -> (f64, f64) {
+        match self.zoom {
+            Some(z) => (COARSE * z.width(), COARSE * z.height()),
+            None => (COARSE, COARSE),
+        }
+    }
+
+    /// Go to queue position `pos` and ask for its labels and the next pictures.
+    fn goto(&mut self, pos: usize) -> Vec<Effect> {
+        if self.queue.is_empty() {
+            self.current = None;
+            return Vec::new();
+        }
+        self.pos = pos.min(self.queue.len() - 1);
+        self.current = None;
+        self.selected = None;
+        self.zoom = None;
+        self.mode = Mode::Normal;
+        let id = self.queue[self.pos].id;
+        let ids = self.queue[self.pos + 1..]
+            .iter()
+            .take(3)
+            .map(|q| q.id)
+            .collect::<Vec<_>>();
+        let mut fx = vec![Effect::Load { id }];
+        if !ids.is_empty() {
+            fx.push(Effect::Prefetch { ids });
+        }
+        fx
+    }
+
+    /// The labels (not proposals) of the current image as the store keeps them.
+    fn edit_of(cur: &Current, status: ImageStatus) -> ImageEdit {
+        ImageEdit {
+            status,
+            labels: cur
+                .items
+                .iter()
+                .filter_map(|it| match it.kind {
+                    ItemKind::Label(origin) => Some(EditLabel {
+                        class: it.class.clone(),
+                        bbox: it.bbox,
+                        origin,
+                        score: it.score,
+                    }),
+                    ItemKind::Proposal => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Saves the current image after a change of its labels, keeping its status.
+    fn save(&mut self, action: &str) -> Vec<Effect> {
+        let Some(cur) = &self.current else {
+            return Vec::new();
+        };
+        let edit = State::edit_of(cur, cur.status);
+        vec![Effect::Save {
+            id: cur.id,
+            action: action.to_string(),
+            edit,
+        }]
+    }
+
+    /// Marks the current image reviewed with its labels, saves, and moves on.
+    fn finish(&mut self, action: &str, status_note: &str) -> Vec<Effect> {
+        let Some(cur) = &mut self.current else {
+            return Vec::new();
+        };
+        cur.status = ImageStatus::Reviewed;
+        let edit = State::edit_of(cur, ImageStatus::Reviewed);
+        let id = cur.id;
+        if let Some(q) = self.queue.get_mut(self.pos) {
+            q.status = ImageStatus::Reviewed;
+        }
+        let key = self
+            .queue
+            .get(self.pos)
+            .map(|q| q.key.clone())
+            .unwrap_or_default();
+        let mut fx = vec![Effect::Save {
+            id,
+            action: action.to_string(),
+            edit,
+        }];
+        self.info(format!(
+            "{} {status_note}",
+            crate::sanitize::for_terminal(&key)
+        ));
+        if self.pos + 1 < self.queue.len() {
+            fx.extend(self.goto(self.pos + 1));
+        } else {
+            self.info(format!(
+                "{} {status_note}: end of the queue",
+                crate::sanitize::for_terminal(&key)
+            ));
+        }
+        fx
+    }
+
+    fn with_selected(&mut self, f: impl FnOnce(&mut BBox, (f64, f64), (f64, f64), Corner)) -> bool {
+        let (px, coarse, corner) = (self.pixel(), self.coarse(), self.corner);
+        let Some(i) = self.selected else {
+            return false;
+        };
+        let Some(cur) = &mut self.current else {
+            return false;
+        };
+        let Some(item) = cur.items.get_mut(i) else {
+            return false;
+        };
+        let Some(b) = &mut item.bbox else {
+            return false;
+        };
+        f(b, px, coarse, corner);
+        // Editing a proposal makes it the user's label.
+        if item.kind == ItemKind::Proposal {
+            item.kind = ItemKind::Label(Origin::AcceptedPrediction);
+        }
+        true
+    }
+
+    fn move_box(&mut self, dx: f64, dy: f64) -> Vec<Effect> {
+        let moved = self.with_selected(|b, _, _, _| {
+            let dx = dx.clamp(-b.x0, 1.0 - b.x1);
+            let dy = dy.clamp(-b.y0, 1.0 - b.y1);
+            b.x0 += dx;
+            b.x1 += dx;
+            b.y0 += dy;
+            b.y1 += dy;
+        });
+        if moved {
+            self.save("move_box")
+        } else {
+            self.no_box()
+        }
+    }
+
+    fn grow_box(&mut self, dx: f64, dy: f64) -> Vec<Effect> {
+        let grown = self.with_selected(|b, _, _, corner| {
+            let (left, top) = match corner {
+                Corner::BottomRight => (false, false),
+                Corner::TopLeft => (true, true),
+                Corner::TopRight => (false, true),
+                Corner::BottomLeft => (true, false),
+            };
+            if left {
+                b.x0 = (b.x0 + dx).clamp(0.0, b.x1 - MIN_SIZE);
+            } else {
+                b.x1 = (b.x1 + dx).clamp(b.x0 + MIN_SIZE, 1.0);
+            }
+            if top {
+                b.y0 = (b.y0 + dy).clamp(0.0, b.y1 - MIN_SIZE);
+            } else {
+                b.y1 = (b.y1 + dy).clamp(b.y0 + MIN_SIZE, 1.0);
+            }
+        });
+        if grown {
+            self.save("resize_box")
+        } else {
+            self.no_box()
+        }
+    }
+
+    fn no_box(&mut self) -> Vec<Effect> {
+        if self.task.is_detect() {
+            self.info("no box selected: Tab selects one, w draws one");
+        }
+        Vec::new()
+    }
+
+    fn set_class(&mut self, index: usize) -> Vec<Effect> {
+        let Some(class) = self.classes.get(index).cloned() else {
+            self.error(format!(
+                "no class {}: the project has {}",
+                index + 1,
+                self.classes.len()
+            ));
+            return Vec::new();
+        };
+        self.last_class = index;
+        let task = self.task;
+        let selected = self.selected;
+        let Some(cur) = &mut self.current else {
+            return Vec::new();
+        };
+        let human = |class: String| BoxItem {
+            class,
+            bbox: None,
+            score: None,
+            kind: ItemKind::Label(Origin::Human),
+        };
+        match task {
+            Task::Detect => {
+                let Some(item) = selected.and_then(|i| cur.items.get_mut(i)) else {
+                    return self.no_box();
+                };
+                item.class = class;
+                if item.kind == ItemKind::Proposal {
+                    item.kind = ItemKind::Label(Origin::AcceptedPrediction);
+                } else {
+                    item.kind = ItemKind::Label(Origin::Human);
+                }
+            }
+            Task::Classify => {
+                cur.items.retain(BoxItem::is_proposal);
+                cur.items.push(human(class));
+            }
+            Task::Multilabel => {
+                if let Some(i) = cur
+                    .items
+                    .iter()
+                    .position(|it| it.class == class && !it.is_proposal())
+                {
+                    cur.items.remove(i);
+                } else {
+                    cur.items.retain(|it| it.class != class);
+                    cur.items.push(human(class));
+                }
+            }
+        }
+        self.save("set_class")
+    }
+
+    fn select_step(&mut self, forward: bool) {
+        let n = self.current.as_ref().map_or(0, |c| c.items.len());
+        if n == 0 {
+            self.selected = None;
+            return;
+        }
+        self.selected = Some(match (self.selected, forward) {
+            (None, true) => 0,
+            (None, false) => n - 1,
+            (Some(i), true) => (i + 1) % n,
+            (Some(i), false) => (i + n - 1) % n,
+        });
+    }
+
+    fn zoom_by(&mut self, factor: f64) {
+        let full = BBox {
+            x0: 0.0,
+            y0: 0.0,
+            x1: 1.0,
+            y1: 1.0,
+        };
+        let z = self.zoom.unwrap_or(full);
+        let (cx, cy) = match self.selected_item().and_then(|i| i.bbox) {
+            Some(b) if self.zoom.is_none() => ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0),
+            _ => ((z.x0 + z.x1) / 2.0, (z.y0 + z.y1) / 2.0),
+        };
+        let (w, h) = (
+            (z.width() * factor).min(1.0),
+            (z.height() * factor).min(1.0),
+        );
+        if w >= 1.0 && h >= 1.0 {
+            self.zoom = None;
+            return;
+        }
+        let x0 = (cx - w / 2.0).clamp(0.0, 1.0 - w);
+        let y0 = (cy - h / 2.0).clamp(0.0, 1.0 - h);
+        self.zoom = Some(BBox {
+            x0,
+            y0,
+            x1: x0 + w,
+            y1: y0 + h,
+        });
+    }
+
+    fn draw_step(&mut self, dx: f64, dy: f64) -> bool {
+        if let Mode::Draw { cursor, .. } = &mut self.mode {
+            cursor.0 = (cursor.0 + dx).clamp(0.0, 1.0);
+            cursor.1 = (cursor.1 + dy).clamp(0.0, 1.0);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn action(&mut self, a: Action) -> Vec<Effect> {
+        let (px, coarse) = (self.pixel(), self.coarse());
+        // Modes that take over the keys.
+        match &mut self.mode {
+            Mode::Help | Mode::Dashboard => {
+                if matches!(
+                    a,
+                    Action::Cancel | Action::Help | Action::Dashboard | Action::Quit
+                ) {
+                    self.mode = Mode::Normal;
+                }
+                return Vec::new();
+            }
+            Mode::Picker { index } => {
+                let n = self.classes.len().max(1);
+                match a {
+                    Action::MoveDown | Action::NextBox => *index = (*index + 1) % n,
+                    Action::MoveUp | Action::PrevBox => *index = (*index + n - 1) % n,
+                    Action::Confirm | Action::AcceptImage => {
+                        let i = *index;
+                        self.mode = Mode::Normal;
+                        return self.set_class(i);
+                    }
+                    Action::Cancel | Action::Quit => self.mode = Mode::Normal,
+                    Action::Class(n) => {
+                        self.mode = Mode::Normal;
+                        return self.set_class(usize::from(n) - 1);
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Mode::Filter { input } => {
+                match a {
+                    Action::Confirm | Action::AcceptImage => {
+                        let filter = input.trim().to_string();
+                        self.mode = Mode::Normal;
+                        self.filter = filter.clone();
+                        return vec![Effect::Query { filter }];
+                    }
+                    Action::Cancel => self.mode = Mode::Normal,
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Mode::Draw { cursor, first } => {
+                let (cx, cy) = *cursor;
+                let handled = match a {
+                    Action::MoveLeft | Action::GrowLeft => self.draw_step(-coarse.0, 0.0),
+                    Action::MoveRight | Action::GrowRight => self.draw_step(coarse.0, 0.0),
+                    Action::MoveUp | Action::GrowUp => self.draw_step(0.0, -coarse.1),
+                    Action::MoveDown | Action::GrowDown => self.draw_step(0.0, coarse.1),
+                    Action::MoveLeftFine | Action::GrowLeftFine => self.draw_step(-px.0, 0.0),
+                    Action::MoveRightFine | Action::GrowRightFine => self.draw_step(px.0, 0.0),
+                    Action::MoveUpFine | Action::GrowUpFine => self.draw_step(0.0, -px.1),
+                    Action::MoveDownFine | Action::GrowDownFine => self.draw_step(0.0, px.1),
+                    Action::Cancel => {
+                        self.mode = Mode::Normal;
+                        self.info("drawing cancelled");
+                        true
+                    }
+                    Action::Confirm | Action::AcceptImage => {
+                        match *first {
+                            None => {
+                                *first = Some((cx, cy));
+                                self.info("first corner set: move to the opposite corner, Space");
+                            }
+                            Some((fx, fy)) => {
+                                self.mode = Mode::Normal;
+                                return self.add_drawn_box((fx, fy), (cx, cy));
+                            }
+                        }
+                        true
+                    }
+                    _ => false,
+                };
+                if handled || !matches!(a, Action::ZoomIn | Action::ZoomOut | Action::Quit) {
+                    return Vec::new();
+                }
+            }
+            Mode::Normal => {}
+        }
+
+        match a {
+            Action::Quit => {
+                self.quit = true;
+                Vec::new()
+            }
+            Action::Help => {
+                self.mode = Mode::Help;
+                Vec::new()
+            }
+            Action::Dashboard => {
+                self.mode = Mode::Dashboard;
+                vec![Effect::Stats]
+            }
+            Action::Filter => {
+                self.mode = Mode::Filter {
+                    input: self.filter.clone(),
+                };
+                Vec::new()
+            }
+            Action::NextImage => {
+                if self.pos + 1 < self.queue.len() {
+                    self.goto(self.pos + 1)
+                } else {
+                    self.info("end of the queue");
+                    Vec::new()
+                }
+            }
+            Action::PrevImage => {
+                if self.pos > 0 {
+                    self.goto(self.pos - 1)
+                } else {
+                    Vec::new()
+                }
+            }
+            Action::NextBox => {
+                self.select_step(true);
+                Vec::new()
+            }
+            Action::PrevBox => {
+                self.select_step(false);
+                Vec::new()
+            }
+            Action::AcceptBox => {
+                let Some(i) = self.selected else {
+                    return self.no_box();
+                };
+                let Some(cur) = &mut self.current else {
+                    return Vec::new();
+                };
+                match cur.items.get_mut(i) {
+                    Some(item) if item.is_proposal() => {
+                        item.kind = ItemKind::Label(Origin::AcceptedPrediction);
+                        self.save("accept_box")
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Action::DeleteBox => {
+                let Some(i) = self.selected else {
+                    return self.no_box();
+                };
+                let Some(cur) = &mut self.current else {
+                    return Vec::new();
+                };
+                if i >= cur.items.len() {
+                    return Vec::new();
+                }
+                let removed = cur.items.remove(i);
+                self.selected = match cur.items.len() {
+                    0 => None,
+                    n => Some(i.min(n - 1)),
+                };
+                if removed.is_proposal() {
+                    // A rejected proposal is not a label: nothing to store until the image is accepted.
+                    Vec::new()
+                } else {
+                    self.save("delete_box")
+                }
+            }
+            Action::AcceptImage => {
+                let task = self.task;
+                if let Some(cur) = &mut self.current {
+                    let has_label = cur.items.iter().any(|it| !it.is_proposal());
+                    let mut kept_one = false;
+                    cur.items.retain_mut(|it| {
+                        if !it.is_proposal() {
+                            return true;
+                        }
+                        // A classify image takes one class: the user's, else the best proposal.
+                        if task == Task::Classify && (has_label || kept_one) {
+                            return false;
+                        }
+                        kept_one = true;
+                        it.kind = ItemKind::Label(Origin::AcceptedPrediction);
+                        true
+                    });
+                }
+                self.finish("accept_image", "accepted")
+            }
+            Action::MarkEmpty => {
+                if let Some(cur) = &mut self.current {
+                    cur.items.clear();
+                }
+                self.selected = None;
+                self.finish("mark_empty", "marked empty")
+            }
+            Action::Class(n) => self.set_class(usize::from(n) - 1),
+            Action::ClassPicker => {
+                if self.classes.is_empty() {
+                    return Vec::new();
+                }
+                let index = self
+                    .selected_item()
+                    .and_then(|it| self.classes.iter().position(|c| *c == it.class))
+                    .unwrap_or(self.last_class);
+                self.mode = Mode::Picker { index };
+                Vec::new()
+            }
+            Action::MoveLeft => self.move_box(-coarse.0, 0.0),
+            Action::MoveRight => self.move_box(coarse.0, 0.0),
+            Action::MoveUp => self.move_box(0.0, -coarse.1),
+            Action::MoveDown => self.move_box(0.0, coarse.1),
+            Action::MoveLeftFine => self.move_box(-px.0, 0.0),
+            Action::MoveRightFine => self.move_box(px.0, 0.0),
+            Action::MoveUpFine => self.move_box(0.0, -px.1),
+            Action::MoveDownFine => self.move_box(0.0, px.1),
+            Action::GrowLeft => self.grow_box(-coarse.0, 0.0),
+            Action::GrowRight => self.grow_box(coarse.0, 0.0),
+            Action::GrowUp => self.grow_box(0.0, -coarse.1),
+            Action::GrowDown => self.grow_box(0.0, coarse.1),
+            Action::GrowLeftFine => self.grow_box(-px.0, 0.0),
+            Action::GrowRightFine => self.grow_box(px.0, 0.0),
+            Action::GrowUpFine => self.grow_box(0.0, -px.1),
+            Action::GrowDownFine => self.grow_box(0.0, px.1),
+            Action::CycleCorner => {
+                self.corner = self.corner.next();
+                self.info(format!("active corner: {}", self.corner.name()));
+                Vec::new()
+            }
+            Action::DrawBox => {
+                if !self.task.is_detect() {
+                    self.info("boxes belong to detect projects; use the class keys");
+                    return Vec::new();
+                }
+                if self.current.is_none() {
+                    return Vec::new();
+                }
+                let z = self.zoom.unwrap_or(BBox {
+                    x0: 0.0,
+                    y0: 0.0,
+                    x1: 1.0,
+                    y1: 1.0,
+                });
+                self.mode = Mode::Draw {
+                    cursor: ((z.x0 + z.x1) / 2.0, (z.y0 + z.y1) / 2.0),
+                    first: None,
+                };
+                self.info("move the crosshair, Space sets a corner, Esc cancels");
+                Vec::new()
+            }
+            Action::Undo => vec![Effect::Undo],
+            Action::Redo => vec![Effect::Redo],
+            Action::ZoomBox => {
+                if self.zoom.is_some() {
+                    self.zoom = None;
+                } else if let Some(b) = self.selected_item().and_then(|i| i.bbox) {
+                    let (mx, my) = (b.width() * 0.25 + 0.01, b.height() * 0.25 + 0.01);
+                    self.zoom = Some(BBox {
+                        x0: (b.x0 - mx).max(0.0),
+                        y0: (b.y0 - my).max(0.0),
+                        x1: (b.x1 + mx).min(1.0),
+                        y1: (b.y1 + my).min(1.0),
+                    });
+                } else {
+                    return self.no_box();
+                }
+                Vec::new()
+            }
+            Action::ZoomIn => {
+                self.zoom_by(1.0 / 1.5);
+                Vec::new()
+            }
+            Action::ZoomOut => {
+                self.zoom_by(1.5);
+                Vec::new()
+            }
+            Action::Confirm | Action::Cancel => {
+                self.selected = None;
+                Vec::new()
+            }
+        }
+    }
+
+    fn add_drawn_box(&mut self, a: (f64, f64), b: (f64, f64)) -> Vec<Effect> {
+        let class = self
+            .classes
+            .get(self.last_class)
+            .cloned()
+            .unwrap_or_default();
+        let Ok((bbox, _)) = BBox::clipped(a.0, a.1, b.0, b.1) else {
+            self.error("the box has no area: draw it again (w)");
+            return Vec::new();
+        };
+        let Some(cur) = &mut self.current else {
+            return Vec::new();
+        };
+        cur.items.push(BoxItem {
+            class: class.clone(),
+            bbox: Some(bbox),
+            score: None,
+            kind: ItemKind::Label(Origin::Human),
+        });
+        self.selected = Some(cur.items.len() - 1);
+        self.info(format!("new {class} box: a digit or c changes its class"));
+        self.save("draw_box")
+    }
+}
+
+/// The one place state changes.
+pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Action(a) => state.action(a),
+        Msg::Input(c) => {
+            if let Mode::Filter { input } = &mut state.mode {
+                input.push(c);
+            }
+            Vec::new()
+        }
+        Msg::Backspace => {
+            if let Mode::Filter { input } = &mut state.mode {
+                input.pop();
+            }
+            Vec::new()
+        }
+        Msg::Loaded {
+            id,
+            edit,
+            proposals,
+        } => {
+            // A result for an image we already left is stale.
+            if state.current_item().map(|q| q.id) != Some(id) {
+                return Vec::new();
+            }
+            let mut items: Vec<BoxItem> = edit
+                .labels
+                .into_iter()
+                .map(|l| BoxItem {
+                    class: l.class,
+                    bbox: l.bbox,
+                    score: l.score,
+                    kind: ItemKind::Label(l.origin),
+                })
+                .collect();
+            // Proposals only for images not yet reviewed, and not where a label already is.
+            if edit.status != ImageStatus::Reviewed {
+                for p in proposals {
+                    let covered = items.iter().any(|it| {
+                        it.class == p.class
+                            && match (it.bbox, p.bbox) {
+                                (Some(a), Some(b)) => a.iou(&b) > 0.9,
+                                (None, None) => true,
+                                _ => false,
+                            }
+                    });
+                    if !covered {
+                        items.push(BoxItem {
+                            class: p.class,
+                            bbox: p.bbox,
+                            score: p.score,
+                            kind: ItemKind::Proposal,
+                        });
+                    }
+                }
+            }
+            state.selected = (!items.is_empty()).then_some(0);
+            if let Some(q) = state.queue.get_mut(state.pos) {
+                q.status = edit.status;
+            }
+            state.current = Some(Current {
+                id,
+                status: edit.status,
+                items,
+            });
+            Vec::new()
+        }
+        Msg::Queue(items) => {
+            let n = items.len();
+            state.queue = items;
+            if !state.filter.is_empty() || n > 0 {
+                state.info(format!("{n} images in the queue"));
+            }
+            state.goto(0)
+        }
+        Msg::Undone { id, action } => {
+            state.info(format!("undone / redone: {action}"));
+            match state.queue.iter().position(|q| q.id == id) {
+                Some(pos) => state.goto(pos),
+                None => Vec::new(),
+            }
+        }
+        Msg::Stats(s) => {
+            state.stats = Some(s);
+            Vec::new()
+        }
+        Msg::PictureFailed { id, error } => {
+            let Some(pos) = state.queue.iter().position(|q| q.id == id) else {
+                return Vec::new();
+            };
+            state.queue[pos].status = ImageStatus::Broken;
+            let key = crate::sanitize::for_terminal(&state.queue[pos].key);
+            state.error(format!("{key} is broken ({error}); skipped"));
+            let mut fx = vec![Effect::MarkBroken { id, error }];
+            if pos == state.pos && pos + 1 < state.queue.len() {
+                let msg = state.message.clone();
+                fx.extend(state.goto(pos + 1));
+                state.message = msg;
+            }
+            fx
+        }
+        Msg::Error(e) => {
+            state.error(e);
+            Vec::new()
+        }
+    }
+}

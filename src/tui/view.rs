@@ -1,0 +1,603 @@
+//! Drawing `&State`: the picture with its boxes, the side panel, the status bar and the popups.
+//! Widgets take their styles from the theme and their key hints from the keymap.
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui_image::Image;
+
+use crate::model::{BBox, Task};
+use crate::sanitize::for_terminal;
+use crate::theme::Theme;
+
+use super::action::Action;
+use super::graphics::Picture;
+use super::keymap::Keymap;
+use super::state::{BoxItem, ItemKind, Mode, State};
+
+/// Smallest terminal the screen is drawn in.
+pub const MIN_SIZE: (u16, u16) = (60, 14);
+const PANEL_WIDTH: u16 = 34;
+
+/// What the view needs besides the state.
+pub struct Ui<'a> {
+    pub theme: &'a Theme,
+    pub keymap: &'a Keymap,
+    pub picture: Option<&'a Picture>,
+    /// Boxes are drawn as cells (halfblocks) rather than into the pixels.
+    pub cell_overlay: bool,
+    pub protocol: &'a str,
+}
+
+pub struct Areas {
+    pub canvas: Rect,
+    pub panel: Rect,
+    pub status: Rect,
+    pub message: Rect,
+}
+
+pub fn areas(size: Rect) -> Areas {
+    let [main, message, status] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(size);
+    let [canvas, panel] =
+        Layout::horizontal([Constraint::Min(1), Constraint::Length(PANEL_WIDTH)]).areas(main);
+    Areas {
+        canvas,
+        panel,
+        status,
+        message,
+    }
+}
+
+pub fn too_small(size: Rect) -> bool {
+    size.width < MIN_SIZE.0 || size.height < MIN_SIZE.1
+}
+
+pub fn draw(f: &mut Frame, state: &State, ui: &Ui) {
+    let size = f.area();
+    if too_small(size) {
+        let msg = format!(
+            "terminal too small: {}×{}, termtag needs at least {}×{}",
+            size.width, size.height, MIN_SIZE.0, MIN_SIZE.1
+        );
+        f.render_widget(
+            Paragraph::new(msg)
+                .style(ui.theme.error_style())
+                .wrap(Wrap { trim: true }),
+            size,
+        );
+        return;
+    }
+    let a = areas(size);
+    draw_canvas(f, a.canvas, state, ui);
+    draw_panel(f, a.panel, state, ui);
+    draw_message(f, a.message, state, ui);
+    draw_status(f, a.status, state, ui);
+    match &state.mode {
+        Mode::Help => draw_help(f, size, ui),
+        Mode::Dashboard => draw_dashboard(f, size, state, ui),
+        Mode::Picker { index } => draw_picker(f, size, state, *index, ui),
+        _ => {}
+    }
+}
+
+/// Where the picture lands inside the canvas: centred, the protocol's size.
+pub fn picture_rect(canvas: Rect, picture: &Picture) -> Rect {
+    let p = picture.protocol.area();
+    let w = p.width.min(canvas.width);
+    let h = p.height.min(canvas.height);
+    Rect::new(
+        canvas.x + (canvas.width - w) / 2,
+        canvas.y + (canvas.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn draw_canvas(f: &mut Frame, canvas: Rect, state: &State, ui: &Ui) {
+    let Some(item) = state.current_item() else {
+        let text = if state.filter.is_empty() {
+            "no images to review: add some with `termtag refresh` or `termtag pull`".to_string()
+        } else {
+            format!(
+                "no image matches `{}` (/ to change the filter)",
+                for_terminal(&state.filter)
+            )
+        };
+        f.render_widget(Paragraph::new(text).style(ui.theme.dimmed()), canvas);
+        return;
+    };
+    let picture = ui.picture.filter(|p| p.id == item.id);
+    let Some(picture) = picture else {
+        let text = format!("loading {} …", for_terminal(&item.key));
+        f.render_widget(Paragraph::new(text).style(ui.theme.dimmed()), canvas);
+        return;
+    };
+    let rect = picture_rect(canvas, picture);
+    f.render_widget(Image::new(&picture.protocol), rect);
+    if ui.cell_overlay {
+        let zoom = state.zoom.unwrap_or(BBox {
+            x0: 0.0,
+            y0: 0.0,
+            x1: 1.0,
+            y1: 1.0,
+        });
+        if let Some(cur) = &state.current {
+            for (i, it) in cur.items.iter().enumerate() {
+                if let Some(b) = it.bbox {
+                    let selected = state.selected == Some(i);
+                    cell_box(
+                        f.buffer_mut(),
+                        rect,
+                        &zoom,
+                        &b,
+                        it,
+                        selected,
+                        state,
+                        ui.theme,
+                    );
+                }
+            }
+        }
+        if let Mode::Draw { cursor, first } = &state.mode {
+            if let Some(first) = first
+                && let Ok((b, _)) = BBox::clipped(first.0, first.1, cursor.0, cursor.1)
+            {
+                let preview = BoxItem {
+                    class: String::new(),
+                    bbox: Some(b),
+                    score: None,
+                    kind: ItemKind::Proposal,
+                };
+                cell_box(
+                    f.buffer_mut(),
+                    rect,
+                    &zoom,
+                    &b,
+                    &preview,
+                    true,
+                    state,
+                    ui.theme,
+                );
+            }
+            if let Some((x, y)) = to_cell(rect, &zoom, cursor.0, cursor.1) {
+                let cell = &mut f.buffer_mut()[(x, y)];
+                cell.set_char('┼').set_fg(ui.theme.selected);
+            }
+        }
+    }
+}
+
+fn to_cell(rect: Rect, zoom: &BBox, x: f64, y: f64) -> Option<(u16, u16)> {
+    let cx = ((x - zoom.x0) / zoom.width() * f64::from(rect.width)).floor();
+    let cy = ((y - zoom.y0) / zoom.height() * f64::from(rect.height)).floor();
+    if cx < 0.0 || cy < 0.0 {
+        return None;
+    }
+    let (cx, cy) = (
+        (cx as u16).min(rect.width.saturating_sub(1)),
+        (cy as u16).min(rect.height.saturating_sub(1)),
+    );
+    Some((rect.x + cx, rect.y + cy))
+}
+
+/// A box as cell borders over a halfblocks picture: solid for labels, dashed for proposals,
+/// heavy when selected; its class (and score) written on the top edge.
+#[allow(clippy::too_many_arguments)]
+fn cell_box(
+    buf: &mut Buffer,
+    rect: Rect,
+    zoom: &BBox,
+    b: &BBox,
+    it: &BoxItem,
+    selected: bool,
+    state: &State,
+    theme: &Theme,
+) {
+    let (Some((x0, y0)), Some((x1, y1))) = (
+        to_cell(rect, zoom, b.x0.max(zoom.x0), b.y0.max(zoom.y0)),
+        to_cell(
+            rect,
+            zoom,
+            (b.x1.min(zoom.x1) - 1e-9).max(zoom.x0),
+            (b.y1.min(zoom.y1) - 1e-9).max(zoom.y0),
+        ),
+    ) else {
+        return;
+    };
+    let class_index = state
+        .classes
+        .iter()
+        .position(|c| *c == it.class)
+        .unwrap_or(0);
+    let color = if selected {
+        theme.selected
+    } else {
+        theme.class_color(class_index)
+    };
+    let (h, v, tl, tr, bl, br) = match (selected, it.is_proposal()) {
+        (true, _) => ('━', '┃', '┏', '┓', '┗', '┛'),
+        (false, true) => ('╌', '╎', '┌', '┐', '└', '┘'),
+        (false, false) => ('─', '│', '┌', '┐', '└', '┘'),
+    };
+    let mut put = |x: u16, y: u16, c: char| {
+        let cell = &mut buf[(x, y)];
+        cell.set_char(c).set_fg(color);
+    };
+    for x in x0..=x1 {
+        put(x, y0, h);
+        put(x, y1, h);
+    }
+    for y in y0..=y1 {
+        put(x0, y, v);
+        put(x1, y, v);
+    }
+    put(x0, y0, tl);
+    put(x1, y0, tr);
+    put(x0, y1, bl);
+    put(x1, y1, br);
+    if it.class.is_empty() {
+        return;
+    }
+    let mut tag = for_terminal(&it.class);
+    if let Some(s) = it.score {
+        tag.push_str(&format!(" {s:.2}"));
+    }
+    if it.is_proposal() {
+        tag.push('?');
+    }
+    let room = usize::from(rect.x + rect.width - x0).saturating_sub(1);
+    let style = Style::default()
+        .fg(theme.bar_fg)
+        .bg(color)
+        .add_modifier(Modifier::BOLD);
+    for (i, ch) in tag.chars().take(room).enumerate() {
+        let cell = &mut buf[(x0 + 1 + i as u16, y0)];
+        cell.set_char(ch).set_style(style);
+    }
+}
+
+fn kind_label(kind: ItemKind) -> &'static str {
+    match kind {
+        ItemKind::Proposal => "proposal",
+        ItemKind::Label(crate::model::Origin::Human) => "label",
+        ItemKind::Label(crate::model::Origin::AcceptedPrediction) => "accepted",
+        ItemKind::Label(crate::model::Origin::Imported) => "imported",
+    }
+}
+
+fn draw_panel(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
+    let t = ui.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    lines.push(Line::styled(for_terminal(&state.project), t.title()));
+    if let Some(q) = state.current_item() {
+        lines.push(Line::from(vec![
+            Span::styled("image ", t.dimmed()),
+            Span::raw(format!("{}/{}", state.pos + 1, state.queue.len())),
+            Span::styled(format!("  {}", q.status), t.dimmed()),
+        ]));
+        if let Some(s) = q.score {
+            lines.push(Line::from(vec![
+                Span::styled("uncertainty ", t.dimmed()),
+                Span::raw(format!("{s:.3}")),
+            ]));
+        }
+        lines.push(Line::raw(for_terminal(&q.key)));
+        lines.push(Line::styled(
+            format!("{}×{}", q.width, q.height),
+            t.dimmed(),
+        ));
+    } else {
+        lines.push(Line::styled("queue empty", t.dimmed()));
+    }
+    if let Some(z) = state.zoom {
+        lines.push(Line::styled(
+            format!("zoom {:.0}%", 100.0 / z.width().max(z.height())),
+            t.dimmed(),
+        ));
+    }
+    lines.push(Line::raw(""));
+    let heading = if state.task == Task::Detect {
+        "boxes"
+    } else {
+        "classes"
+    };
+    lines.push(Line::styled(heading, t.title()));
+    match &state.current {
+        None if state.current_item().is_some() => lines.push(Line::styled("loading…", t.dimmed())),
+        None => {}
+        Some(cur) if cur.items.is_empty() => {
+            let empty = if cur.status == crate::model::ImageStatus::Reviewed {
+                "verified empty"
+            } else {
+                "none yet"
+            };
+            lines.push(Line::styled(empty, t.dimmed()));
+        }
+        Some(cur) => {
+            for (i, it) in cur.items.iter().enumerate() {
+                let selected = state.selected == Some(i);
+                let class_index = state
+                    .classes
+                    .iter()
+                    .position(|c| *c == it.class)
+                    .unwrap_or(0);
+                let marker = if selected { "▶" } else { " " };
+                let shape = if it.is_proposal() { "◌" } else { "●" };
+                let score = it.score.map(|s| format!(" {s:.2}")).unwrap_or_default();
+                let mut spans = vec![
+                    Span::raw(format!("{marker}{:>2} ", i + 1)),
+                    Span::styled(shape, Style::default().fg(t.class_color(class_index))),
+                    Span::raw(format!(" {:<12}", for_terminal(&it.class))),
+                    Span::styled(format!("{score:>5} {}", kind_label(it.kind)), t.dimmed()),
+                ];
+                if selected {
+                    spans = spans
+                        .into_iter()
+                        .map(|s| s.patch_style(Style::default().add_modifier(Modifier::BOLD)))
+                        .collect();
+                }
+                lines.push(Line::from(spans));
+            }
+        }
+    }
+    if !state.task.is_detect() {
+        lines.push(Line::raw(""));
+        let keys: Vec<String> = state
+            .classes
+            .iter()
+            .enumerate()
+            .take(9)
+            .map(|(i, c)| format!("{} {}", i + 1, for_terminal(c)))
+            .collect();
+        lines.push(Line::styled(keys.join("  "), t.dimmed()));
+    }
+    if state.task.is_detect() && state.selected.is_some() {
+        lines.push(Line::styled(
+            format!("corner: {}", state.corner.name()),
+            t.dimmed(),
+        ));
+    }
+    lines.push(Line::styled(
+        format!("graphics: {}", ui.protocol),
+        t.dimmed(),
+    ));
+    let block = Block::default()
+        .borders(Borders::LEFT)
+        .border_style(t.dimmed());
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn draw_message(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
+    if let Mode::Filter { input } = &state.mode {
+        let line = Line::from(vec![
+            Span::styled("filter: ", ui.theme.key()),
+            Span::raw(for_terminal(input)),
+            Span::styled("▏", ui.theme.key()),
+            Span::styled(
+                "  class= status= name= path= by= date=  Enter apply, Esc cancel",
+                ui.theme.dimmed(),
+            ),
+        ]);
+        f.render_widget(Paragraph::new(line), area);
+        return;
+    }
+    if let Some(m) = &state.message {
+        let style = if m.error {
+            ui.theme.error_style()
+        } else {
+            ui.theme.ok_style()
+        };
+        f.render_widget(
+            Paragraph::new(Line::styled(for_terminal(&m.text), style)),
+            area,
+        );
+    }
+}
+
+fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
+    let mode = match &state.mode {
+        Mode::Normal => "REVIEW",
+        Mode::Draw { first: None, .. } => "DRAW 1/2",
+        Mode::Draw { .. } => "DRAW 2/2",
+        Mode::Picker { .. } => "CLASS",
+        Mode::Filter { .. } => "FILTER",
+        Mode::Help => "HELP",
+        Mode::Dashboard => "DASHBOARD",
+    };
+    let hints: &[(Action, &str)] = match &state.mode {
+        Mode::Draw { .. } => &[
+            (Action::MoveLeft, "move"),
+            (Action::Confirm, "corner"),
+            (Action::Cancel, "cancel"),
+        ],
+        Mode::Picker { .. } => &[
+            (Action::MoveDown, "down"),
+            (Action::MoveUp, "up"),
+            (Action::AcceptImage, "choose"),
+            (Action::Cancel, "cancel"),
+        ],
+        Mode::Help | Mode::Dashboard => &[(Action::Cancel, "close")],
+        _ if state.task.is_detect() => &[
+            (Action::AcceptImage, "accept"),
+            (Action::NextImage, "next"),
+            (Action::NextBox, "box"),
+            (Action::AcceptBox, "ok box"),
+            (Action::DeleteBox, "delete"),
+            (Action::DrawBox, "draw"),
+            (Action::MarkEmpty, "empty"),
+            (Action::Undo, "undo"),
+            (Action::Help, "help"),
+            (Action::Quit, "quit"),
+        ],
+        _ => &[
+            (Action::AcceptImage, "accept"),
+            (Action::NextImage, "next"),
+            (Action::Class(1), "class"),
+            (Action::ClassPicker, "pick"),
+            (Action::MarkEmpty, "none"),
+            (Action::Undo, "undo"),
+            (Action::Help, "help"),
+            (Action::Quit, "quit"),
+        ],
+    };
+    let mut spans = vec![
+        Span::styled(
+            format!(" {mode} "),
+            ui.theme.bar().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(" "),
+    ];
+    for (a, what) in hints {
+        if let Some(k) = ui.keymap.keys_for(*a).first() {
+            spans.push(Span::styled(k.clone(), ui.theme.key()));
+            spans.push(Span::styled(format!(" {what}  "), ui.theme.dimmed()));
+        }
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn popup(size: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(size.width.saturating_sub(2));
+    let h = h.min(size.height.saturating_sub(2));
+    Rect::new(
+        size.x + (size.width - w) / 2,
+        size.y + (size.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn draw_help(f: &mut Frame, size: Rect, ui: &Ui) {
+    let rows = ui.keymap.help_rows();
+    let lines: Vec<Line> = rows
+        .iter()
+        .map(|(keys, a)| {
+            let desc = if matches!(a, Action::Class(_)) {
+                "set / toggle class 1–9".to_string()
+            } else {
+                a.description()
+            };
+            Line::from(vec![
+                Span::styled(format!("{keys:>16}  "), ui.theme.key()),
+                Span::raw(desc),
+            ])
+        })
+        .collect();
+    let area = popup(size, 72, lines.len() as u16 + 2);
+    f.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" keys (Esc closes) ")
+        .border_style(ui.theme.title());
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn draw_dashboard(f: &mut Frame, size: Rect, state: &State, ui: &Ui) {
+    let t = ui.theme;
+    let mut lines = Vec::new();
+    match &state.stats {
+        None => lines.push(Line::styled("counting…", t.dimmed())),
+        Some(s) => {
+            let reviewed = s.by_status.get("reviewed").copied().unwrap_or(0);
+            let pct = if s.images == 0 {
+                0.0
+            } else {
+                100.0 * reviewed as f64 / s.images as f64
+            };
+            let filled = (pct / 5.0).round() as usize;
+            lines.push(Line::from(vec![
+                Span::raw(format!("reviewed {reviewed}/{} ", s.images)),
+                Span::styled("█".repeat(filled), t.ok_style()),
+                Span::styled("░".repeat(20 - filled.min(20)), t.dimmed()),
+                Span::raw(format!(" {pct:.0}%")),
+            ]));
+            let statuses: Vec<String> = s
+                .by_status
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            lines.push(Line::styled(statuses.join("  "), t.dimmed()));
+            lines.push(Line::raw(format!(
+                "verified empty {}   predicted {}",
+                s.verified_empty, s.predicted_images
+            )));
+            lines.push(Line::raw(""));
+            lines.push(Line::styled(
+                format!("{:<20}{:>8}{:>8}", "class", "labels", "images"),
+                t.title(),
+            ));
+            for (i, (name, labels, images)) in s.by_class.iter().enumerate() {
+                lines.push(Line::from(vec![
+                    Span::styled("● ", Style::default().fg(t.class_color(i))),
+                    Span::raw(format!("{:<18}{labels:>8}{images:>8}", for_terminal(name))),
+                ]));
+            }
+            if !s.by_annotator.is_empty() {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!("{:<20}{:>8}{:>8}", "annotator", "images", "labels"),
+                    t.title(),
+                ));
+                for (who, (images, labels)) in &s.by_annotator {
+                    lines.push(Line::raw(format!(
+                        "  {:<18}{images:>8}{labels:>8}",
+                        for_terminal(who)
+                    )));
+                }
+            }
+        }
+    }
+    let area = popup(size, 56, lines.len() as u16 + 2);
+    f.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" dashboard (Esc closes) ")
+        .border_style(t.title());
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn draw_picker(f: &mut Frame, size: Rect, state: &State, index: usize, ui: &Ui) {
+    let t = ui.theme;
+    let lines: Vec<Line> = state
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let key = if i < 9 {
+                format!("{}", i + 1)
+            } else {
+                " ".into()
+            };
+            let style = if i == index {
+                t.highlight()
+            } else {
+                Style::default()
+            };
+            Line::from(vec![
+                Span::styled(format!(" {key} "), t.key()),
+                Span::styled("● ", Style::default().fg(t.class_color(i))),
+                Span::styled(format!("{:<24}", for_terminal(c)), style),
+            ])
+        })
+        .collect();
+    let area = popup(size, 34, lines.len() as u16 + 2);
+    f.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" class ")
+        .border_style(t.title());
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
