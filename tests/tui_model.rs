@@ -1,0 +1,319 @@
+//! The review screen at the model level: key sequences through `update()`, effects carried out on
+//! a real store, and the store checked afterwards.
+
+mod common;
+
+use common::{Fixture, write_image};
+use termtag::formats::FormatKind;
+use termtag::model::{ImageStatus, Task};
+use termtag::project::{ClassMap, Project};
+use termtag::store::{Filter, Store};
+use termtag::tui::action::Action;
+use termtag::tui::app::store_effect;
+use termtag::tui::state::{Effect, Mode, Msg, State, update};
+
+/// Runs messages through `update()` and the store, as the app would, until nothing is pending.
+struct Harness {
+    state: State,
+    store: Store,
+    threshold: f64,
+}
+
+impl Harness {
+    fn new(project: &Project) -> Harness {
+        let store = project.store().unwrap();
+        let classes = store.class_names().unwrap();
+        let mut h = Harness {
+            state: State::new("test", project.config.task, classes),
+            store,
+            threshold: project.config.prelabel_threshold,
+        };
+        h.effects(vec![Effect::Query {
+            filter: String::new(),
+        }]);
+        h
+    }
+
+    fn effects(&mut self, effects: Vec<Effect>) {
+        let mut pending = effects;
+        while let Some(e) = pending.pop() {
+            if let Some(msg) = store_effect(&mut self.store, self.threshold, e) {
+                let more = update(&mut self.state, msg);
+                pending.extend(more.into_iter().rev());
+            }
+        }
+    }
+
+    fn send(&mut self, msg: Msg) {
+        let fx = update(&mut self.state, msg);
+        // Effects run in order: reverse onto the stack.
+        self.effects(fx.into_iter().rev().collect());
+    }
+
+    fn keys(&mut self, actions: &[Action]) {
+        for a in actions {
+            self.send(Msg::Action(*a));
+        }
+    }
+
+    fn key_of_current(&self) -> String {
+        self.state.current_item().unwrap().key.clone()
+    }
+
+    /// (class, origin, box rounded to 3 decimals) of an image's labels.
+    fn labels(&self, key: &str) -> Vec<(String, String, Option<[i64; 4]>)> {
+        let row = self
+            .store
+            .images(&Filter::parse(&format!("path={key}")).unwrap())
+            .unwrap()
+            .pop()
+            .unwrap();
+        self.store
+            .image_edit(row.id)
+            .unwrap()
+            .labels
+            .into_iter()
+            .map(|l| {
+                let r = |v: f64| (v * 1000.0).round() as i64;
+                (
+                    l.class,
+                    l.origin.as_str().to_string(),
+                    l.bbox.map(|b| [r(b.x0), r(b.y0), r(b.x1), r(b.y1)]),
+                )
+            })
+            .collect()
+    }
+
+    fn status(&self, key: &str) -> ImageStatus {
+        self.store
+            .images(&Filter::parse(&format!("path={key}")).unwrap())
+            .unwrap()[0]
+            .status
+    }
+}
+
+/// A detect project with three 100×100 images and model predictions on them.
+fn detect_project() -> (Fixture, Project) {
+    let f = Fixture::new();
+    for name in ["a.png", "b.png", "c.png"] {
+        write_image(&f.images().join(name), 100, 100);
+    }
+    let project = Project::init(
+        &f.project(),
+        Task::Detect,
+        &["knot".into(), "defect".into()],
+        Some(f.images().to_str().unwrap()),
+    )
+    .unwrap();
+    let mut store = project.store().unwrap();
+    project.refresh(&mut store, &|_, _| {}).unwrap();
+    let csv = f.write(
+        "totag.csv",
+        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
+         a.png,knot,0.1,0.3,0.1,0.3,100,100,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,100,100,,0.6,0.6\n\
+         a.png,knot,0.0,0.1,0.0,0.1,100,100,,0.2,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.8,0.8\n\
+         c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.7,0.7\n",
+    );
+    project
+        .import(
+            &mut store,
+            &csv,
+            FormatKind::AldCsv,
+            true,
+            &ClassMap::default(),
+            false,
+        )
+        .unwrap();
+    (f, project)
+}
+
+#[test]
+fn review_three_images_accept_fix_draw_delete_and_mark_empty() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    assert_eq!(h.state.queue.len(), 3);
+
+    // a.png: two proposals above the 0.5 threshold (the 0.2 one is not shown). Fix the class of
+    // the second, then accept the image.
+    assert_eq!(h.key_of_current(), "a.png");
+    let cur = h.state.current.as_ref().unwrap();
+    assert_eq!(cur.items.len(), 2);
+    assert!(cur.items.iter().all(|i| i.is_proposal()));
+    h.keys(&[Action::NextBox, Action::Class(1), Action::AcceptImage]);
+    assert_eq!(
+        h.labels("a.png"),
+        vec![
+            (
+                "knot".into(),
+                "accepted_prediction".into(),
+                Some([100, 100, 300, 300])
+            ),
+            (
+                "knot".into(),
+                "accepted_prediction".into(),
+                Some([500, 500, 900, 900])
+            ),
+        ]
+    );
+    assert_eq!(h.status("a.png"), ImageStatus::Reviewed);
+
+    // b.png: delete the proposal, draw a box of our own (defect), accept.
+    assert_eq!(h.key_of_current(), "b.png");
+    h.keys(&[Action::DeleteBox, Action::DrawBox]);
+    assert!(matches!(h.state.mode, Mode::Draw { .. }));
+    // Crosshair starts at the centre (0.5, 0.5): set a corner, move 5 coarse steps right and down.
+    h.keys(&[Action::Confirm]);
+    for _ in 0..5 {
+        h.keys(&[Action::MoveRight, Action::MoveDown]);
+    }
+    h.keys(&[Action::Confirm, Action::Class(2)]);
+    // Saved at once, before the image is accepted.
+    assert_eq!(
+        h.labels("b.png"),
+        vec![("defect".into(), "human".into(), Some([500, 500, 600, 600]))]
+    );
+    assert_eq!(h.status("b.png"), ImageStatus::New);
+    h.keys(&[Action::AcceptImage]);
+    assert_eq!(h.status("b.png"), ImageStatus::Reviewed);
+    assert_eq!(h.labels("b.png").len(), 1);
+
+    // c.png: nothing there after all.
+    assert_eq!(h.key_of_current(), "c.png");
+    h.keys(&[Action::MarkEmpty]);
+    assert_eq!(h.labels("c.png"), vec![]);
+    assert_eq!(h.status("c.png"), ImageStatus::Reviewed);
+    let stats = h.store.stats().unwrap();
+    assert_eq!(stats.verified_empty, 1);
+    assert_eq!(stats.by_status.get("reviewed"), Some(&3));
+}
+
+#[test]
+fn move_resize_fine_steps_and_undo_redo() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    // The best proposal (knot, 0.1..0.3) is selected on arrival; move it: coarse is 2% of the
+    // view, fine one pixel.
+    h.keys(&[Action::MoveRight, Action::MoveDownFine]);
+    assert_eq!(
+        h.labels("a.png"),
+        vec![(
+            "knot".into(),
+            "accepted_prediction".into(),
+            Some([120, 110, 320, 310])
+        )]
+    );
+    // Grow the bottom-right corner, then switch to the top-left corner and pull it left.
+    h.keys(&[Action::GrowRight, Action::CycleCorner, Action::GrowLeftFine]);
+    assert_eq!(h.labels("a.png")[0].2, Some([110, 110, 340, 310]));
+    // Undo three times: back to before the corner moves and the fine move.
+    h.keys(&[Action::Undo, Action::Undo, Action::Undo]);
+    assert_eq!(h.labels("a.png")[0].2, Some([120, 100, 320, 300]));
+    h.keys(&[Action::Redo]);
+    assert_eq!(h.labels("a.png")[0].2, Some([120, 110, 320, 310]));
+    // Boxes never leave the image.
+    for _ in 0..100 {
+        h.keys(&[Action::MoveLeft, Action::MoveUp]);
+    }
+    assert_eq!(h.labels("a.png")[0].2, Some([0, 0, 200, 200]));
+}
+
+#[test]
+fn undo_survives_a_restart() {
+    let (_f, project) = detect_project();
+    {
+        let mut h = Harness::new(&project);
+        h.keys(&[Action::AcceptImage]);
+        assert_eq!(h.labels("a.png").len(), 2);
+    }
+    let mut h = Harness::new(&project);
+    h.keys(&[Action::Undo]);
+    assert_eq!(h.labels("a.png").len(), 0);
+    assert_eq!(h.status("a.png"), ImageStatus::New);
+    // The undone image is where the queue now stands, with its proposals back.
+    assert_eq!(h.key_of_current(), "a.png");
+    assert_eq!(h.state.current.as_ref().unwrap().items.len(), 2);
+}
+
+#[test]
+fn classification_keys_toggle_or_pick_classes() {
+    let f = Fixture::new();
+    for name in ["p1.png", "p2.png"] {
+        write_image(&f.images().join(name), 20, 20);
+    }
+    let project = Project::init(
+        &f.project(),
+        Task::Multilabel,
+        &["cat".into(), "dog".into(), "bird".into()],
+        Some(f.images().to_str().unwrap()),
+    )
+    .unwrap();
+    let mut store = project.store().unwrap();
+    project.refresh(&mut store, &|_, _| {}).unwrap();
+    drop(store);
+    let mut h = Harness::new(&project);
+    h.keys(&[Action::Class(1), Action::Class(3), Action::Class(1)]);
+    assert_eq!(
+        h.labels("p1.png"),
+        vec![("bird".into(), "human".into(), None)]
+    );
+    // The picker: open, move down twice (cat → dog → bird), back up once, choose dog.
+    h.keys(&[
+        Action::ClassPicker,
+        Action::MoveDown,
+        Action::MoveDown,
+        Action::MoveUp,
+    ]);
+    assert_eq!(h.state.mode, Mode::Picker { index: 1 });
+    h.keys(&[Action::Confirm, Action::AcceptImage]);
+    assert_eq!(
+        h.labels("p1.png"),
+        vec![
+            ("bird".into(), "human".into(), None),
+            ("dog".into(), "human".into(), None)
+        ]
+    );
+    assert_eq!(h.key_of_current(), "p2.png");
+}
+
+#[test]
+fn filter_narrows_the_queue_and_bad_filters_say_why() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    h.keys(&[Action::Filter]);
+    for c in "name=b*".chars() {
+        h.send(Msg::Input(c));
+    }
+    h.keys(&[Action::Confirm]);
+    assert_eq!(h.state.queue.len(), 1);
+    assert_eq!(h.key_of_current(), "b.png");
+    h.keys(&[Action::Filter]);
+    for _ in 0.."name=b*".len() {
+        h.send(Msg::Backspace);
+    }
+    for c in "colour=red".chars() {
+        h.send(Msg::Input(c));
+    }
+    h.keys(&[Action::Confirm]);
+    let m = h.state.message.as_ref().unwrap();
+    assert!(m.error && m.text.contains("unknown filter key"), "{m:?}");
+}
+
+#[test]
+fn an_undecodable_picture_is_marked_broken_and_skipped() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    let id = h.state.current_item().unwrap().id;
+    h.send(Msg::PictureFailed {
+        id,
+        error: "truncated JPEG".into(),
+    });
+    assert_eq!(h.status("a.png"), ImageStatus::Broken);
+    assert_eq!(h.key_of_current(), "b.png");
+    let m = h.state.message.as_ref().unwrap();
+    assert!(m.text.contains("a.png is broken (truncated JPEG)"), "{m:?}");
+    // And it is out of the queue next time.
+    let h = Harness::new(&project);
+    assert_eq!(h.state.queue.len(), 2);
+}

@@ -1,0 +1,192 @@
+//! End to end: the real binary in tmux, keys sent with `send-keys`, the screen read with
+//! `capture-pane`, the store checked afterwards — including a `kill -9` in the middle.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Fixture, write_image};
+
+/// A tmux server of our own (its own socket), killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(name: &str) -> Tmux {
+        let ok = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            ok,
+            "tmux is not installed: run scripts/test.sh, which installs it"
+        );
+        Tmux {
+            socket: format!("termtag-test-{name}-{}", std::process::id()),
+        }
+    }
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn start(&self, f: &Fixture) {
+        let cmd = format!(
+            "env TERM=xterm-256color USER=tester {} -C {} label --graphics halfblocks",
+            env!("CARGO_BIN_EXE_termtag"),
+            f.project().display()
+        );
+        self.tmux(&["kill-server"]);
+        self.tmux(&[
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            "-s",
+            "t",
+            &cmd,
+        ]);
+        self.tmux(&["set-option", "-t", "t", "remain-on-exit", "on"]);
+    }
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "t"])
+    }
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.tmux(&["send-keys", "-t", "t", k]);
+            // Keys are read one event at a time; a short gap keeps them apart as a person types.
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+    /// Waits until the screen contains `text` (the app is asynchronous), or fails showing it.
+    fn wait_for(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "screen never showed {text:?}:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    fn pane_pid(&self) -> String {
+        self.tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+fn project() -> Fixture {
+    let f = Fixture::new();
+    for name in ["a.png", "b.png", "c.png"] {
+        write_image(&f.images().join(name), 120, 80);
+    }
+    f.ok(&[
+        "init",
+        f.project().to_str().unwrap(),
+        "--task",
+        "detect",
+        "--classes",
+        "knot,defect",
+        "--source",
+        f.images().to_str().unwrap(),
+    ]);
+    f.write(
+        "totag.csv",
+        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
+         a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
+    );
+    f.ok(&[
+        "import",
+        "totag.csv",
+        "--format",
+        "ald-csv",
+        "--as",
+        "predictions",
+    ]);
+    f
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn review_in_tmux_and_survive_kill_9() {
+    let f = project();
+    let t = Tmux::new("review");
+    t.start(&f);
+    let s = t.wait_for("REVIEW");
+    assert!(s.contains("image 1/3"), "{s}");
+    let s = t.wait_for("proposal");
+    assert!(s.contains("knot") && s.contains("0.90"), "{s}");
+
+    // Accept a.png as shown: both proposals become labels and the queue moves on.
+    t.keys(&["Enter"]);
+    t.wait_for("image 2/3");
+    assert_eq!(
+        f.count("SELECT count(*) FROM annotation a JOIN image i ON i.id = a.image_id WHERE i.key = 'a.png'"),
+        2
+    );
+    // b.png: delete its proposal and draw a box (w, corner, move, corner).
+    t.keys(&[
+        "x", "w", "Space", "l", "l", "l", "j", "j", "j", "Space", "2",
+    ]);
+    wait_until("the drawn box in the store", || {
+        f.count("SELECT count(*) FROM annotation a JOIN image i ON i.id = a.image_id JOIN class c ON c.id = a.class_id WHERE i.key = 'b.png' AND c.name = 'defect' AND a.origin = 'human'") == 1
+    });
+    let s = t.screen();
+    assert!(s.contains("defect") && s.contains("label"), "{s}");
+
+    // kill -9 in the middle: everything shown as done is in the store.
+    let pid = t.pane_pid();
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert_eq!(
+        f.count("SELECT count(*) FROM image WHERE key = 'a.png' AND status = 'reviewed'"),
+        1
+    );
+    assert_eq!(f.count("SELECT count(*) FROM annotation"), 3);
+
+    // Restart: the store opens cleanly and the screen comes back with the work in it.
+    t.start(&f);
+    t.wait_for("REVIEW");
+    // The unreviewed b.png leads the queue now, with the box drawn before the kill.
+    let s = t.wait_for("b.png");
+    assert!(s.contains("defect"), "{s}");
+    // Help and quit.
+    t.keys(&["?"]);
+    t.wait_for("keys (Esc closes)");
+    t.keys(&["Escape", "q"]);
+    wait_until("termtag to exit", || {
+        t.tmux(&["display-message", "-p", "-t", "t", "#{pane_dead}"])
+            .trim()
+            == "1"
+    });
+}
