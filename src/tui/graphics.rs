@@ -126,6 +126,9 @@ pub fn worker(picker: Picker, max_megapixels: u32, rx: Receiver<Request>, tx: im
         capacity: 6,
     };
     let mut prefetch: VecDeque<(i64, PathBuf)> = VecDeque::new();
+    // The last display-size picture: a box edit re-draws only the overlay on it.
+    type FitKey = (i64, (u16, u16), Option<[u64; 4]>);
+    let mut fitted: Option<(FitKey, RgbaImage)> = None;
     loop {
         // Drain what is queued; keep the newest render.
         let first = if prefetch.is_empty() {
@@ -144,16 +147,24 @@ pub fn worker(picker: Picker, max_megapixels: u32, rx: Receiver<Request>, tx: im
             }
         }
         if let Some(job) = render {
-            let reply = match decoded(&mut cache, job.id, &job.path, max_megapixels) {
-                Ok(img) => match compose(&picker, &img, &job) {
-                    Ok(protocol) => Reply::Ready(Picture {
-                        generation: job.generation,
-                        id: job.id,
-                        protocol,
-                        job_cells: job.cells,
-                    }),
-                    Err(error) => Reply::Failed { id: job.id, error },
-                },
+            let key: FitKey = (
+                job.id,
+                job.cells,
+                job.zoom.map(|z| [z.x0, z.y0, z.x1, z.y1].map(f64::to_bits)),
+            );
+            let base = match &fitted {
+                Some((k, img)) if *k == key => Ok(img),
+                _ => decoded(&mut cache, job.id, &job.path, max_megapixels)
+                    .and_then(|img| fit(&picker, &img, job.cells, job.zoom))
+                    .map(|img| &fitted.insert((key, img)).1),
+            };
+            let reply = match base.and_then(|b| finish(&picker, b, &job)) {
+                Ok(protocol) => Reply::Ready(Picture {
+                    generation: job.generation,
+                    id: job.id,
+                    protocol,
+                    job_cells: job.cells,
+                }),
                 Err(error) => Reply::Failed { id: job.id, error },
             };
             tx(reply);
@@ -180,27 +191,41 @@ fn decoded(
 
 /// Crops to the zoom, fits the canvas, draws the overlay and encodes for the terminal.
 pub fn compose(picker: &Picker, img: &DynamicImage, job: &Job) -> Result<Protocol, String> {
+    let fitted = fit(picker, img, job.cells, job.zoom)?;
+    finish(picker, &fitted, job)
+}
+
+/// The display-size picture: the zoomed region of `img`, fitted to `cells` at the terminal's
+/// font size. This is the expensive step, so the worker keeps the last one.
+pub fn fit(
+    picker: &Picker,
+    img: &DynamicImage,
+    (cols, rows): (u16, u16),
+    zoom: Option<BBox>,
+) -> Result<RgbaImage, String> {
     let (fw, fh) = picker.font_size();
-    let (cols, rows) = job.cells;
     if cols == 0 || rows == 0 {
         return Err("no room to draw the picture".into());
     }
-    let view = match job.zoom {
+    let view = match zoom {
         Some(z) => {
             let (w, h) = (f64::from(img.width()), f64::from(img.height()));
-            let x = (z.x0 * w).floor() as u32;
-            let y = (z.y0 * h).floor() as u32;
-            let cw = ((z.width() * w).ceil() as u32).clamp(1, img.width() - x.min(img.width() - 1));
-            let ch =
-                ((z.height() * h).ceil() as u32).clamp(1, img.height() - y.min(img.height() - 1));
+            let x = ((z.x0 * w).floor() as u32).min(img.width() - 1);
+            let y = ((z.y0 * h).floor() as u32).min(img.height() - 1);
+            let cw = ((z.width() * w).ceil() as u32).clamp(1, img.width() - x);
+            let ch = ((z.height() * h).ceil() as u32).clamp(1, img.height() - y);
             img.crop_imm(x, y, cw, ch)
         }
         None => img.clone(),
     };
     let max_w = u32::from(cols) * u32::from(fw);
     let max_h = u32::from(rows) * u32::from(fh);
-    let fitted = view.resize(max_w, max_h, FilterType::Triangle);
-    let mut rgba = fitted.to_rgba8();
+    Ok(view.resize(max_w, max_h, FilterType::Triangle).to_rgba8())
+}
+
+/// Draws the overlay into a copy of the fitted picture and encodes it for the terminal.
+pub fn finish(picker: &Picker, fitted: &RgbaImage, job: &Job) -> Result<Protocol, String> {
+    let mut rgba = fitted.clone();
     let zoom = job.zoom.unwrap_or(BBox {
         x0: 0.0,
         y0: 0.0,
@@ -213,7 +238,7 @@ pub fn compose(picker: &Picker, img: &DynamicImage, job: &Job) -> Result<Protoco
     if let Some(c) = job.crosshair {
         draw_crosshair(&mut rgba, &zoom, c);
     }
-    let area = Rect::new(0, 0, cols, rows);
+    let area = Rect::new(0, 0, job.cells.0, job.cells.1);
     picker
         .new_protocol(DynamicImage::ImageRgba8(rgba), area, Resize::Fit(None))
         .map_err(|e| e.to_string())
