@@ -235,6 +235,7 @@ fn draw(
 ) {
     let ui = Ui {
         theme,
+        thumbs: None,
         keymap,
         picture: Some(pic),
         cell_overlay,

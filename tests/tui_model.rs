@@ -317,3 +317,53 @@ fn an_undecodable_picture_is_marked_broken_and_skipped() {
     let h = Harness::new(&project);
     assert_eq!(h.state.queue.len(), 2);
 }
+
+#[test]
+fn gallery_tags_every_marked_image_at_once() {
+    let f = Fixture::new();
+    for name in ["p1.png", "p2.png", "p3.png", "p4.png"] {
+        write_image(&f.images().join(name), 20, 20);
+    }
+    let project = Project::init(
+        &f.project(),
+        Task::Multilabel,
+        &["cat".into(), "dog".into()],
+        Some(f.images().to_str().unwrap()),
+    )
+    .unwrap();
+    let mut store = project.store().unwrap();
+    project.refresh(&mut store, &|_, _| {}).unwrap();
+    drop(store);
+    let mut h = Harness::new(&project);
+    h.send(Msg::GalleryColumns(2));
+    h.keys(&[Action::Gallery]);
+    assert!(matches!(h.state.mode, Mode::Gallery { cursor: 0, .. }));
+    // Mark p1, p2 (right) and p4 (down from p2), tag them all "dog".
+    h.keys(&[
+        Action::Confirm,
+        Action::MoveRight,
+        Action::Confirm,
+        Action::MoveDown,
+        Action::Confirm,
+        Action::Class(2),
+    ]);
+    for key in ["p1.png", "p2.png", "p4.png"] {
+        assert_eq!(
+            h.labels(key),
+            vec![("dog".into(), "human".into(), None)],
+            "{key}"
+        );
+        assert_eq!(h.status(key), ImageStatus::Reviewed);
+    }
+    assert_eq!(h.labels("p3.png"), vec![]);
+    // The gallery shows what it tagged.
+    let id2 = h.state.queue[1].id;
+    assert_eq!(h.state.gallery_labels[&id2], vec!["dog".to_string()]);
+    // Pressing the same class again on images that all have it takes it off.
+    h.keys(&[Action::Class(2)]);
+    assert_eq!(h.labels("p2.png"), vec![]);
+    // Enter opens the image under the cursor for review.
+    h.keys(&[Action::AcceptImage]);
+    assert_eq!(h.state.mode, Mode::Normal);
+    assert_eq!(h.key_of_current(), "p4.png");
+}

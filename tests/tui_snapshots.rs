@@ -101,6 +101,7 @@ fn render(s: &State, w: u16, h: u16) -> (Terminal<TestBackend>, Theme) {
     let pic = picture((canvas.width, canvas.height));
     let ui = Ui {
         theme: &theme,
+        thumbs: None,
         keymap: &keymap,
         picture: Some(&pic),
         cell_overlay: true,
@@ -185,4 +186,24 @@ fn classification_screen_and_picker() {
 fn too_small_terminal_says_so() {
     let (term, _) = render(&state(Task::Detect), 40, 10);
     insta::assert_snapshot!(term.backend());
+}
+
+#[test]
+fn gallery_grid_marks_and_cursor() {
+    let mut s = state(Task::Multilabel);
+    s.gallery_columns = 3;
+    s.gallery_labels.insert(1, vec!["knot".into()]);
+    s.mode = Mode::Gallery {
+        cursor: 1,
+        marked: vec![0],
+    };
+    let (term, theme) = render(&s, 100, 30);
+    insta::assert_snapshot!(term.backend());
+    let buf = term.backend().buffer();
+    assert!(buf.content().iter().any(|c| c.symbol() == "■"));
+    assert!(
+        buf.content()
+            .iter()
+            .any(|c| c.fg == theme.class_color(0) && c.symbol() == "k")
+    );
 }

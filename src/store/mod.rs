@@ -757,15 +757,22 @@ impl Store {
     /// Replaces an image's labels and status in one transaction, journalling the state before
     /// and after (which is what undo and redo replay). A new edit discards the redo history.
     pub fn apply_edit(&mut self, image_id: i64, action: &str, edit: &ImageEdit) -> Result<()> {
+        self.apply_edits(&[(image_id, edit.clone())], action)
+    }
+
+    /// Several images' edits in one transaction, one journal row each.
+    pub fn apply_edits(&mut self, edits: &[(i64, ImageEdit)], action: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let before = read_edit(&tx, image_id)?;
-        write_edit(&tx, &self.author, image_id, edit)?;
         tx.execute("UPDATE journal SET undone = 2 WHERE undone = 1", [])?;
         let json = |e: &ImageEdit| serde_json::to_string(e).map_err(|e| invalid(e.to_string()));
-        tx.execute(
-            "INSERT INTO journal (at, author, action, image_id, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![now_ms(), self.author, action, image_id, json(&before)?, json(edit)?],
-        )?;
+        for (image_id, edit) in edits {
+            let before = read_edit(&tx, *image_id)?;
+            write_edit(&tx, &self.author, *image_id, edit)?;
+            tx.execute(
+                "INSERT INTO journal (at, author, action, image_id, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![now_ms(), self.author, action, image_id, json(&before)?, json(edit)?],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }

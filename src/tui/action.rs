@@ -80,6 +80,7 @@ actions! {
     ZoomOut => "zoom_out", "zoom out";
     Filter => "filter", "filter the queue";
     Dashboard => "dashboard", "progress dashboard";
+    Gallery => "gallery", "thumbnail grid: Space marks, a class key tags every marked image";
     Help => "help", "this help";
     Quit => "quit", "quit";
 }

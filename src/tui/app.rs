@@ -87,6 +87,41 @@ pub fn store_effect(store: &mut Store, threshold: f64, effect: Effect) -> Option
             }
             Effect::Stats => Some(Msg::Stats(store.stats().map_err(err)?)),
             Effect::Prefetch { .. } => None,
+            Effect::GalleryLabels { ids } => {
+                let mut out = Vec::new();
+                for id in ids {
+                    let edit = store.image_edit(id).map_err(err)?;
+                    out.push((id, edit.labels.into_iter().map(|l| l.class).collect()));
+                }
+                Some(Msg::GalleryLabels(out))
+            }
+            Effect::Tag {
+                ids,
+                class,
+                add,
+                only,
+            } => {
+                let mut edits = Vec::new();
+                for id in ids {
+                    let mut edit = store.image_edit(id).map_err(err)?;
+                    if only {
+                        edit.labels.clear();
+                    }
+                    edit.labels.retain(|l| l.class != class);
+                    if add {
+                        edit.labels.push(crate::store::EditLabel {
+                            class: class.clone(),
+                            bbox: None,
+                            origin: crate::model::Origin::Human,
+                            score: None,
+                        });
+                    }
+                    edit.status = ImageStatus::Reviewed;
+                    edits.push((id, edit));
+                }
+                store.apply_edits(&edits, "tag").map_err(err)?;
+                None
+            }
         })
     })();
     result.unwrap_or_else(|e| Some(Msg::Error(e)))
@@ -202,6 +237,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
         project,
         &Ui {
             theme: &theme,
+            thumbs: None,
             keymap: &keymap,
             picture: None,
             cell_overlay,
@@ -240,6 +276,9 @@ fn event_loop(
     ui_base: &Ui,
 ) -> Result<()> {
     let mut picture: Option<Picture> = None;
+    let mut thumbs: std::collections::HashMap<i64, ratatui_image::protocol::Protocol> =
+        std::collections::HashMap::new();
+    let mut thumbs_asked: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let mut generation = 0u64;
     let mut asked: Option<Job> = None;
     let mut dirty = true;
@@ -283,8 +322,29 @@ fn event_loop(
                     let _ = gfx.send(Request::Render(job));
                 }
             }
+            if let Mode::Gallery { cursor, .. } = state.mode.clone()
+                && !view::too_small(size)
+            {
+                let main = view::gallery_area(size);
+                let (cols, rows) = view::gallery_grid(main);
+                if cols != state.gallery_columns {
+                    dispatch(state, Msg::GalleryColumns(cols));
+                }
+                let cells = (view::TILE.0 - 2, view::TILE.1 - 3);
+                let wanted: Vec<(i64, PathBuf, (u16, u16))> = state
+                    .gallery_page(cursor, rows)
+                    .filter_map(|p| state.queue.get(p))
+                    .filter(|q| !thumbs_asked.contains(&q.id))
+                    .filter_map(|q| Some((q.id, project.image_path(&q.key)?, cells)))
+                    .collect();
+                if !wanted.is_empty() {
+                    thumbs_asked.extend(wanted.iter().map(|w| w.0));
+                    let _ = gfx.send(Request::Thumbs(wanted));
+                }
+            }
             let ui = Ui {
                 picture: picture.as_ref(),
+                thumbs: Some(&thumbs),
                 ..*ui_base
             };
             terminal.draw(|f| view::draw(f, state, &ui))?;
@@ -310,13 +370,23 @@ fn event_loop(
                     dispatch(state, msg);
                 }
             }
-            AppEvent::Term(Event::Resize(..)) => {}
+            AppEvent::Term(Event::Resize(..)) => {
+                // Thumbnails are sized to their tiles, which do not change; the page may.
+            }
             AppEvent::Term(_) => continue,
             AppEvent::Msg(msg) => dispatch(state, msg),
             AppEvent::Picture(Reply::Ready(p)) => {
                 if p.generation == generation {
                     picture = Some(p);
                 }
+            }
+            AppEvent::Picture(Reply::Thumb { id, protocol }) => {
+                // Keep memory bounded: thumbnails of a few pages at most.
+                if thumbs.len() > 256 {
+                    thumbs.clear();
+                    thumbs_asked.clear();
+                }
+                thumbs.insert(id, protocol);
             }
             AppEvent::Picture(Reply::Failed { id, error }) => {
                 if asked.as_ref().is_some_and(|a| a.id == id) {

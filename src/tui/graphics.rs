@@ -79,6 +79,8 @@ pub struct Job {
 pub enum Request {
     Render(Job),
     Prefetch(Vec<(i64, PathBuf)>),
+    /// Gallery thumbnails: id, file, size in cells.
+    Thumbs(Vec<(i64, PathBuf, (u16, u16))>),
 }
 
 /// A finished picture, ready to render.
@@ -93,6 +95,7 @@ pub struct Picture {
 pub enum Reply {
     Ready(Picture),
     Failed { id: i64, error: String },
+    Thumb { id: i64, protocol: Protocol },
 }
 
 /// Decoded images kept for quick back-and-forth and for prefetching.
@@ -126,12 +129,13 @@ pub fn worker(picker: Picker, max_megapixels: u32, rx: Receiver<Request>, tx: im
         capacity: 6,
     };
     let mut prefetch: VecDeque<(i64, PathBuf)> = VecDeque::new();
+    let mut thumbs: VecDeque<(i64, PathBuf, (u16, u16))> = VecDeque::new();
     // The last display-size picture: a box edit re-draws only the overlay on it.
     type FitKey = (i64, (u16, u16), Option<[u64; 4]>);
     let mut fitted: Option<(FitKey, RgbaImage)> = None;
     loop {
         // Drain what is queued; keep the newest render.
-        let first = if prefetch.is_empty() {
+        let first = if prefetch.is_empty() && thumbs.is_empty() {
             match rx.recv() {
                 Ok(r) => Some(r),
                 Err(_) => return,
@@ -144,6 +148,8 @@ pub fn worker(picker: Picker, max_megapixels: u32, rx: Receiver<Request>, tx: im
             match req {
                 Request::Render(job) => render = Some(job),
                 Request::Prefetch(ids) => prefetch.extend(ids),
+                // A new page replaces the thumbnails still waiting.
+                Request::Thumbs(list) => thumbs = list.into(),
             }
         }
         if let Some(job) = render {
@@ -168,6 +174,25 @@ pub fn worker(picker: Picker, max_megapixels: u32, rx: Receiver<Request>, tx: im
                 Err(error) => Reply::Failed { id: job.id, error },
             };
             tx(reply);
+        } else if let Some((id, path, cells)) = thumbs.pop_front() {
+            // Thumbnails are not cached as decoded images: a page of them would evict the
+            // pictures being reviewed.
+            let thumb = crate::decode::open_upright(&path, max_megapixels).and_then(|img| {
+                let small = fit(&picker, &img, cells, None)?;
+                let job = Job {
+                    generation: 0,
+                    id,
+                    path,
+                    cells,
+                    zoom: None,
+                    overlay: Vec::new(),
+                    crosshair: None,
+                };
+                finish(&picker, &small, &job)
+            });
+            if let Ok(protocol) = thumb {
+                tx(Reply::Thumb { id, protocol });
+            }
         } else if let Some((id, path)) = prefetch.pop_front() {
             // Failures surface when the image is shown.
             let _ = decoded(&mut cache, id, &path, max_megapixels);

@@ -97,6 +97,11 @@ pub enum Mode {
     },
     Help,
     Dashboard,
+    /// Thumbnail grid over the queue: `cursor` and `marked` are queue positions.
+    Gallery {
+        cursor: usize,
+        marked: Vec<usize>,
+    },
 }
 
 /// Messages `update()` handles: user actions, typed text, and results from the workers.
@@ -117,6 +122,10 @@ pub enum Msg {
         action: String,
     },
     Stats(Stats),
+    /// Classes of images shown in the gallery.
+    GalleryLabels(Vec<(i64, Vec<String>)>),
+    /// How many thumbnails fit in a gallery row (from the layout).
+    GalleryColumns(usize),
     /// The picture of an image could not be decoded: it is recorded broken and skipped.
     PictureFailed {
         id: i64,
@@ -150,6 +159,18 @@ pub enum Effect {
     Prefetch {
         ids: Vec<i64>,
     },
+    /// Read the classes of these images (for the gallery).
+    GalleryLabels {
+        ids: Vec<i64>,
+    },
+    /// Add or remove (`add == false`) a class on many images; `only` replaces their classes
+    /// (multi-class). One transaction, one journal row per image.
+    Tag {
+        ids: Vec<i64>,
+        class: String,
+        add: bool,
+        only: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +197,9 @@ pub struct State {
     /// Index of the class a new box gets.
     pub last_class: usize,
     pub stats: Option<Stats>,
+    /// Classes per image id, as the gallery last read them.
+    pub gallery_labels: std::collections::HashMap<i64, Vec<String>>,
+    pub gallery_columns: usize,
     pub quit: bool,
 }
 
@@ -196,6 +220,8 @@ impl State {
             message: None,
             last_class: 0,
             stats: None,
+            gallery_labels: std::collections::HashMap::new(),
+            gallery_columns: 4,
             quit: false,
         }
     }
@@ -523,6 +549,7 @@ impl State {
                 }
                 return Vec::new();
             }
+            Mode::Gallery { .. } => return self.gallery_action(a),
             Mode::Picker { index } => {
                 let n = self.classes.len().max(1);
                 match a {
@@ -605,6 +632,17 @@ impl State {
             Action::Dashboard => {
                 self.mode = Mode::Dashboard;
                 vec![Effect::Stats]
+            }
+            Action::Gallery => {
+                if self.task.is_detect() {
+                    self.info("the gallery is for classification projects");
+                    return Vec::new();
+                }
+                self.mode = Mode::Gallery {
+                    cursor: self.pos,
+                    marked: Vec::new(),
+                };
+                self.gallery_page_effects()
             }
             Action::Filter => {
                 self.mode = Mode::Filter {
@@ -786,6 +824,102 @@ impl State {
         }
     }
 
+    /// Queue positions of the gallery page holding `cursor` (a page is a few rows).
+    pub fn gallery_page(&self, cursor: usize, rows: usize) -> std::ops::Range<usize> {
+        let per_page = (self.gallery_columns.max(1) * rows.max(1)).max(1);
+        let start = cursor / per_page * per_page;
+        start..(start + per_page).min(self.queue.len())
+    }
+
+    fn gallery_page_effects(&self) -> Vec<Effect> {
+        let Mode::Gallery { cursor, .. } = &self.mode else {
+            return Vec::new();
+        };
+        // Labels for a generous page; the view decides how many rows fit.
+        let ids: Vec<i64> = self
+            .gallery_page(*cursor, 8)
+            .filter_map(|p| self.queue.get(p).map(|q| q.id))
+            .collect();
+        vec![Effect::GalleryLabels { ids }]
+    }
+
+    fn gallery_action(&mut self, a: Action) -> Vec<Effect> {
+        let cols = self.gallery_columns.max(1);
+        let n = self.queue.len();
+        let Mode::Gallery { cursor, marked } = &mut self.mode else {
+            return Vec::new();
+        };
+        let before = *cursor / (cols * 8);
+        match a {
+            Action::MoveLeft | Action::PrevBox => *cursor = cursor.saturating_sub(1),
+            Action::MoveRight | Action::NextBox => *cursor = (*cursor + 1).min(n.saturating_sub(1)),
+            Action::MoveUp => *cursor = cursor.saturating_sub(cols),
+            Action::MoveDown => *cursor = (*cursor + cols).min(n.saturating_sub(1)),
+            Action::Confirm => {
+                let c = *cursor;
+                if let Some(i) = marked.iter().position(|m| *m == c) {
+                    marked.remove(i);
+                } else {
+                    marked.push(c);
+                }
+            }
+            Action::Class(k) => {
+                let Some(class) = self.classes.get(usize::from(k) - 1).cloned() else {
+                    return Vec::new();
+                };
+                let targets: Vec<usize> = if marked.is_empty() {
+                    vec![*cursor]
+                } else {
+                    marked.clone()
+                };
+                let ids: Vec<i64> = targets
+                    .iter()
+                    .filter_map(|p| self.queue.get(*p).map(|q| q.id))
+                    .collect();
+                let only = self.task == Task::Classify;
+                // Multi-label: add the class unless every target already has it, then remove it.
+                let all_have = ids.iter().all(|id| {
+                    self.gallery_labels
+                        .get(id)
+                        .is_some_and(|l| l.contains(&class))
+                });
+                let add = only || !all_have;
+                let n = ids.len();
+                self.info(format!(
+                    "{} {class} {} {n} images",
+                    if add { "tagged" } else { "untagged" },
+                    if add { "on" } else { "from" }
+                ));
+                let mut fx = vec![Effect::Tag {
+                    ids: ids.clone(),
+                    class,
+                    add,
+                    only,
+                }];
+                fx.push(Effect::GalleryLabels { ids });
+                return fx;
+            }
+            Action::AcceptImage => {
+                let c = *cursor;
+                return self.goto(c);
+            }
+            Action::Cancel | Action::Gallery | Action::Quit => {
+                self.mode = Mode::Normal;
+                return Vec::new();
+            }
+            _ => return Vec::new(),
+        }
+        let after = match &self.mode {
+            Mode::Gallery { cursor, .. } => *cursor / (cols * 8),
+            _ => before,
+        };
+        if after != before {
+            self.gallery_page_effects()
+        } else {
+            Vec::new()
+        }
+    }
+
     fn add_drawn_box(&mut self, a: (f64, f64), b: (f64, f64)) -> Vec<Effect> {
         let class = self
             .classes
@@ -895,6 +1029,14 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::Stats(s) => {
             state.stats = Some(s);
+            Vec::new()
+        }
+        Msg::GalleryLabels(labels) => {
+            state.gallery_labels.extend(labels);
+            Vec::new()
+        }
+        Msg::GalleryColumns(n) => {
+            state.gallery_columns = n.max(1);
             Vec::new()
         }
         Msg::PictureFailed { id, error } => {

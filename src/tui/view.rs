@@ -25,6 +25,8 @@ const PANEL_WIDTH: u16 = 34;
 /// What the view needs besides the state.
 pub struct Ui<'a> {
     pub theme: &'a Theme,
+    /// Gallery thumbnails by image id.
+    pub thumbs: Option<&'a std::collections::HashMap<i64, ratatui_image::protocol::Protocol>>,
     pub keymap: &'a Keymap,
     pub picture: Option<&'a Picture>,
     /// Boxes are drawn as cells (halfblocks) rather than into the pixels.
@@ -76,8 +78,18 @@ pub fn draw(f: &mut Frame, state: &State, ui: &Ui) {
         return;
     }
     let a = areas(size);
-    draw_canvas(f, a.canvas, state, ui);
-    draw_panel(f, a.panel, state, ui);
+    if let Mode::Gallery { cursor, marked } = &state.mode {
+        let main = Rect::new(
+            a.canvas.x,
+            a.canvas.y,
+            a.canvas.width + a.panel.width,
+            a.canvas.height,
+        );
+        draw_gallery(f, main, state, *cursor, marked, ui);
+    } else {
+        draw_canvas(f, a.canvas, state, ui);
+        draw_panel(f, a.panel, state, ui);
+    }
     draw_message(f, a.message, state, ui);
     draw_status(f, a.status, state, ui);
     match &state.mode {
@@ -416,6 +428,7 @@ fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
         Mode::Filter { .. } => "FILTER",
         Mode::Help => "HELP",
         Mode::Dashboard => "DASHBOARD",
+        Mode::Gallery { .. } => "GALLERY",
     };
     let hints: &[(Action, &str)] = match &state.mode {
         Mode::Draw { .. } => &[
@@ -430,6 +443,13 @@ fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             (Action::Cancel, "cancel"),
         ],
         Mode::Help | Mode::Dashboard => &[(Action::Cancel, "close")],
+        Mode::Gallery { .. } => &[
+            (Action::MoveRight, "move"),
+            (Action::Confirm, "mark"),
+            (Action::Class(1), "tag marked"),
+            (Action::AcceptImage, "open"),
+            (Action::Cancel, "back"),
+        ],
         _ if state.task.is_detect() => &[
             (Action::AcceptImage, "accept"),
             (Action::NextImage, "next"),
@@ -447,6 +467,7 @@ fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             (Action::NextImage, "next"),
             (Action::Class(1), "class"),
             (Action::ClassPicker, "pick"),
+            (Action::Gallery, "gallery"),
             (Action::MarkEmpty, "none"),
             (Action::Undo, "undo"),
             (Action::Help, "help"),
@@ -600,4 +621,102 @@ fn draw_picker(f: &mut Frame, size: Rect, state: &State, index: usize, ui: &Ui) 
         .title(" class ")
         .border_style(t.title());
     f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// Gallery tile size in cells: the thumbnail plus two text lines.
+pub const TILE: (u16, u16) = (24, 10);
+
+/// Thumbnail grid (columns, rows) that fits `main`.
+pub fn gallery_grid(main: Rect) -> (usize, usize) {
+    (
+        usize::from((main.width / TILE.0).max(1)),
+        usize::from((main.height / TILE.1).max(1)),
+    )
+}
+
+/// The gallery's main area (canvas and panel together) for a terminal size.
+pub fn gallery_area(size: Rect) -> Rect {
+    let a = areas(size);
+    Rect::new(
+        a.canvas.x,
+        a.canvas.y,
+        a.canvas.width + a.panel.width,
+        a.canvas.height,
+    )
+}
+
+fn draw_gallery(
+    f: &mut Frame,
+    main: Rect,
+    state: &State,
+    cursor: usize,
+    marked: &[usize],
+    ui: &Ui,
+) {
+    let t = ui.theme;
+    let (cols, rows) = gallery_grid(main);
+    let page = state.gallery_page(cursor, rows);
+    for (slot, pos) in page.enumerate() {
+        let Some(q) = state.queue.get(pos) else { break };
+        let x = main.x + (slot % cols) as u16 * TILE.0;
+        let y = main.y + (slot / cols) as u16 * TILE.1;
+        let tile = Rect::new(x, y, TILE.0, TILE.1).intersection(main);
+        let is_cursor = pos == cursor;
+        let is_marked = marked.contains(&pos);
+        let border = if is_cursor {
+            t.highlight()
+        } else if is_marked {
+            t.key()
+        } else {
+            t.dimmed()
+        };
+        let title = format!(
+            "{}{}",
+            if is_marked { "■ " } else { "" },
+            for_terminal(&q.key)
+        );
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(border)
+            .title(title);
+        let inner = block.inner(tile);
+        f.render_widget(block, tile);
+        let [pic, label] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+        if let Some(p) = ui.thumbs.and_then(|m| m.get(&q.id)) {
+            let a = p.area();
+            let r = Rect::new(
+                pic.x + (pic.width.saturating_sub(a.width)) / 2,
+                pic.y,
+                a.width.min(pic.width),
+                a.height.min(pic.height),
+            );
+            f.render_widget(Image::new(p), r);
+        }
+        let classes = state.gallery_labels.get(&q.id).cloned().unwrap_or_default();
+        let text = if classes.is_empty() {
+            Line::styled(
+                if q.status == crate::model::ImageStatus::Reviewed {
+                    "(none)"
+                } else {
+                    "—"
+                },
+                t.dimmed(),
+            )
+        } else {
+            Line::from(
+                classes
+                    .iter()
+                    .map(|c| {
+                        let i = state.classes.iter().position(|k| k == c).unwrap_or(0);
+                        Span::styled(
+                            format!("{} ", for_terminal(c)),
+                            Style::default().fg(t.class_color(i)),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        f.render_widget(Paragraph::new(text), label);
+    }
 }
