@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
-use image::{DynamicImage, Rgba, RgbaImage, imageops::FilterType};
+use fast_image_resize as fir;
+use fast_image_resize::IntoImageView;
+use image::{DynamicImage, Rgba, RgbaImage};
 use ratatui::layout::Rect;
 use ratatui_image::Resize;
 use ratatui_image::picker::{Picker, ProtocolType};
@@ -232,20 +234,46 @@ pub fn fit(
     if cols == 0 || rows == 0 {
         return Err("no room to draw the picture".into());
     }
-    let view = match zoom {
-        Some(z) => {
-            let (w, h) = (f64::from(img.width()), f64::from(img.height()));
-            let x = ((z.x0 * w).floor() as u32).min(img.width() - 1);
-            let y = ((z.y0 * h).floor() as u32).min(img.height() - 1);
-            let cw = ((z.width() * w).ceil() as u32).clamp(1, img.width() - x);
-            let ch = ((z.height() * h).ceil() as u32).clamp(1, img.height() - y);
-            img.crop_imm(x, y, cw, ch)
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    let z = zoom.unwrap_or(BBox {
+        x0: 0.0,
+        y0: 0.0,
+        x1: 1.0,
+        y1: 1.0,
+    });
+    // The visible region in source pixels, at least one pixel.
+    let (left, top) = (z.x0 * w, z.y0 * h);
+    let (cw, ch) = ((z.width() * w).max(1.0), (z.height() * h).max(1.0));
+    let max_w = f64::from(u32::from(cols) * u32::from(fw));
+    let max_h = f64::from(u32::from(rows) * u32::from(fh));
+    // Fit the canvas, enlarging small pictures and zoomed regions too.
+    let scale = (max_w / cw).min(max_h / ch);
+    let dw = ((cw * scale).round() as u32).max(1);
+    let dh = ((ch * scale).round() as u32).max(1);
+    // Resize in the decoded pixel layout (a JPEG is RGB8) and convert only the small result.
+    let converted;
+    let src = match img {
+        DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => img,
+        other => {
+            converted = DynamicImage::ImageRgba8(other.to_rgba8());
+            &converted
         }
-        None => img.clone(),
     };
-    let max_w = u32::from(cols) * u32::from(fw);
-    let max_h = u32::from(rows) * u32::from(fh);
-    Ok(view.resize(max_w, max_h, FilterType::Triangle).to_rgba8())
+    let pixel_type = src.pixel_type().ok_or("resize: unsupported pixel type")?;
+    let mut dst = fir::images::Image::new(dw, dh, pixel_type);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear))
+        .crop(left, top, cw, ch);
+    fir::Resizer::new()
+        .resize(src, &mut dst, &options)
+        .map_err(|e| format!("resize: {e}"))?;
+    let buf = dst.into_vec();
+    let out = if pixel_type == fir::PixelType::U8x3 {
+        image::RgbImage::from_raw(dw, dh, buf).map(|rgb| DynamicImage::ImageRgb8(rgb).to_rgba8())
+    } else {
+        RgbaImage::from_raw(dw, dh, buf)
+    };
+    out.ok_or_else(|| "resize: bad buffer".to_string())
 }
 
 /// Draws the overlay into a copy of the fitted picture and encodes it for the terminal.
