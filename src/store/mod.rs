@@ -439,22 +439,15 @@ impl Store {
             )?;
             for l in &im.labels {
                 let cid = lookup_class(&classes, &l.class)?;
-                let b = l.bbox;
-                tx.execute(
-                    "INSERT INTO annotation (image_id, class_id, x0, y0, x1, y1, origin, score, author, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-                    params![
-                        image_id,
-                        cid,
-                        b.map(|b| b.x0),
-                        b.map(|b| b.y0),
-                        b.map(|b| b.x1),
-                        b.map(|b| b.y1),
-                        Origin::Imported.as_str(),
-                        l.score,
-                        self.author,
-                        now
-                    ],
+                insert_label(
+                    &tx,
+                    image_id,
+                    cid,
+                    l.bbox,
+                    Origin::Imported,
+                    l.score,
+                    &self.author,
+                    now,
                 )?;
             }
             tx.execute(
@@ -554,10 +547,7 @@ impl Store {
             let mut st = self.conn.prepare(labels_sql)?;
             let rows = st.query_map([], |r| {
                 let coords: [Option<f64>; 4] = [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?];
-                let bbox = match coords {
-                    [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
-                    _ => None,
-                };
+                let bbox = bbox_of(coords);
                 Ok((
                     r.get::<_, i64>(0)?,
                     Label {
@@ -659,6 +649,46 @@ fn journal(
         params![now_ms(), author, action, image_id, detail],
     )?;
     Ok(())
+}
+
+/// One label row; part of the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+fn insert_label(
+    tx: &Transaction,
+    image_id: i64,
+    class_id: i64,
+    bbox: Option<BBox>,
+    origin: Origin,
+    score: Option<f64>,
+    author: &str,
+    now: i64,
+) -> Result<()> {
+    let b = bbox;
+    tx.execute(
+        "INSERT INTO annotation (image_id, class_id, x0, y0, x1, y1, origin, score, author, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+        params![
+            image_id,
+            class_id,
+            b.map(|b| b.x0),
+            b.map(|b| b.y0),
+            b.map(|b| b.x1),
+            b.map(|b| b.y1),
+            origin.as_str(),
+            score,
+            author,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// A box from four nullable columns (all NULL: a classification label).
+fn bbox_of(coords: [Option<f64>; 4]) -> Option<BBox> {
+    match coords {
+        [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
+        _ => None,
+    }
 }
 
 /// A count column as `usize`.
@@ -838,10 +868,7 @@ fn read_edit(conn: &Connection, image_id: i64) -> Result<ImageEdit> {
             let origin: String = r.get(5)?;
             Ok(EditLabel {
                 class: r.get(0)?,
-                bbox: match coords {
-                    [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
-                    _ => None,
-                },
+                bbox: bbox_of(coords),
                 origin: Origin::parse(&origin).unwrap_or(Origin::Human),
                 score: r.get(6)?,
             })
@@ -862,23 +889,7 @@ fn write_edit(tx: &Transaction, author: &str, image_id: i64, edit: &ImageEdit) -
     )?;
     for l in &edit.labels {
         let cid = lookup_class(&classes, &l.class)?;
-        let b = l.bbox;
-        tx.execute(
-            "INSERT INTO annotation (image_id, class_id, x0, y0, x1, y1, origin, score, author, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-            params![
-                image_id,
-                cid,
-                b.map(|b| b.x0),
-                b.map(|b| b.y0),
-                b.map(|b| b.x1),
-                b.map(|b| b.y1),
-                l.origin.as_str(),
-                l.score,
-                author,
-                now
-            ],
-        )?;
+        insert_label(tx, image_id, cid, l.bbox, l.origin, l.score, author, now)?;
     }
     let reviewed = edit.status == ImageStatus::Reviewed;
     tx.execute(
@@ -905,10 +916,7 @@ impl Store {
             let coords: [Option<f64>; 4] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?];
             Ok(EditLabel {
                 class: r.get(0)?,
-                bbox: match coords {
-                    [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
-                    _ => None,
-                },
+                bbox: bbox_of(coords),
                 origin: Origin::AcceptedPrediction,
                 score: r.get(5)?,
             })
