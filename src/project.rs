@@ -46,8 +46,9 @@ pub struct Config {
     #[serde(default)]
     pub ui: UiConfig,
     /// Key overrides: action = [keys]; see `termtag label` help (`?`) for the action names.
+    /// Kept as written: the review screen checks them, reports bad ones and keeps the defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub keys: BTreeMap<String, Vec<String>>,
+    pub keys: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,8 +163,7 @@ impl Config {
         } else {
             out.push_str("[keys]\n");
             for (action, keys) in &self.keys {
-                let list: Vec<String> = keys.iter().map(|k| q(k)).collect();
-                out.push_str(&format!("{action} = [{}]\n", list.join(", ")));
+                out.push_str(&format!("{action} = {keys}\n"));
             }
         }
         out
@@ -599,7 +599,10 @@ mod tests {
             ui: UiConfig {
                 theme: "light".into(),
             },
-            keys: BTreeMap::from([("accept_image".to_string(), vec!["y".to_string()])]),
+            keys: BTreeMap::from([(
+                "accept_image".to_string(),
+                toml::Value::Array(vec![toml::Value::String("y".into())]),
+            )]),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(

@@ -164,20 +164,38 @@ impl Keymap {
             toml::from_str(DEFAULTS).expect("embedded keymap.toml is valid");
         let mut problems = Vec::new();
         for (origin, text) in overrides {
-            match toml::from_str::<BTreeMap<String, Vec<String>>>(text) {
-                Ok(m) => {
-                    for (action, keys) in m {
-                        if Action::from_name(&action).is_none() {
-                            problems.push(format!("{origin}: unknown action `{action}`"));
-                        } else {
-                            by_action.insert(action, keys);
-                        }
-                    }
+            let table = match toml::from_str::<BTreeMap<String, toml::Value>>(text) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!(
+                        "{origin}: {}",
+                        e.message().lines().next().unwrap_or("invalid")
+                    ));
+                    continue;
                 }
-                Err(e) => problems.push(format!(
-                    "{origin}: {}",
-                    e.message().lines().next().unwrap_or("invalid")
-                )),
+            };
+            for (action, value) in table {
+                if Action::from_name(&action).is_none() {
+                    problems.push(format!("{origin}: unknown action `{action}`"));
+                    continue;
+                }
+                // A list of keys, or one key as a plain string.
+                let keys = match value {
+                    toml::Value::String(k) => Some(vec![k]),
+                    toml::Value::Array(list) => list
+                        .into_iter()
+                        .map(|v| v.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>(),
+                    _ => None,
+                };
+                match keys {
+                    Some(keys) => {
+                        by_action.insert(action, keys);
+                    }
+                    None => problems.push(format!(
+                        "{origin}: `{action}` must be a key or a list of keys, like [\"Enter\"]"
+                    )),
+                }
             }
         }
         let mut bindings = BTreeMap::new();
@@ -287,18 +305,25 @@ mod tests {
     fn overrides_replace_per_action_and_report_problems() {
         let (k, problems) = Keymap::load(&[(
             "termtag.toml [keys]",
-            "accept_image = [\"y\"]\nfly = [\"f\"]\nundo = [\"C-Bogus\"]",
+            "accept_image = [\"y\"]\nfly = [\"f\"]\nundo = [\"C-Bogus\"]\nredo = 3\nquit = \"Q\"",
         )]);
         assert_eq!(
             k.action(&Key::parse("y").unwrap()),
             Some(Action::AcceptImage)
         );
         assert_eq!(k.action(&Key::parse("Enter").unwrap()), None);
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("unknown action `fly`"));
-        assert!(problems[1].contains("C-Bogus"));
+        assert!(problems[1].contains("`redo` must be a key or a list"));
+        assert!(problems[2].contains("C-Bogus"));
+        assert_eq!(k.action(&Key::parse("Q").unwrap()), Some(Action::Quit));
         // The rest of the defaults still run.
-        assert_eq!(k.action(&Key::parse("q").unwrap()), Some(Action::Quit));
+        assert_eq!(
+            k.action(&Key::parse("u").unwrap()),
+            None,
+            "undo was rebound"
+        );
+        assert_eq!(k.action(&Key::parse("?").unwrap()), Some(Action::Help));
         let (_, problems) = Keymap::load(&[("keys.toml", "this is = = not toml")]);
         assert_eq!(problems.len(), 1);
     }
