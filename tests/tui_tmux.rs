@@ -37,8 +37,11 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
     fn start(&self, f: &Fixture) {
+        self.start_with(f, "--graphics halfblocks");
+    }
+    fn start_with(&self, f: &Fixture, flags: &str) {
         let cmd = format!(
-            "env TERM=xterm-256color USER=tester {} -C {} label --graphics halfblocks",
+            "env TERM=xterm-256color USER=tester {} -C {} label {flags}",
             env!("CARGO_BIN_EXE_termtag"),
             f.project().display()
         );
@@ -184,6 +187,23 @@ fn review_in_tmux_and_survive_kill_9() {
     t.keys(&["?"]);
     t.wait_for("keys (Esc closes)");
     t.keys(&["Escape", "q"]);
+    wait_until("termtag to exit", || {
+        t.tmux(&["display-message", "-p", "-t", "t", "#{pane_dead}"])
+            .trim()
+            == "1"
+    });
+}
+
+#[test]
+fn graphics_query_does_not_eat_the_first_key() {
+    let f = project();
+    let t = Tmux::new("query");
+    // Auto detection asks the terminal (tmux here) what it can show.
+    t.start_with(&f, "");
+    t.wait_for("image 1/3");
+    t.keys(&["]"]);
+    t.wait_for("image 2/3");
+    t.keys(&["q"]);
     wait_until("termtag to exit", || {
         t.tmux(&["display-message", "-p", "-t", "t", "#{pane_dead}"])
             .trim()

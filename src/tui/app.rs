@@ -203,6 +203,19 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
 
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let picker = graphics::picker(choice);
+    if choice != GraphicsChoice::Halfblocks {
+        // A terminal that leaves part of the graphics query unanswered leaves ratatui-image's
+        // reader waiting on stdin, where it would eat the user's first key. Ask for the device
+        // attributes, which every terminal answers, so that reader finishes; then drop what
+        // is pending.
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b"\x1b[c").and_then(|_| out.flush());
+        std::thread::sleep(Duration::from_millis(100));
+        while crossterm::event::poll(Duration::from_millis(50)).unwrap_or(false) {
+            let _ = crossterm::event::read();
+        }
+    }
     let protocol = graphics::protocol_name(picker.protocol_type());
     let cell_overlay = picker.protocol_type() == ratatui_image::picker::ProtocolType::Halfblocks;
     tracing::info!(protocol, "review screen started");
@@ -213,6 +226,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
         .name("termtag-input".into())
         .spawn(move || {
             while let Ok(ev) = crossterm::event::read() {
+                tracing::debug!(?ev, "terminal event");
                 if input_tx.send(AppEvent::Term(ev)).is_err() {
                     break;
                 }

@@ -36,7 +36,14 @@ pub fn picker(choice: GraphicsChoice) -> Picker {
     if choice == GraphicsChoice::Halfblocks {
         return Picker::halfblocks();
     }
-    let mut p = Picker::from_query_stdio().unwrap_or_else(|_| Picker::halfblocks());
+    let started = std::time::Instant::now();
+    let queried = Picker::from_query_stdio();
+    tracing::info!(
+        ok = queried.is_ok(),
+        ms = started.elapsed().as_millis() as u64,
+        "terminal graphics query"
+    );
+    let mut p = queried.unwrap_or_else(|_| Picker::halfblocks());
     match choice {
         GraphicsChoice::Kitty => p.set_protocol_type(ProtocolType::Kitty),
         GraphicsChoice::Sixel => p.set_protocol_type(ProtocolType::Sixel),
