@@ -367,3 +367,27 @@ fn gallery_tags_every_marked_image_at_once() {
     assert_eq!(h.state.mode, Mode::Normal);
     assert_eq!(h.key_of_current(), "p4.png");
 }
+
+#[test]
+fn zoom_in_stops_at_one_percent_and_zoom_out_returns_to_the_whole_image() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    for _ in 0..30 {
+        h.keys(&[Action::ZoomIn]);
+    }
+    let z = h.state.zoom.unwrap();
+    assert!(
+        (z.width() - 0.01).abs() < 1e-9 && (z.height() - 0.01).abs() < 1e-9,
+        "{z:?}"
+    );
+    for _ in 0..30 {
+        h.keys(&[Action::ZoomOut]);
+    }
+    assert_eq!(h.state.zoom, None);
+    // z zooms to the selected box with a margin, and back.
+    h.keys(&[Action::ZoomBox]);
+    let z = h.state.zoom.unwrap();
+    assert!(z.x0 < 0.1 && z.x1 > 0.3 && z.width() < 0.5, "{z:?}");
+    h.keys(&[Action::ZoomBox]);
+    assert_eq!(h.state.zoom, None);
+}

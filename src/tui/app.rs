@@ -402,6 +402,12 @@ fn event_loop(
                 }
                 thumbs.insert(id, protocol);
             }
+            AppEvent::Picture(Reply::Trouble { error }) => {
+                dispatch(
+                    state,
+                    Msg::Error(format!("cannot draw the picture: {error}")),
+                );
+            }
             AppEvent::Picture(Reply::Failed { id, error }) => {
                 if asked.as_ref().is_some_and(|a| a.id == id) {
                     asked = None;

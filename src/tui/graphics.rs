@@ -103,8 +103,19 @@ pub struct Picture {
 
 pub enum Reply {
     Ready(Picture),
-    Failed { id: i64, error: String },
-    Thumb { id: i64, protocol: Protocol },
+    /// The file could not be decoded: the image is broken.
+    Failed {
+        id: i64,
+        error: String,
+    },
+    /// The picture could not be drawn at this size or zoom; the image itself is fine.
+    Trouble {
+        error: String,
+    },
+    Thumb {
+        id: i64,
+        protocol: Protocol,
+    },
 }
 
 /// Decoded images kept for quick back-and-forth and for prefetching.
@@ -169,18 +180,24 @@ pub fn worker(picker: Picker, max_megapixels: u32, rx: Receiver<Request>, tx: im
             );
             let base = match &fitted {
                 Some((k, img)) if *k == key => Ok(img),
-                _ => decoded(&mut cache, job.id, &job.path, max_megapixels)
-                    .and_then(|img| fit(&picker, &img, job.cells, job.zoom))
-                    .map(|img| &fitted.insert((key, img)).1),
+                _ => match decoded(&mut cache, job.id, &job.path, max_megapixels) {
+                    Ok(img) => fit(&picker, &img, job.cells, job.zoom)
+                        .map(|img| &fitted.insert((key, img)).1)
+                        .map_err(|error| Reply::Trouble { error }),
+                    Err(error) => Err(Reply::Failed { id: job.id, error }),
+                },
             };
-            let reply = match base.and_then(|b| finish(&picker, b, &job)) {
-                Ok(protocol) => Reply::Ready(Picture {
-                    generation: job.generation,
-                    id: job.id,
-                    protocol,
-                    job_cells: job.cells,
-                }),
-                Err(error) => Reply::Failed { id: job.id, error },
+            let reply = match base {
+                Ok(b) => match finish(&picker, b, &job) {
+                    Ok(protocol) => Reply::Ready(Picture {
+                        generation: job.generation,
+                        id: job.id,
+                        protocol,
+                        job_cells: job.cells,
+                    }),
+                    Err(error) => Reply::Trouble { error },
+                },
+                Err(reply) => reply,
             };
             tx(reply);
         } else if let Some((id, path, cells)) = thumbs.pop_front() {
@@ -249,8 +266,11 @@ pub fn fit(
         y1: 1.0,
     });
     // The visible region in source pixels, at least one pixel.
-    let (left, top) = (z.x0 * w, z.y0 * h);
-    let (cw, ch) = ((z.width() * w).max(1.0), (z.height() * h).max(1.0));
+    let (cw, ch) = (
+        (z.width() * w).clamp(1.0, w),
+        (z.height() * h).clamp(1.0, h),
+    );
+    let (left, top) = ((z.x0 * w).clamp(0.0, w - cw), (z.y0 * h).clamp(0.0, h - ch));
     let max_w = f64::from(u32::from(cols) * u32::from(fw));
     let max_h = f64::from(u32::from(rows) * u32::from(fh));
     // Fit the canvas, enlarging small pictures and zoomed regions too.
