@@ -508,9 +508,10 @@ impl State {
             Some(b) if self.zoom.is_none() => ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0),
             _ => ((z.x0 + z.x1) / 2.0, (z.y0 + z.y1) / 2.0),
         };
+        // Zoom stops at 1% of the image: past that there is nothing left to see.
         let (w, h) = (
-            (z.width() * factor).min(1.0),
-            (z.height() * factor).min(1.0),
+            (z.width() * factor).clamp(0.01, 1.0),
+            (z.height() * factor).clamp(0.01, 1.0),
         );
         if w >= 1.0 && h >= 1.0 {
             self.zoom = None;
