@@ -7,9 +7,13 @@
 
 pub mod cli;
 pub mod demo;
+pub mod eval;
 pub mod formats;
 pub mod index;
+pub mod infer;
 pub mod model;
 pub mod project;
+pub mod queue;
 pub mod sanitize;
 pub mod store;
+pub mod train;

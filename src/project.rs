@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, show_path};
 use crate::index;
+use crate::infer::config::{ModelConfig, OnnxRuntimeConfig, TrainConfig};
+use crate::queue::QueueConfig;
 use crate::model::{
     Dataset, ImageLabels, Label, Task, orientation_swaps_axes, validate_label_name,
 };
@@ -43,6 +45,18 @@ pub struct Config {
     pub max_megapixels: u32,
     #[serde(default)]
     pub export: ExportConfig,
+    /// Where the ONNX Runtime library is and which execution provider to use.
+    #[serde(default, skip_serializing_if = "OnnxRuntimeConfig::is_empty")]
+    pub onnxruntime: OnnxRuntimeConfig,
+    /// The model `predict` uses and how to read it.
+    #[serde(default, skip_serializing_if = "ModelConfig::is_empty")]
+    pub model: ModelConfig,
+    /// Review queue order.
+    #[serde(default, skip_serializing_if = "QueueConfig::is_empty")]
+    pub queue: QueueConfig,
+    /// The training command `termtag train` runs.
+    #[serde(default, skip_serializing_if = "TrainConfig::is_empty")]
+    pub train: TrainConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +140,46 @@ impl Config {
         out.push_str(&format!(
             "[export]\n# Prefix of image_url in Azure ML JSONL exports.\nazureml_url_prefix = {}\n",
             q(&self.export.azureml_url_prefix)
+        ));
+        out.push_str(&self.prelabel_tables_toml());
+        out
+    }
+
+    /// The `[onnxruntime]`, `[model]`, `[queue]` and `[train]` tables: as set, or as commented
+    /// examples when empty.
+    fn prelabel_tables_toml(&self) -> String {
+        fn table<T: Serialize>(name: &str, v: &T, empty: bool, example: &str) -> String {
+            let body = if empty {
+                example.to_string()
+            } else {
+                toml::to_string(v).unwrap_or_default()
+            };
+            format!("\n[{name}]\n{body}")
+        }
+        let mut out = String::new();
+        out.push_str(&table(
+            "onnxruntime",
+            &self.onnxruntime,
+            self.onnxruntime.is_empty(),
+            "# ONNX Runtime library (default: ORT_DYLIB_PATH, the onnxruntime Python package, system).\n# path = \"/opt/onnxruntime/lib/libonnxruntime.so\"\n# device = \"auto\"   # auto | cuda | tensorrt | cpu\n",
+        ));
+        out.push_str(&table(
+            "model",
+            &self.model,
+            self.model.is_empty(),
+            "# The model `termtag predict` runs (adapter detected: tf_od, yolo, automl, classify).\n# path = \"models/model.onnx\"\n# labels = \"models/labels.txt\"\n# class_map = { cup = \"mug\", chair = \"-\" }\n# default_class = \"other\"\n",
+        ));
+        out.push_str(&table(
+            "queue",
+            &self.queue,
+            self.queue.is_empty(),
+            "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n",
+        ));
+        out.push_str(&table(
+            "train",
+            &self.train,
+            self.train.is_empty(),
+            "# Training job; {export} is the exported labels, {model} the ONNX file it must write.\n# command = \"python train.py --data {export} --out {model}\"\n",
         ));
         out
     }
@@ -276,6 +330,10 @@ impl Project {
                 min_confidence: default_min_confidence(),
                 max_megapixels: default_max_megapixels(),
                 export: ExportConfig::default(),
+                onnxruntime: OnnxRuntimeConfig::default(),
+                model: ModelConfig::default(),
+                queue: QueueConfig::default(),
+                train: TrainConfig::default(),
             };
             std::fs::create_dir_all(root.join(STATE_DIR))?;
             let file = root.join(CONFIG_FILE);
@@ -546,6 +604,10 @@ mod tests {
             export: ExportConfig {
                 azureml_url_prefix: "azureml://x/".into(),
             },
+            onnxruntime: OnnxRuntimeConfig::default(),
+            model: ModelConfig::default(),
+            queue: QueueConfig::default(),
+            train: TrainConfig::default(),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(
