@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn packs_nchw_float_and_pads() {
-        let img = RgbImage::from_fn(2, 1, |x, _| image::Rgb([x as u8 * 255, 0, 51]));
+        let img = RgbImage::from_fn(2, 1, |x, _| image::Rgb([x as u8 * 255, 0, 255]));
         let spec = InputSpec {
             name: "x".into(),
             elem: Elem::F32,
@@ -333,6 +333,6 @@ mod tests {
         let InputData::F32(v) = p.data else { panic!() };
         assert_eq!(v.len(), 12);
         assert_eq!(&v[0..4], &[0.0, 1.0, 0.0, 0.0]);
-        assert_eq!(&v[8..12], &[0.2, 0.2, 0.0, 0.0]);
+        assert_eq!(&v[8..12], &[1.0, 1.0, 0.0, 0.0]);
     }
 }

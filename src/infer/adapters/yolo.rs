@@ -52,10 +52,17 @@ impl Yolo {
         })
     }
 
-    /// Reads the head's layout from its real shape: (channels first, channels, anchors, objectness).
+    /// Reads the head's layout from its real shape: (channels first, channels, anchors,
+    /// objectness). With named classes the channel count says it; else the longer axis is the
+    /// anchors (thousands in real heads).
     fn layout(&self, shape: &[usize]) -> Result<(bool, usize, usize, bool), InferError> {
         let (d1, d2) = (shape[1], shape[2]);
-        let first = d1 < d2;
+        let fits = |c: usize| self.num_labels.is_some_and(|nc| c == 4 + nc || c == 5 + nc);
+        let first = match (fits(d1), fits(d2)) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => d1 < d2,
+        };
         let (c, n) = if first { (d1, d2) } else { (d2, d1) };
         let obj = match (self.objectness, self.num_labels) {
             (Some(o), _) => o,
