@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Metric {
     #[default]
     LeastConfidence,
@@ -61,6 +62,7 @@ impl Metric {
 /// Where images with no prediction above `min_confidence` go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum EmptyPolicy {
     /// After every ranked image (default: a miss is checked once the doubts are cleared).
     #[default]
@@ -76,6 +78,7 @@ pub enum EmptyPolicy {
 /// Which end of the ranking comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Order {
     /// Most uncertain first.
     #[default]
