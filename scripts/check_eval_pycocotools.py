@@ -91,11 +91,13 @@ def main():
         gt_path = os.path.join(d, "gt.json")
         with open(gt_path, "w") as f:
             json.dump(gt, f)
-        # termtag's results list names images by file name; pycocotools by id.
-        names = {im["id"]: im["file_name"] for im in gt["images"]}
+        # Predictions for termtag in the instances layout, so that it learns that the model saw
+        # every image (a results list names only those with predictions); pycocotools gets the
+        # same boxes as a results list.
         det_path = os.path.join(d, "dets.json")
         with open(det_path, "w") as f:
-            json.dump([dict(r, image_id=names[r["image_id"]]) for r in dets], f)
+            json.dump({"images": gt["images"], "categories": gt["categories"],
+                       "annotations": [dict(r, id=n + 1) for n, r in enumerate(dets)]}, f)
         proj = os.path.join(d, "proj")
         run([termtag, "init", proj, "--task", "detect", "--classes", ",".join(CLASSES),
              "--source", imgs])

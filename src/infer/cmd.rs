@@ -239,6 +239,12 @@ pub fn cmd_eval(
     if images.is_empty() {
         bail!("model run {run} predicted none of the reviewed images");
     }
+    let unseen = gt_by_image.len() - images.len();
+    if unseen > 0 {
+        eprintln!(
+            "note: {unseen} reviewed images were not predicted by model run {run} and are left out"
+        );
+    }
     let mut gts = Vec::new();
     for id in &images {
         for l in &gt_by_image[id] {
