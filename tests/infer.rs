@@ -5,6 +5,8 @@
 //! These tests need the ONNX Runtime library: `scripts/test.sh` installs it and sets
 //! ORT_DYLIB_PATH. Without it they fail, saying so.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
@@ -229,4 +231,26 @@ fn runtime_reports_version_and_cpu() {
     let lines = termtag::infer::doctor_lines(None);
     assert!(lines[0].starts_with("onnxruntime: "), "{lines:?}");
     assert!(lines[1].contains("CPU yes"), "{lines:?}");
+}
+
+#[test]
+fn large_jpeg_decodes_scaled_and_upright() {
+    // Raw 1600×800, left half red, right half blue, EXIF 6 (rotate 90° clockwise): upright it
+    // is 800×1600 with red on top. Asking for a 400 px long side decodes at 1/4: 200×400.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = RgbImage::from_fn(1600, 800, |x, _| if x < 800 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
+    let mut jpeg = Vec::new();
+    raw.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    let path = dir.path().join("r.jpg");
+    std::fs::write(&path, common::with_exif_orientation(&jpeg, 6)).unwrap();
+    let small = preprocess::decode_image(&path, 100, 400).unwrap();
+    assert_eq!(small.dimensions(), (200, 400));
+    let top = small.get_pixel(100, 20);
+    let bottom = small.get_pixel(100, 380);
+    assert!(top[0] > 200 && top[2] < 50, "{top:?}");
+    assert!(bottom[2] > 200 && bottom[0] < 50, "{bottom:?}");
+    let full = preprocess::decode_image(&path, 100, 0).unwrap();
+    assert_eq!(full.dimensions(), (800, 1600));
+    let e = preprocess::decode_image(&path, 1, 400).unwrap_err();
+    assert!(e.contains("over the limit of 1 megapixels"), "{e}");
 }

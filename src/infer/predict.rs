@@ -263,11 +263,12 @@ fn run_pipeline(
             let (next, spec) = (&next, &spec);
             scope.spawn(move || {
                 let mut resizer = fast_image_resize::Resizer::new();
+                let long_side = preprocess::needed_long_side(spec);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(im) = todo.get(i) else { break };
                     let job = match safe_join(source, &im.key)
-                        .and_then(|p| preprocess::decode_image(&p, max_megapixels))
+                        .and_then(|p| preprocess::decode_image(&p, max_megapixels, long_side))
                         .and_then(|img| preprocess::prepare(&img, spec, &mut resizer))
                     {
                         Ok(p) => Job::Ready(i, p),
