@@ -28,7 +28,10 @@ fn main() {
     let shared = root.join("../shared");
     let model = shared.join("models/ssd_mobilenet_v2_coco.onnx");
     if !model.is_file() {
-        eprintln!("{} not found: this benchmark needs ../shared", model.display());
+        eprintln!(
+            "{} not found: this benchmark needs ../shared",
+            model.display()
+        );
         return;
     }
     let threads = std::thread::available_parallelism()
@@ -56,8 +59,7 @@ fn main() {
     let project = Project::init(
         &proj,
         Task::Detect,
-        &["cup", "bowl", "dining_table", "person", "cat", "motorcycle"]
-            .map(String::from),
+        &["cup", "bowl", "dining_table", "person", "cat", "motorcycle"].map(String::from),
         Some(images.to_str().expect("utf-8 path")),
     )
     .expect("init");

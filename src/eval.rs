@@ -113,7 +113,13 @@ fn voc_class(images: &[i64], gts: &[&GtBox], dets: &[&DetBox]) -> Option<f64> {
 fn linspace(start: f64, stop: f64, n: usize) -> Vec<f64> {
     let step = (stop - start) / (n - 1) as f64;
     (0..n)
-        .map(|i| if i == n - 1 { stop } else { i as f64 * step + start })
+        .map(|i| {
+            if i == n - 1 {
+                stop
+            } else {
+                i as f64 * step + start
+            }
+        })
         .collect()
 }
 
@@ -311,10 +317,18 @@ mod tests {
         // 0.9 T, 0.8 F, 0.7 F, 0.6 T → same curve; 101-point: recall thresholds 0..0.33 (34
         // points) get 1, 0.34..0.66 (33 points) get 1/2, the rest 0: (34 + 16.5) / 101.
         let t50 = (34.0 + 16.5) / 101.0;
-        assert!((a.coco_ap50.unwrap() - t50).abs() < 1e-12, "{:?}", a.coco_ap50);
+        assert!(
+            (a.coco_ap50.unwrap() - t50).abs() < 1e-12,
+            "{:?}",
+            a.coco_ap50
+        );
         // Thresholds 0.5, 0.55 → t50 each; 0.6..0.95 (8 thresholds) → recall 1/3 at most: 34/101.
         let want = (2.0 * t50 + 8.0 * 34.0 / 101.0) / 10.0;
-        assert!((a.coco_ap.unwrap() - want).abs() < 1e-12, "{:?} vs {want}", a.coco_ap);
+        assert!(
+            (a.coco_ap.unwrap() - want).abs() < 1e-12,
+            "{:?} vs {want}",
+            a.coco_ap
+        );
         let csv = performance_csv(&r);
         assert_eq!(csv, "Class Name,AP\na,0.5\nAverage,0.5\n");
     }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, show_path};
 use crate::index;
 use crate::infer::config::{ModelConfig, OnnxRuntimeConfig, TrainConfig};
-use crate::queue::QueueConfig;
 use crate::model::{
     Dataset, ImageLabels, Label, Task, orientation_swaps_axes, validate_label_name,
 };
+use crate::queue::QueueConfig;
 use crate::sanitize::for_terminal;
 use crate::store::{ImportCounts, Store};
 

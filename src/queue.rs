@@ -346,8 +346,7 @@ fn balance(ranked: Vec<Ranked>, shares: &BTreeMap<String, f64>) -> Vec<Ranked> {
             .iter()
             .filter(|(c, lane)| !lane.is_empty() && target.get(*c).copied().unwrap_or(0.0) > 0.0)
             .map(|(c, lane)| {
-                let deficit =
-                    target[c] * t - picked.get(c).copied().unwrap_or(0.0);
+                let deficit = target[c] * t - picked.get(c).copied().unwrap_or(0.0);
                 (*c, deficit, lane[0])
             })
             // Largest deficit; on a tie the better-ranked image.

@@ -36,9 +36,20 @@ fn detect_project() -> Fixture {
     let bytes = std::fs::read(&c).unwrap();
     std::fs::write(&c, &bytes[..bytes.len() / 2]).unwrap();
     let images = fx.images();
-    fx.ok(&["init", fx.project().to_str().unwrap(), "--task", "detect", "--classes", "a,b", "--source", images.to_str().unwrap()]);
+    fx.ok(&[
+        "init",
+        fx.project().to_str().unwrap(),
+        "--task",
+        "detect",
+        "--classes",
+        "a,b",
+        "--source",
+        images.to_str().unwrap(),
+    ]);
     fx.write("proj/labels.txt", "1\ta\n3\tb\n");
-    let toml = fx.read("proj/termtag.toml").replace("\n[model]\n", "\n[model]\nlabels = \"labels.txt\"\n");
+    let toml = fx
+        .read("proj/termtag.toml")
+        .replace("\n[model]\n", "\n[model]\nlabels = \"labels.txt\"\n");
     fx.write("proj/termtag.toml", &toml);
     fx
 }
@@ -52,10 +63,20 @@ fn predictions(fx: &Fixture) -> Vec<(String, String, f64, f64, f64, f64, f64)> {
              ORDER BY i.key, p.score DESC",
         )
         .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    st.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 #[test]
@@ -64,14 +85,44 @@ fn predict_writes_boxes_marks_broken_and_resumes() {
     let out = fx.ok(&["predict", "--model", &model("tf_od.onnx")]);
     assert!(out.contains("tf_od"), "{out}");
     assert!(out.contains("on CPU"), "{out}");
-    assert!(out.contains("model run 1: 2 images predicted, 4 predictions, 1 broken"), "{out}");
+    assert!(
+        out.contains("model run 1: 2 images predicted, 4 predictions, 1 broken"),
+        "{out}"
+    );
     let p = predictions(&fx);
-    let (x0, y0, x1, y1) = (f64::from(0.2f32), f64::from(0.1f32), f64::from(0.6f32), f64::from(0.5f32));
+    let (x0, y0, x1, y1) = (
+        f64::from(0.2f32),
+        f64::from(0.1f32),
+        f64::from(0.6f32),
+        f64::from(0.5f32),
+    );
     for key in ["a.png", "sub/b.png"] {
         let mine: Vec<_> = p.iter().filter(|r| r.0 == key).collect();
         assert_eq!(mine.len(), 2, "{p:?}");
-        assert_eq!(*mine[0], (key.to_string(), "a".to_string(), x0, y0, x1, y1, f64::from(0.9f32)));
-        assert_eq!(*mine[1], (key.to_string(), "b".to_string(), 0.0, 0.0, 1.0, 1.0, f64::from(0.3f32)));
+        assert_eq!(
+            *mine[0],
+            (
+                key.to_string(),
+                "a".to_string(),
+                x0,
+                y0,
+                x1,
+                y1,
+                f64::from(0.9f32)
+            )
+        );
+        assert_eq!(
+            *mine[1],
+            (
+                key.to_string(),
+                "b".to_string(),
+                0.0,
+                0.0,
+                1.0,
+                1.0,
+                f64::from(0.3f32)
+            )
+        );
     }
     assert_eq!(fx.count("SELECT count(*) FROM image WHERE status = 'broken' AND key = 'c.png' AND error LIKE 'cannot decode%'"), 1);
 
@@ -79,7 +130,12 @@ fn predict_writes_boxes_marks_broken_and_resumes() {
     write_image(&fx.images().join("d.png"), 256, 128);
     fx.ok(&["refresh"]);
     let out = fx.ok(&["predict", "--model", &model("tf_od.onnx")]);
-    assert!(out.contains("model run 1 (resumed after 2 images): 1 images predicted, 2 predictions, 0 broken"), "{out}");
+    assert!(
+        out.contains(
+            "model run 1 (resumed after 2 images): 1 images predicted, 2 predictions, 0 broken"
+        ),
+        "{out}"
+    );
     assert_eq!(fx.count("SELECT count(*) FROM model_run"), 1);
     assert_eq!(fx.count("SELECT count(*) FROM predicted"), 3);
     let out = fx.ok(&["predict", "--model", &model("tf_od.onnx")]);
@@ -96,11 +152,21 @@ fn shards_split_the_work() {
     fx.ok(&["refresh"]);
     let one = fx.ok(&["predict", "--model", &model("tf_od.onnx"), "--shard", "1/2"]);
     let two = fx.ok(&["predict", "--model", &model("tf_od.onnx"), "--shard", "2/2"]);
-    assert!(one.contains("shard 1/2") && two.contains("shard 2/2"), "{one}{two}");
+    assert!(
+        one.contains("shard 1/2") && two.contains("shard 2/2"),
+        "{one}{two}"
+    );
     // Every readable image exactly once, over both shards.
     assert_eq!(fx.count("SELECT count(*) FROM predicted"), 8);
-    assert_eq!(fx.count("SELECT count(DISTINCT image_id) FROM predicted"), 8);
-    let out = fx.cmd().args(["predict", "--model", &model("tf_od.onnx"), "--shard", "3/2"]).output().unwrap();
+    assert_eq!(
+        fx.count("SELECT count(DISTINCT image_id) FROM predicted"),
+        8
+    );
+    let out = fx
+        .cmd()
+        .args(["predict", "--model", &model("tf_od.onnx"), "--shard", "3/2"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("use K/N with 1 ≤ K ≤ N"));
 }
@@ -134,12 +200,33 @@ fn unknown_model_and_missing_runtime() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ORT_DYLIB_PATH") && err.contains("pip install onnxruntime"), "{err}");
-    for args in [&["stats"][..], &["images", "list"], &["export", "--format", "coco", "x.json"]] {
-        let out = fx.cmd().env("ORT_DYLIB_PATH", fx.path("nowhere/libonnxruntime.so")).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        err.contains("ORT_DYLIB_PATH") && err.contains("pip install onnxruntime"),
+        "{err}"
+    );
+    for args in [
+        &["stats"][..],
+        &["images", "list"],
+        &["export", "--format", "coco", "x.json"],
+    ] {
+        let out = fx
+            .cmd()
+            .env("ORT_DYLIB_PATH", fx.path("nowhere/libonnxruntime.so"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let out = fx.cmd().env("ORT_DYLIB_PATH", fx.path("nowhere/x.so")).arg("doctor").output().unwrap();
+    let out = fx
+        .cmd()
+        .env("ORT_DYLIB_PATH", fx.path("nowhere/x.so"))
+        .arg("doctor")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("onnxruntime: not available"));
 }
@@ -148,15 +235,32 @@ fn unknown_model_and_missing_runtime() {
 fn classify_project_batches_a_real_classifier() {
     need_runtime();
     let fx = Fixture::new();
-    for (name, rgb) in [("r.png", [255, 0, 0]), ("g.png", [0, 255, 0]), ("b.png", [0, 0, 255])] {
+    for (name, rgb) in [
+        ("r.png", [255, 0, 0]),
+        ("g.png", [0, 255, 0]),
+        ("b.png", [0, 0, 255]),
+    ] {
         let p = fx.images().join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        image::RgbImage::from_pixel(8, 8, image::Rgb(rgb)).save(&p).unwrap();
+        image::RgbImage::from_pixel(8, 8, image::Rgb(rgb))
+            .save(&p)
+            .unwrap();
     }
     let images = fx.images();
-    fx.ok(&["init", fx.project().to_str().unwrap(), "--task", "classify", "--classes", "red,green,blue", "--source", images.to_str().unwrap()]);
+    fx.ok(&[
+        "init",
+        fx.project().to_str().unwrap(),
+        "--task",
+        "classify",
+        "--classes",
+        "red,green,blue",
+        "--source",
+        images.to_str().unwrap(),
+    ]);
     fx.write("proj/names.txt", "red\ngreen\nblue\n");
-    let toml = fx.read("proj/termtag.toml").replace("\n[model]\n", "\n[model]\nlabels = \"names.txt\"\n");
+    let toml = fx
+        .read("proj/termtag.toml")
+        .replace("\n[model]\n", "\n[model]\nlabels = \"names.txt\"\n");
     fx.write("proj/termtag.toml", &toml);
     let out = fx.ok(&["predict", "--model", &model("classify_f32.onnx")]);
     assert!(out.contains("3 images predicted"), "{out}");
@@ -170,10 +274,16 @@ fn classify_project_batches_a_real_classifier() {
         )
         .unwrap()
     };
-    assert_eq!((top("r.png"), top("g.png"), top("b.png")), ("red".into(), "green".into(), "blue".into()));
+    assert_eq!(
+        (top("r.png"), top("g.png"), top("b.png")),
+        ("red".into(), "green".into(), "blue".into())
+    );
     // A detector in a classify project is refused.
     let e = fx.fails(&["predict", "--model", &model("tf_od.onnx")]);
-    assert!(e.contains("finds boxes, but this is a classify project"), "{e}");
+    assert!(
+        e.contains("finds boxes, but this is a classify project"),
+        "{e}"
+    );
 }
 
 /// Reviewed labels and imported predictions, hand-computed (see `voc_and_coco_by_hand` in
@@ -184,7 +294,16 @@ fn eval_writes_the_performance_csv() {
     write_image(&fx.images().join("1.png"), 100, 100);
     write_image(&fx.images().join("2.png"), 100, 100);
     let images = fx.images();
-    fx.ok(&["init", fx.project().to_str().unwrap(), "--task", "detect", "--classes", "a,b", "--source", images.to_str().unwrap()]);
+    fx.ok(&[
+        "init",
+        fx.project().to_str().unwrap(),
+        "--task",
+        "detect",
+        "--classes",
+        "a,b",
+        "--source",
+        images.to_str().unwrap(),
+    ]);
     let gt = r#"{"images":[{"id":1,"file_name":"1.png","width":100,"height":100},{"id":2,"file_name":"2.png","width":100,"height":100}],
       "categories":[{"id":1,"name":"a"},{"id":2,"name":"b"}],
       "annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,20,20]},
@@ -197,7 +316,14 @@ fn eval_writes_the_performance_csv() {
     let gt_file = fx.write("gt.json", gt);
     let det_file = fx.write("dets.json", dets);
     fx.ok(&["import", gt_file.to_str().unwrap(), "--format", "coco"]);
-    fx.ok(&["import", det_file.to_str().unwrap(), "--format", "coco", "--as", "predictions"]);
+    fx.ok(&[
+        "import",
+        det_file.to_str().unwrap(),
+        "--format",
+        "coco",
+        "--as",
+        "predictions",
+    ]);
     let out = fx.ok(&["eval"]);
     assert!(out.contains("model run 1 on 2 reviewed images"), "{out}");
     let csv = std::fs::read_to_string(fx.project().join("performance.csv")).unwrap();
@@ -205,11 +331,18 @@ fn eval_writes_the_performance_csv() {
     assert_eq!(lines[0], "Class Name,AP");
     assert_eq!(lines[1], "a,0.5");
     assert_eq!(lines[2], "Average,0.5");
-    assert_eq!(lines.len(), 3, "class b has no reviewed box: not in the CSV");
+    assert_eq!(
+        lines.len(),
+        3,
+        "class b has no reviewed box: not in the CSV"
+    );
     let json: serde_json::Value = serde_json::from_str(&fx.ok(&["eval", "--json"])).unwrap();
     let t50 = (34.0 + 16.5) / 101.0;
     let want = (2.0 * t50 + 8.0 * 34.0 / 101.0) / 10.0;
-    assert!((json["coco_map"].as_f64().unwrap() - want).abs() < 1e-9, "{json}");
+    assert!(
+        (json["coco_map"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{json}"
+    );
 }
 
 #[test]
@@ -228,21 +361,32 @@ fn train_runs_the_command_and_registers_the_model() {
     fx.write("proj/termtag.toml", &toml);
     let out = fx.ok(&["train"]);
     assert!(out.contains("registered as model run 1"), "{out}");
-    let model_path: String = fx.db().query_row("SELECT path FROM model_run WHERE id = 1", [], |r| r.get(0)).unwrap();
+    let model_path: String = fx
+        .db()
+        .query_row("SELECT path FROM model_run WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
     let log = Path::new(&model_path).with_file_name("train.log");
     assert_eq!(std::fs::read_to_string(log).unwrap(), "trained\n");
     // Predicting with that file continues the registered run.
     let out = fx.ok(&["predict", "--model", &model_path]);
     assert!(out.contains("model run 1"), "{out}");
     assert_eq!(fx.count("SELECT count(*) FROM model_run"), 1);
-    assert_eq!(fx.count("SELECT count(*) FROM model_run WHERE adapter = 'tf_od'"), 1);
+    assert_eq!(
+        fx.count("SELECT count(*) FROM model_run WHERE adapter = 'tf_od'"),
+        1
+    );
     // Nothing reviewed since: not due.
     assert!(fx.ok(&["train", "--if-due"]).contains("not due"));
     // A failing job names its log.
-    let toml = fx.read("proj/termtag.toml").replace(&toml_string(&cmd), "\"echo oops >&2; exit 3\"");
+    let toml = fx
+        .read("proj/termtag.toml")
+        .replace(&toml_string(&cmd), "\"echo oops >&2; exit 3\"");
     fx.write("proj/termtag.toml", &toml);
     let e = fx.fails(&["train"]);
-    assert!(e.contains("[train] command failed") && e.contains("train.log"), "{e}");
+    assert!(
+        e.contains("[train] command failed") && e.contains("train.log"),
+        "{e}"
+    );
 }
 
 fn toml_string(s: &str) -> String {

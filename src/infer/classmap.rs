@@ -30,7 +30,9 @@ impl ModelLabels {
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
         if is_json {
             let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                InferError::Model(format!("{shown}: not JSON: {e}; it should be a list of class names"))
+                InferError::Model(format!(
+                    "{shown}: not JSON: {e}; it should be a list of class names"
+                ))
             })?;
             let mut names = BTreeMap::new();
             match v {
@@ -45,7 +47,10 @@ impl ModelLabels {
                 serde_json::Value::Object(o) => {
                     for (k, n) in o {
                         let id = k.trim().parse().map_err(|_| {
-                            InferError::Model(format!("{shown}: key `{}` is not a class id", for_terminal(&k)))
+                            InferError::Model(format!(
+                                "{shown}: key `{}` is not a class id",
+                                for_terminal(&k)
+                            ))
                         })?;
                         let n = n.as_str().ok_or_else(|| {
                             InferError::Model(format!("{shown}: the name of {id} is not a string"))
@@ -208,9 +213,13 @@ mod tests {
     use super::*;
 
     fn project() -> HashMap<String, i64> {
-        [("mug".to_string(), 1), ("person".to_string(), 2), ("other".to_string(), 3)]
-            .into_iter()
-            .collect()
+        [
+            ("mug".to_string(), 1),
+            ("person".to_string(), 2),
+            ("other".to_string(), 3),
+        ]
+        .into_iter()
+        .collect()
     }
 
     #[test]
@@ -236,7 +245,9 @@ mod tests {
         assert_eq!(r.resolve(51), None);
 
         cfg.class_map.insert("bowl".into(), "plate".into());
-        let e = ClassResolver::new(labels, &cfg, project()).unwrap_err().to_string();
+        let e = ClassResolver::new(labels, &cfg, project())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("plate") && e.contains("classes add"), "{e}");
     }
 

@@ -297,10 +297,7 @@ pub fn cmd_eval(
         return Ok(());
     }
     let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-    println!(
-        "model run {run} on {} reviewed images",
-        r.images
-    );
+    println!("model run {run} on {} reviewed images", r.images);
     println!(
         "{:<24}{:>6}{:>7}{:>10}{:>10}{:>12}",
         "class", "boxes", "preds", "AP@0.5", "COCO AP50", "AP@.5:.95"
@@ -347,10 +344,7 @@ pub fn cmd_train(project: &Project, store: &mut Store, if_due: bool) -> Result<(
                 r.run_id,
                 show_path(&r.log)
             );
-            println!(
-                "next: termtag predict --model {}",
-                show_path(&r.model)
-            );
+            println!("next: termtag predict --model {}", show_path(&r.model));
         }
     }
     Ok(())

@@ -86,7 +86,10 @@ pub fn doctor_lines(project: Option<&Project>) -> Vec<String> {
         yes(p.tensorrt)
     ));
     if !p.cuda {
-        out.push("GPU: this ONNX Runtime has no CUDA provider; `pip install onnxruntime-gpu` for it".into());
+        out.push(
+            "GPU: this ONNX Runtime has no CUDA provider; `pip install onnxruntime-gpu` for it"
+                .into(),
+        );
     }
     if let Some(project) = project
         && let Some(model) = &project.config.model.path
@@ -94,7 +97,11 @@ pub fn doctor_lines(project: Option<&Project>) -> Vec<String> {
         let path = project.root.join(model);
         match session::open(&rt, &path, &project.config.onnxruntime) {
             Ok(m) => {
-                out.push(format!("model {}: runs on {}", show_path(&path), m.provider));
+                out.push(format!(
+                    "model {}: runs on {}",
+                    show_path(&path),
+                    m.provider
+                ));
                 for n in &m.notes {
                     out.push(format!("  not used: {n}"));
                 }

@@ -29,7 +29,12 @@ pub struct Shard {
 impl FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || format!("--shard `{}`: use K/N with 1 ≤ K ≤ N, e.g. 3/8", for_terminal(s));
+        let bad = || {
+            format!(
+                "--shard `{}`: use K/N with 1 ≤ K ≤ N, e.g. 3/8",
+                for_terminal(s)
+            )
+        };
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let (k, n): (u32, u32) = (
             k.trim().parse().map_err(|_| bad())?,
@@ -182,7 +187,10 @@ pub fn predict(
     let shown_model = model_file.to_string_lossy().into_owned();
     let (run_id, resumed) = match store.find_model_run(&sha, adapter_name)? {
         Some(run) => (run.id, true),
-        None => (store.create_model_run(&shown_model, &sha, adapter_name)?, false),
+        None => (
+            store.create_model_run(&shown_model, &sha, adapter_name)?,
+            false,
+        ),
     };
     let already = store.run_predicted_count(run_id)?;
     let todo: Vec<PendingImage> = store
@@ -306,10 +314,9 @@ fn run_pipeline(
             match job {
                 Job::Ready(i, p) => {
                     // One call takes images of one size (models of any size get one at a time).
-                    if batch
-                        .first()
-                        .is_some_and(|(_, f)| (f.geom.in_w, f.geom.in_h) != (p.geom.in_w, p.geom.in_h))
-                    {
+                    if batch.first().is_some_and(|(_, f)| {
+                        (f.geom.in_w, f.geom.in_h) != (p.geom.in_w, p.geom.in_h)
+                    }) {
                         run(&mut batch, &mut pending, report, &mut done)?;
                     }
                     batch.push((i, p));

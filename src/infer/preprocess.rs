@@ -34,9 +34,14 @@ pub enum Fit {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Size {
-    Fixed { w: u32, h: u32 },
+    Fixed {
+        w: u32,
+        h: u32,
+    },
     /// The model takes any size; the longer side is capped (0: no cap).
-    Any { max_side: u32 },
+    Any {
+        max_side: u32,
+    },
 }
 
 /// What one model input wants.
@@ -182,7 +187,11 @@ pub struct Prepared {
 /// decoded size would pass `max_megapixels`. A JPEG much larger than needed (`min_long_side`,
 /// 0 = full size) is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain: most of a 12 MP
 /// decode is work for pixels the model never sees.
-pub fn decode_image(path: &Path, max_megapixels: u32, min_long_side: u32) -> Result<RgbImage, String> {
+pub fn decode_image(
+    path: &Path,
+    max_megapixels: u32,
+    min_long_side: u32,
+) -> Result<RgbImage, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot open: {e}"))?;
     if min_long_side > 0
         && bytes.starts_with(&[0xFF, 0xD8])
@@ -267,7 +276,11 @@ pub fn needed_long_side(spec: &InputSpec) -> u32 {
 }
 
 /// Resizes and packs `img` as `spec` wants it.
-pub fn prepare(img: &RgbImage, spec: &InputSpec, resizer: &mut Resizer) -> Result<Prepared, String> {
+pub fn prepare(
+    img: &RgbImage,
+    spec: &InputSpec,
+    resizer: &mut Resizer,
+) -> Result<Prepared, String> {
     let geom = Geometry::new(img.width(), img.height(), spec.size, spec.fit);
     let (cw, ch) = geom.content();
     let resized: std::borrow::Cow<'_, [u8]> = if (cw, ch) == (img.width(), img.height()) {

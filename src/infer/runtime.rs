@@ -100,12 +100,14 @@ pub fn library_in(dir: &Path) -> Option<PathBuf> {
 /// A path given by the user: the library file, or a folder holding it.
 fn given(path: &Path, what: &str) -> Result<PathBuf, InferError> {
     if path.is_dir() {
-        return library_in(path).ok_or_else(|| InferError::Runtime(format!(
-            "{what} {}: no {}onnxruntime{} file in this folder",
-            show_path(path),
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        )));
+        return library_in(path).ok_or_else(|| {
+            InferError::Runtime(format!(
+                "{what} {}: no {}onnxruntime{} file in this folder",
+                show_path(path),
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            ))
+        });
     }
     if path.is_file() {
         return Ok(path.to_path_buf());
@@ -231,9 +233,10 @@ pub fn load(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Runtime, Inf
             found.source
         ))
     })?;
-    let env = builder.with_name("termtag").build().map_err(|e| {
-        InferError::Runtime(format!("{shown}: cannot start ONNX Runtime: {e}"))
-    })?;
+    let env = builder
+        .with_name("termtag")
+        .build()
+        .map_err(|e| InferError::Runtime(format!("{shown}: cannot start ONNX Runtime: {e}")))?;
     let rt = Runtime {
         version: version_of(&found.path),
         path: found.path,

@@ -180,10 +180,7 @@ pub fn open(rt: &Runtime, path: &Path, cfg: &OnnxRuntimeConfig) -> Result<Model,
     }
     if matches!(device, Device::Auto | Device::Cuda | Device::Tensorrt) {
         if have.cuda {
-            attempts.push((
-                "CUDA",
-                vec![ep::CUDA::default().build().error_on_failure()],
-            ));
+            attempts.push(("CUDA", vec![ep::CUDA::default().build().error_on_failure()]));
         } else {
             notes.push(
                 "CUDA: not in this ONNX Runtime build (install onnxruntime-gpu for it)".to_string(),
@@ -235,15 +232,11 @@ impl Model {
         let outputs = match data {
             InputData::U8(v) => {
                 let t = TensorRef::from_array_view((shape, v.as_slice())).map_err(err)?;
-                self.session
-                    .run(ort::inputs![input => t])
-                    .map_err(err)?
+                self.session.run(ort::inputs![input => t]).map_err(err)?
             }
             InputData::F32(v) => {
                 let t = TensorRef::from_array_view((shape, v.as_slice())).map_err(err)?;
-                self.session
-                    .run(ort::inputs![input => t])
-                    .map_err(err)?
+                self.session.run(ort::inputs![input => t]).map_err(err)?
             }
         };
         let mut out = Vec::with_capacity(outputs.len());
@@ -251,7 +244,11 @@ impl Model {
             let (dtype, shape, data) = if let Ok((s, d)) = value.try_extract_tensor::<f32>() {
                 (DType::F32, s.clone(), d.to_vec())
             } else if let Ok((s, d)) = value.try_extract_tensor::<u8>() {
-                (DType::U8, s.clone(), d.iter().map(|v| f32::from(*v)).collect())
+                (
+                    DType::U8,
+                    s.clone(),
+                    d.iter().map(|v| f32::from(*v)).collect(),
+                )
             } else if let Ok((s, d)) = value.try_extract_tensor::<i64>() {
                 (DType::I64, s.clone(), d.iter().map(|v| *v as f32).collect())
             } else if let Ok((s, d)) = value.try_extract_tensor::<i32>() {

@@ -17,7 +17,9 @@ use crate::infer::session::{ModelInfo, Output};
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Head {
     /// Faster R-CNN / RetinaNet, one output triple per batch image.
-    Rcnn { batch: usize },
+    Rcnn {
+        batch: usize,
+    },
     /// YOLO after NMS: `(n, 6)` or `(b, n, 6)`.
     Yolo,
     Classify(Scores),
@@ -53,8 +55,13 @@ impl Automl {
     pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Automl, String> {
         let batch = rcnn_batch(info);
         let (head, input) = if batch > 0 {
-            let mut input =
-                image_input(info, ctx, Some((800, 600)), Fit::Stretch, Normalize::Imagenet)?;
+            let mut input = image_input(
+                info,
+                ctx,
+                Some((800, 600)),
+                Fit::Stretch,
+                Normalize::Imagenet,
+            )?;
             // One output triple per image: the batch is what the export was made for.
             input.batch = batch;
             input.fixed_batch = true;
@@ -75,8 +82,13 @@ impl Automl {
             }
             (Head::Yolo, input)
         } else if super::classify::matches(info) {
-            let input =
-                image_input(info, ctx, Some((224, 224)), Fit::Stretch, Normalize::Imagenet)?;
+            let input = image_input(
+                info,
+                ctx,
+                Some((224, 224)),
+                Fit::Stretch,
+                Normalize::Imagenet,
+            )?;
             (Head::Classify(scores_for(&info.outputs[0], ctx)), input)
         } else {
             return Err(format!(
@@ -105,10 +117,7 @@ impl Adapter for Automl {
             Head::Yolo => "YOLO (n, 6)".to_string(),
             Head::Classify(s) => format!("classification, {s:?}"),
         };
-        format!(
-            "automl ({head}, input {})",
-            size_text(&self.input)
-        )
+        format!("automl ({head}, input {})", size_text(&self.input))
     }
     fn decode(
         &self,
@@ -127,7 +136,11 @@ impl Adapter for Automl {
                     outs.iter().find(|o| o.name == n).ok_or_else(|| missing(n))
                 };
                 let (boxes, labels, scores) = (get("boxes")?, get("labels")?, get("scores")?);
-                let n = scores.data.len().min(labels.data.len()).min(boxes.data.len() / 4);
+                let n = scores
+                    .data
+                    .len()
+                    .min(labels.data.len())
+                    .min(boxes.data.len() / 4);
                 let mut out = Vec::new();
                 for i in 0..n {
                     let score = scores.data[i];

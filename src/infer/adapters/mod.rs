@@ -40,8 +40,12 @@ pub trait Adapter: Send + Sync {
     /// One line for the user: the layout and its settings.
     fn summary(&self) -> String;
     /// Image `b` of a batch; boxes normalised to the image.
-    fn decode(&self, outs: &[Output], b: usize, geom: &Geometry)
-    -> Result<Vec<RawPred>, InferError>;
+    fn decode(
+        &self,
+        outs: &[Output],
+        b: usize,
+        geom: &Geometry,
+    ) -> Result<Vec<RawPred>, InferError>;
 }
 
 /// Picks the adapter from `[model] adapter`, else from the model's names and shapes.
@@ -108,12 +112,19 @@ pub(crate) fn image_input(
     } else if s[1] == 3 {
         (Layout::Nchw, s[2], s[3])
     } else {
-        return Err(format!("input {input} has no dimension of 3 colour channels"));
+        return Err(format!(
+            "input {input} has no dimension of 3 colour channels"
+        ));
     };
     let elem = match input.dtype {
         DType::U8 => Elem::U8,
         DType::F32 => Elem::F32,
-        other => return Err(format!("input {input}: {} pixels are not supported", other.as_str())),
+        other => {
+            return Err(format!(
+                "input {input}: {} pixels are not supported",
+                other.as_str()
+            ));
+        }
     };
     let size = match (ctx.cfg.input_size, h > 0 && w > 0) {
         (_, true) => Size::Fixed {
@@ -168,16 +179,18 @@ pub(crate) fn size_text(spec: &InputSpec) -> String {
 
 /// Greedy per-class non-maximum suppression; keeps at most `max` boxes, best first.
 /// Boxes are `(x0, y0, x1, y1)` in any one coordinate system.
-pub fn nms(mut cands: Vec<([f64; 4], usize, f32)>, iou: f64, max: usize) -> Vec<([f64; 4], usize, f32)> {
+pub fn nms(
+    mut cands: Vec<([f64; 4], usize, f32)>,
+    iou: f64,
+    max: usize,
+) -> Vec<([f64; 4], usize, f32)> {
     cands.sort_by(|a, b| b.2.total_cmp(&a.2));
     let mut kept: Vec<([f64; 4], usize, f32)> = Vec::new();
     for c in cands {
         if kept.len() >= max {
             break;
         }
-        let suppressed = kept
-            .iter()
-            .any(|k| k.1 == c.1 && box_iou(&k.0, &c.0) > iou);
+        let suppressed = kept.iter().any(|k| k.1 == c.1 && box_iou(&k.0, &c.0) > iou);
         if !suppressed {
             kept.push(c);
         }

@@ -39,7 +39,13 @@ impl Yolo {
         if out.shape.len() != 3 {
             return Err(format!("output {out} is not [b, 4+classes, boxes]"));
         }
-        let input = image_input(info, ctx, Some((640, 640)), Fit::Letterbox(114), Normalize::Unit)?;
+        let input = image_input(
+            info,
+            ctx,
+            Some((640, 640)),
+            Fit::Letterbox(114),
+            Normalize::Unit,
+        )?;
         if input.elem != Elem::F32 {
             return Err("YOLO heads take float input".into());
         }
@@ -150,11 +156,12 @@ impl Adapter for Yolo {
         Ok(nms(cands, self.nms_iou, MAX_DETECTIONS)
             .into_iter()
             .filter_map(|(bx, class, score)| {
-                geom.input_box(bx[0], bx[1], bx[2], bx[3]).map(|bbox| RawPred {
-                    class,
-                    score,
-                    bbox: Some(bbox),
-                })
+                geom.input_box(bx[0], bx[1], bx[2], bx[3])
+                    .map(|bbox| RawPred {
+                        class,
+                        score,
+                        bbox: Some(bbox),
+                    })
             })
             .collect())
     }
