@@ -165,8 +165,11 @@ impl Store {
                 "INSERT INTO prediction (run_id, image_id, class_id, x0, y0, x1, y1, score)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            let mut broken =
-                tx.prepare("UPDATE image SET status = 'broken', error = ?2 WHERE id = ?1")?;
+            // A reviewed image keeps its status (and labels) even if its file went bad; it is
+            // simply not marked predicted, so the next run tries it again.
+            let mut broken = tx.prepare(
+                "UPDATE image SET status = 'broken', error = ?2 WHERE id = ?1 AND status != 'reviewed'",
+            )?;
             for (image_id, result) in results {
                 match result {
                     ImageResult::Predicted(preds) => {
