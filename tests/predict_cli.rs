@@ -392,3 +392,51 @@ fn train_runs_the_command_and_registers_the_model() {
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
+
+#[test]
+fn doctor_finds_the_runtime_from_the_config() {
+    let fx = detect_project();
+    let lib = PathBuf::from(std::env::var_os("ORT_DYLIB_PATH").unwrap());
+    // `[onnxruntime] path` may name the folder; ORT_DYLIB_PATH, when set, wins over it.
+    let toml = fx.read("proj/termtag.toml").replace(
+        "\n[onnxruntime]\n",
+        &format!(
+            "\n[onnxruntime]\npath = {}\n",
+            toml_string(&lib.parent().unwrap().to_string_lossy())
+        ),
+    );
+    fx.write("proj/termtag.toml", &toml);
+    let out = fx
+        .cmd()
+        .env_remove("ORT_DYLIB_PATH")
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("found via [onnxruntime] path in termtag.toml"),
+        "{text}"
+    );
+    assert!(text.contains("CPU yes"), "{text}");
+    let out = fx.ok(&["doctor"]);
+    assert!(out.contains("found via ORT_DYLIB_PATH"), "{out}");
+    // A configured path that holds no runtime is named in the error.
+    let toml = fx.read("proj/termtag.toml").replace(
+        &toml_string(&lib.parent().unwrap().to_string_lossy()),
+        "\"nowhere\"",
+    );
+    fx.write("proj/termtag.toml", &toml);
+    let out = fx
+        .cmd()
+        .env_remove("ORT_DYLIB_PATH")
+        .args(["predict", "--model", &model("tf_od.onnx")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[onnxruntime] path") && err.contains("nowhere"),
+        "{err}"
+    );
+}
