@@ -1,4 +1,5 @@
-//! Pre-labeling throughput: `cargo bench --bench predict -- [N]` (default 200 images).
+//! Pre-labeling throughput: `cargo bench --bench predict -- [N] [max_side=M]` (default 200
+//! images; `max_side` sets `[model] max_side`, the longer side fed to the any-size model).
 //!
 //! Needs `../shared/models/ssd_mobilenet_v2_coco.onnx` and `../shared/images`, ONNX Runtime
 //! (ORT_DYLIB_PATH or the Python package) and, for the comparison, `python3` with onnxruntime,
@@ -24,6 +25,9 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200);
+    let max_side: Option<u32> = std::env::args()
+        .skip(1)
+        .find_map(|a| a.strip_prefix("max_side=").and_then(|v| v.parse().ok()));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let shared = root.join("../shared");
     let model = shared.join("models/ssd_mobilenet_v2_coco.onnx");
@@ -72,7 +76,10 @@ fn main() {
         .expect("toml")
         .replace(
             "\n[model]\n",
-            "\n[model]\nlabels = \"coco91_labels.txt\"\nclass_map = { \"dining table\" = \"dining_table\" }\n",
+            &format!(
+                "\n[model]\nlabels = \"coco91_labels.txt\"\nclass_map = {{ \"dining table\" = \"dining_table\" }}\n{}",
+                max_side.map(|m| format!("max_side = {m}\n")).unwrap_or_default()
+            ),
         );
     std::fs::write(proj.join("termtag.toml"), toml).expect("toml");
     let project = Project::load(&project.root).expect("load");
@@ -85,6 +92,7 @@ fn main() {
         workers: Some(threads),
     };
     let r = predict(&project, &mut store, &opts, &|_, _| {}).expect("predict");
+    println!("adapter: {}", r.adapter);
     let secs = r.total.as_secs_f64();
     let termtag_ips = r.processed as f64 / secs;
     println!(
