@@ -70,3 +70,19 @@ say "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 say "cargo test"
 cargo test "$@"
+
+# --- issue 4 (pre-labeling): `termtag eval` agrees with pycocotools ------------------------------
+# pycocotools (and the numpy it needs) from PyPI into .tools/, then a generated data set through
+# `termtag eval --json` and COCOeval side by side (scripts/check_eval_pycocotools.py).
+PYCOCO_DIR=$TOOLS/pycocotools
+if ! PYTHONPATH=$PYCOCO_DIR python3 -c 'import pycocotools.cocoeval' 2>/dev/null; then
+  say "installing pycocotools (pip)"
+  rm -rf "$PYCOCO_DIR"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$PYCOCO_DIR" pycocotools
+fi
+say "eval vs pycocotools"
+cargo build --quiet --bin termtag
+PYTHONPATH=$PYCOCO_DIR python3 scripts/check_eval_pycocotools.py \
+  "${CARGO_TARGET_DIR:-target}/debug/termtag" >"$TOOLS/eval-check.log" 2>&1 \
+  || { cat "$TOOLS/eval-check.log" >&2; echo "termtag eval disagrees with pycocotools" >&2; exit 1; }
+grep -E '^(ok|BAD) ' "$TOOLS/eval-check.log" >&2

@@ -97,6 +97,56 @@ pub enum Command {
     /// Add, rename, merge or delete classes.
     #[command(subcommand)]
     Classes(ClassesCmd),
+    /// Pre-label with an ONNX model: every image this model has not seen yet (resumable).
+    Predict {
+        /// ONNX model file (default: [model] path in termtag.toml).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Only this machine's share of the images, K/N (e.g. 3/8).
+        #[arg(long, value_parser = clap::value_parser!(crate::infer::Shard))]
+        shard: Option<crate::infer::Shard>,
+        /// Decode threads (default: all cores).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Print the review queue, most uncertain first.
+    Queue {
+        /// Uncertainty metric (default: [queue] metric, else least_confidence).
+        #[arg(long)]
+        metric: Option<crate::queue::Metric>,
+        /// Images to show; 0 shows all.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// uncertain (default), audit (most confident first) or random (seeded baseline).
+        #[arg(long)]
+        order: Option<crate::queue::Order>,
+        /// Where images with no detection go (default: [queue] empty, else last).
+        #[arg(long)]
+        empty: Option<crate::queue::EmptyPolicy>,
+        /// Seed of the random order.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// AP of a model run's predictions against the reviewed labels; writes performance.csv.
+    Eval {
+        /// Model run (default: the newest that predicted reviewed images).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Performance CSV (default: performance.csv in the project folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the labels, run the [train] command, register the model it writes.
+    Train {
+        /// Only when [train] every images were reviewed since the last training.
+        #[arg(long)]
+        if_due: bool,
+    },
+    /// Say what works here: ONNX Runtime, its version and execution providers.
+    Doctor,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +251,11 @@ pub fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let start = cli.project.clone().unwrap_or_else(|| PathBuf::from("."));
+    if let Command::Doctor = &command {
+        // Works outside a project too: it reports on this machine.
+        let project = Project::discover(&start).ok();
+        return crate::infer::cmd::cmd_doctor(project.as_ref());
+    }
     let project = Project::discover(&start)?;
     let mut store = project.store()?;
     match command {
@@ -273,6 +328,23 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
         }
         Command::Classes(cmd) => classes(&project, &mut store, cmd)?,
+        Command::Predict {
+            model,
+            shard,
+            workers,
+        } => crate::infer::cmd::cmd_predict(&project, &mut store, model, shard, workers)?,
+        Command::Queue {
+            metric,
+            limit,
+            order,
+            empty,
+            seed,
+        } => crate::infer::cmd::cmd_queue(&project, &store, metric, limit, order, empty, seed)?,
+        Command::Eval { run, out, json } => {
+            crate::infer::cmd::cmd_eval(&project, &store, run, out, json)?
+        }
+        Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
+        Command::Doctor => unreachable!("handled above"),
     }
     Ok(())
 }

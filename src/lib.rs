@@ -8,11 +8,15 @@
 pub mod cli;
 pub mod decode;
 pub mod demo;
+pub mod eval;
 pub mod formats;
 pub mod index;
+pub mod infer;
 pub mod model;
 pub mod project;
+pub mod queue;
 pub mod sanitize;
 pub mod store;
 pub mod theme;
+pub mod train;
 pub mod tui;

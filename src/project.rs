@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, show_path};
 use crate::index;
+use crate::infer::config::{ModelConfig, OnnxRuntimeConfig, TrainConfig};
 use crate::model::{
     Dataset, ImageLabels, Label, Task, orientation_swaps_axes, validate_label_name,
 };
+use crate::queue::QueueConfig;
 use crate::sanitize::for_terminal;
 use crate::store::{ImportCounts, Store};
 
@@ -49,6 +51,18 @@ pub struct Config {
     /// Kept as written: the review screen checks them, reports bad ones and keeps the defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, toml::Value>,
+    /// Where the ONNX Runtime library is and which execution provider to use.
+    #[serde(default, skip_serializing_if = "OnnxRuntimeConfig::is_empty")]
+    pub onnxruntime: OnnxRuntimeConfig,
+    /// The model `predict` uses and how to read it.
+    #[serde(default, skip_serializing_if = "ModelConfig::is_empty")]
+    pub model: ModelConfig,
+    /// Review queue order.
+    #[serde(default, skip_serializing_if = "QueueConfig::is_empty")]
+    pub queue: QueueConfig,
+    /// The training command `termtag train` runs.
+    #[serde(default, skip_serializing_if = "TrainConfig::is_empty")]
+    pub train: TrainConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +180,46 @@ impl Config {
                 out.push_str(&format!("{action} = {keys}\n"));
             }
         }
+        out.push_str(&self.prelabel_tables_toml());
+        out
+    }
+
+    /// The `[onnxruntime]`, `[model]`, `[queue]` and `[train]` tables: as set, or as commented
+    /// examples when empty.
+    fn prelabel_tables_toml(&self) -> String {
+        fn table<T: Serialize>(name: &str, v: &T, empty: bool, example: &str) -> String {
+            let body = if empty {
+                example.to_string()
+            } else {
+                toml::to_string(v).unwrap_or_default()
+            };
+            format!("\n[{name}]\n{body}")
+        }
+        let mut out = String::new();
+        out.push_str(&table(
+            "onnxruntime",
+            &self.onnxruntime,
+            self.onnxruntime.is_empty(),
+            "# ONNX Runtime library (default: ORT_DYLIB_PATH, the onnxruntime Python package, system).\n# path = \"/opt/onnxruntime/lib/libonnxruntime.so\"\n# device = \"auto\"   # auto | cuda | tensorrt | cpu\n",
+        ));
+        out.push_str(&table(
+            "model",
+            &self.model,
+            self.model.is_empty(),
+            "# The model `termtag predict` runs (adapter detected: tf_od, yolo, automl, classify).\n# path = \"models/model.onnx\"\n# labels = \"models/labels.txt\"\n# class_map = { cup = \"mug\", chair = \"-\" }\n# default_class = \"other\"\n",
+        ));
+        out.push_str(&table(
+            "queue",
+            &self.queue,
+            self.queue.is_empty(),
+            "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n",
+        ));
+        out.push_str(&table(
+            "train",
+            &self.train,
+            self.train.is_empty(),
+            "# Training job; {export} is the exported labels, {model} the ONNX file it must write.\n# command = \"python train.py --data {export} --out {model}\"\n",
+        ));
         out
     }
 }
@@ -317,6 +371,10 @@ impl Project {
                 export: ExportConfig::default(),
                 ui: UiConfig::default(),
                 keys: BTreeMap::new(),
+                onnxruntime: OnnxRuntimeConfig::default(),
+                model: ModelConfig::default(),
+                queue: QueueConfig::default(),
+                train: TrainConfig::default(),
             };
             std::fs::create_dir_all(root.join(STATE_DIR))?;
             let file = root.join(CONFIG_FILE);
@@ -603,6 +661,10 @@ mod tests {
                 "accept_image".to_string(),
                 toml::Value::Array(vec![toml::Value::String("y".into())]),
             )]),
+            onnxruntime: OnnxRuntimeConfig::default(),
+            model: ModelConfig::default(),
+            queue: QueueConfig::default(),
+            train: TrainConfig::default(),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(

@@ -2,6 +2,7 @@
 //! transaction and leaves a journal row naming who did what.
 
 mod filter;
+mod infer;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,6 +14,10 @@ use crate::formats::KnownImage;
 use crate::model::{BBox, Dataset, ImageLabels, ImageStatus, Label, Origin, validate_label_name};
 
 pub use filter::{Filter, glob_match};
+pub use infer::{
+    ImageResult, ModelRun, NewPrediction, PendingImage, PredictedImage, StoredPrediction,
+    TRAINED_ADAPTER,
+};
 pub use schema::VERSION as SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,419 @@
+//! `termtag predict`: decode, resize and pack on worker threads while the calling thread runs
+//! the model; results are written in large transactions, and the `predicted` table makes an
+//! interrupted run resume where it stopped (same model file content = same run).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::adapters::{self, Adapter, AdapterCtx};
+use super::classmap::{ClassResolver, ModelLabels};
+use super::preprocess::{self, InputData, Layout, Prepared};
+use super::session::{self, Model};
+use super::{InferError, runtime, sha256_file};
+use crate::formats::show_path;
+use crate::project::Project;
+use crate::sanitize::{for_terminal, safe_join};
+use crate::store::{ImageResult, NewPrediction, PendingImage, Store};
+
+/// One machine's share of the images: `K/N`, K from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub k: u32,
+    pub n: u32,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || {
+            format!(
+                "--shard `{}`: use K/N with 1 ≤ K ≤ N, e.g. 3/8",
+                for_terminal(s)
+            )
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if k == 0 || n == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Shard { k, n })
+    }
+}
+
+impl Shard {
+    /// Whether `key` belongs to this shard: a hash of the key, so every machine agrees whatever
+    /// the order its database holds the images in.
+    pub fn contains(&self, key: &str) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.n) == u64::from(self.k - 1)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PredictOptions {
+    /// Model file; default `[model] path`.
+    pub model: Option<PathBuf>,
+    pub shard: Option<Shard>,
+    /// Decode workers (default: all cores).
+    pub workers: Option<usize>,
+}
+
+/// What a run did, for the summary line and the benchmark.
+#[derive(Debug, Clone, Default)]
+pub struct PredictReport {
+    pub run_id: i64,
+    pub resumed: bool,
+    pub model: PathBuf,
+    pub adapter: String,
+    pub provider: String,
+    pub provider_notes: Vec<String>,
+    pub runtime: String,
+    /// Images already done by this run before (resumed) and images processed now.
+    pub already: usize,
+    pub processed: usize,
+    pub broken: Vec<(String, String)>,
+    pub predictions: usize,
+    /// Model class → predictions dropped by the class map.
+    pub dropped: BTreeMap<String, usize>,
+    /// Loading the runtime and the model, hashing it, choosing the adapter.
+    pub setup: Duration,
+    /// Decoding, inference and writing: what images/s are measured on.
+    pub total: Duration,
+    /// Time spent inside `Session::run`.
+    pub in_run: Duration,
+    pub batches: usize,
+}
+
+/// The model file: `--model`, else `[model] path` (relative to the project).
+fn model_path(project: &Project, opts: &PredictOptions) -> Result<PathBuf, InferError> {
+    match (&opts.model, &project.config.model.path) {
+        (Some(m), _) => Ok(m.clone()),
+        (None, Some(p)) => Ok(project.root.join(p)),
+        (None, None) => Err(InferError::Model(
+            "no model: pass --model FILE.onnx or set [model] path in termtag.toml".into(),
+        )),
+    }
+}
+
+/// The labels file: `[model] labels`, else `labels.json` / `labels.txt` beside the model.
+fn labels_path(project: &Project, model: &Path) -> Option<PathBuf> {
+    if let Some(l) = &project.config.model.labels {
+        return Some(project.root.join(l));
+    }
+    let dir = model.parent()?;
+    ["labels.json", "labels.txt"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+/// What the inference loop gets from the workers.
+enum Job {
+    Ready(usize, Prepared),
+    Broken(usize, String),
+}
+
+/// Runs the model over every image this run has not processed (in the shard, when given).
+/// `progress(done, total)` is called as images finish.
+pub fn predict(
+    project: &Project,
+    store: &mut Store,
+    opts: &PredictOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<PredictReport, InferError> {
+    let started = Instant::now();
+    let model_file = model_path(project, opts)?;
+    if !model_file.is_file() {
+        return Err(InferError::Model(format!(
+            "{}: no such model file",
+            show_path(&model_file)
+        )));
+    }
+    let Some(source) = project.source_dir() else {
+        return Err(InferError::Model(
+            "the image source is a blob container: `termtag pull` a batch first, then predict on it"
+                .into(),
+        ));
+    };
+    let rt = runtime::load(&project.config.onnxruntime, Some(&project.root))?;
+    let mut model = session::open(&rt, &model_file, &project.config.onnxruntime)?;
+
+    let labels = match labels_path(project, &model_file) {
+        Some(p) => ModelLabels::load(&p)?,
+        None => ModelLabels::default(),
+    };
+    let cfg = &project.config.model;
+    let threshold = cfg.score_threshold.unwrap_or(project.config.min_confidence) as f32;
+    let ctx = AdapterCtx {
+        cfg,
+        task: project.config.task,
+        num_labels: (!labels.is_empty()).then(|| labels.len()),
+        automl_labels: labels_path(project, &model_file)
+            .is_some_and(|p| p.file_name().is_some_and(|n| n == "labels.json")),
+        threshold,
+    };
+    let adapter = adapters::choose(&model.info, &ctx)?;
+    if adapter.kind() != super::config::AdapterKind::Classify
+        && adapter.kind() != super::config::AdapterKind::Automl
+        && !project.config.task.is_detect()
+    {
+        return Err(InferError::Model(format!(
+            "{}: a {} model finds boxes, but this is a {} project",
+            show_path(&model_file),
+            adapter.kind().as_str(),
+            project.config.task
+        )));
+    }
+    let classes: HashMap<String, i64> = store
+        .classes()?
+        .into_iter()
+        .map(|c| (c.name, c.id))
+        .collect();
+    let mut resolver = ClassResolver::new(labels, cfg, classes)?;
+
+    let sha = sha256_file(&model_file)?;
+    let adapter_name = adapter.kind().as_str();
+    let shown_model = model_file.to_string_lossy().into_owned();
+    let (run_id, resumed) = match store.find_model_run(&sha, adapter_name)? {
+        Some(run) => (run.id, true),
+        None => (
+            store.create_model_run(&shown_model, &sha, adapter_name)?,
+            false,
+        ),
+    };
+    let already = store.run_predicted_count(run_id)?;
+    let todo: Vec<PendingImage> = store
+        .images_to_predict(run_id)?
+        .into_iter()
+        .filter(|im| opts.shard.is_none_or(|s| s.contains(&im.key)))
+        .collect();
+
+    let mut report = PredictReport {
+        run_id,
+        resumed: resumed && already > 0,
+        model: model_file.clone(),
+        adapter: adapter.summary(),
+        provider: model.provider.to_string(),
+        provider_notes: model.notes.clone(),
+        runtime: format!("{} ({})", show_path(&rt.path), rt.version),
+        already,
+        ..PredictReport::default()
+    };
+    let total = todo.len() as u64;
+    report.setup = started.elapsed();
+    let started = Instant::now();
+    progress(0, total);
+    run_pipeline(
+        &source,
+        project.config.max_megapixels,
+        &todo,
+        adapter.as_ref(),
+        &mut model,
+        &mut resolver,
+        store,
+        run_id,
+        opts.workers,
+        &mut report,
+        &|done| progress(done, total),
+    )?;
+    store.finish_model_run(run_id)?;
+    report.dropped = resolver.dropped;
+    report.total = started.elapsed();
+    Ok(report)
+}
+
+/// Results are committed when this many images are waiting, or this long after the last commit.
+const COMMIT_IMAGES: usize = 512;
+const COMMIT_EVERY: Duration = Duration::from_secs(5);
+
+#[allow(clippy::too_many_arguments)]
+fn run_pipeline(
+    source: &Path,
+    max_megapixels: u32,
+    todo: &[PendingImage],
+    adapter: &dyn Adapter,
+    model: &mut Model,
+    resolver: &mut ClassResolver,
+    store: &mut Store,
+    run_id: i64,
+    workers: Option<usize>,
+    report: &mut PredictReport,
+    progress: &dyn Fn(u64),
+) -> Result<(), InferError> {
+    let spec = adapter.input().clone();
+    let workers = workers
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .clamp(1, todo.len().max(1));
+    let next = AtomicUsize::new(0);
+    // Enough queued images for the next batch and one more: overlap without piling up memory.
+    let (tx, rx) = mpsc::sync_channel::<Job>(spec.batch * 2 + workers);
+    std::thread::scope(|scope| -> Result<(), InferError> {
+        // Owned here so that an error drops it before the scope joins the workers: a worker
+        // blocked on a full channel then sees the send fail and stops.
+        let rx = rx;
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, spec) = (&next, &spec);
+            scope.spawn(move || {
+                let mut resizer = fast_image_resize::Resizer::new();
+                let long_side = preprocess::needed_long_side(spec);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(im) = todo.get(i) else { break };
+                    let job = match safe_join(source, &im.key)
+                        .and_then(|p| preprocess::decode_image(&p, max_megapixels, long_side))
+                        .and_then(|img| preprocess::prepare(&img, spec, &mut resizer))
+                    {
+                        Ok(p) => Job::Ready(i, p),
+                        Err(e) => Job::Broken(i, e),
+                    };
+                    if tx.send(job).is_err() {
+                        break; // the inference loop stopped on an error
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let mut pending: Vec<(i64, ImageResult)> = Vec::new();
+        let mut last_commit = Instant::now();
+        let mut batch: Vec<(usize, Prepared)> = Vec::with_capacity(spec.batch);
+        let mut done = 0u64;
+        let mut run = |batch: &mut Vec<(usize, Prepared)>,
+                       pending: &mut Vec<(i64, ImageResult)>,
+                       report: &mut PredictReport,
+                       done: &mut u64|
+         -> Result<(), InferError> {
+            let results = infer_batch(batch, &spec, adapter, model, resolver, report)?;
+            for ((i, _), preds) in batch.iter().zip(results) {
+                report.predictions += preds.len();
+                pending.push((todo[*i].id, ImageResult::Predicted(preds)));
+            }
+            report.processed += batch.len();
+            *done += batch.len() as u64;
+            progress(*done);
+            batch.clear();
+            Ok(())
+        };
+        for job in rx.iter() {
+            match job {
+                Job::Ready(i, p) => {
+                    // One call takes images of one size (models of any size get one at a time).
+                    if batch.first().is_some_and(|(_, f)| {
+                        (f.geom.in_w, f.geom.in_h) != (p.geom.in_w, p.geom.in_h)
+                    }) {
+                        run(&mut batch, &mut pending, report, &mut done)?;
+                    }
+                    batch.push((i, p));
+                    if batch.len() >= spec.batch {
+                        run(&mut batch, &mut pending, report, &mut done)?;
+                    }
+                }
+                Job::Broken(i, why) => {
+                    report.broken.push((todo[i].key.clone(), why.clone()));
+                    pending.push((todo[i].id, ImageResult::Broken(why)));
+                    done += 1;
+                    progress(done);
+                }
+            }
+            if pending.len() >= COMMIT_IMAGES || last_commit.elapsed() >= COMMIT_EVERY {
+                store.write_predictions(run_id, &pending)?;
+                pending.clear();
+                last_commit = Instant::now();
+            }
+        }
+        if !batch.is_empty() {
+            run(&mut batch, &mut pending, report, &mut done)?;
+        }
+        store.write_predictions(run_id, &pending)?;
+        Ok(())
+    })
+}
+
+/// One inference call over a batch of same-size images; a fixed batch dimension gets padding.
+fn infer_batch(
+    batch: &[(usize, Prepared)],
+    spec: &preprocess::InputSpec,
+    adapter: &dyn Adapter,
+    model: &mut Model,
+    resolver: &mut ClassResolver,
+    report: &mut PredictReport,
+) -> Result<Vec<Vec<NewPrediction>>, InferError> {
+    let g = batch[0].1.geom;
+    let n = if spec.fixed_batch {
+        spec.batch
+    } else {
+        batch.len()
+    };
+    let mut data = batch[0].1.data.clone();
+    for (_, p) in &batch[1..] {
+        data.extend(&p.data);
+    }
+    let per = batch[0].1.data.len();
+    for _ in batch.len()..n {
+        data.extend(&match &batch[0].1.data {
+            InputData::U8(_) => InputData::U8(vec![0; per]),
+            InputData::F32(_) => InputData::F32(vec![0.0; per]),
+        });
+    }
+    let (h, w) = (i64::from(g.in_h), i64::from(g.in_w));
+    let shape = match spec.layout {
+        Layout::Nhwc => [n as i64, h, w, 3],
+        Layout::Nchw => [n as i64, 3, h, w],
+    };
+    let t = Instant::now();
+    let outs = model.run(&spec.name, &shape, &data)?;
+    report.in_run += t.elapsed();
+    report.batches += 1;
+    batch
+        .iter()
+        .enumerate()
+        .map(|(b, (_, p))| {
+            let raw = adapter.decode(&outs, b, &p.geom)?;
+            Ok(raw
+                .into_iter()
+                .filter_map(|r| {
+                    resolver.resolve(r.class).map(|class_id| NewPrediction {
+                        class_id,
+                        bbox: r.bbox,
+                        score: f64::from(r.score),
+                    })
+                })
+                .collect())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_keys() {
+        let keys: Vec<String> = (0..1000).map(|i| format!("d/img{i}.jpg")).collect();
+        let shards: Vec<Shard> = (1..=4).map(|k| Shard { k, n: 4 }).collect();
+        for key in &keys {
+            assert_eq!(shards.iter().filter(|s| s.contains(key)).count(), 1);
+        }
+        let first = keys.iter().filter(|k| shards[0].contains(k)).count();
+        assert!((150..350).contains(&first), "{first}");
+        assert!("0/3".parse::<Shard>().is_err());
+        assert!("4/3".parse::<Shard>().is_err());
+        assert_eq!("3/8".parse::<Shard>().unwrap(), Shard { k: 3, n: 8 });
+    }
+}

@@ -1,0 +1,279 @@
+//! Finding and loading the ONNX Runtime library. termtag links nothing at build time (`ort` with
+//! `load-dynamic`): the library is looked up when a command needs it, so every other command
+//! works on a machine without it.
+//!
+//! Order: `ORT_DYLIB_PATH`, `[onnxruntime] path` in termtag.toml, the `onnxruntime` /
+//! `onnxruntime-gpu` Python package importable by `python3`, the system library folders.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use ort::ep::ExecutionProvider;
+
+use super::InferError;
+use super::config::OnnxRuntimeConfig;
+use crate::formats::show_path;
+
+/// Oldest ONNX Runtime release this build can drive (the `ort` API level it is built for).
+pub const MIN_VERSION: &str = "1.17";
+/// The release the tests run against.
+pub const TESTED_VERSION: &str = "1.31.1";
+
+/// Where the library was found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Env,
+    Config,
+    Python(PathBuf),
+    System,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Env => f.write_str("ORT_DYLIB_PATH"),
+            Source::Config => f.write_str("[onnxruntime] path in termtag.toml"),
+            Source::Python(dir) => write!(f, "the Python package in {}", show_path(dir)),
+            Source::System => f.write_str("the system library path"),
+        }
+    }
+}
+
+/// A library file found on disk, not loaded yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub source: Source,
+}
+
+/// The loaded runtime.
+#[derive(Clone)]
+pub struct Runtime {
+    pub path: PathBuf,
+    pub source: Source,
+    pub version: String,
+    pub env: ort::environment::Environment,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("path", &self.path)
+            .field("source", &self.source)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// What the runtime library offers beyond the CPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Providers {
+    pub cuda: bool,
+    pub tensorrt: bool,
+}
+
+/// `libonnxruntime.so*` (or `.dylib`, `.dll`) file names, the runtime itself, not its provider
+/// plug-ins.
+fn is_runtime_file(name: &str) -> bool {
+    let stem = format!("{}onnxruntime", std::env::consts::DLL_PREFIX);
+    name.starts_with(&stem)
+        && !name[stem.len()..].starts_with('_')
+        && name.contains(std::env::consts::DLL_SUFFIX)
+}
+
+/// The runtime library inside `dir`: the versioned file when there is one (the unversioned name
+/// is often a dangling development symlink).
+pub fn library_in(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(is_runtime_file))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    // Longest name first: `libonnxruntime.so.1.31.1` before `libonnxruntime.so`.
+    found.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    found.into_iter().next()
+}
+
+/// A path given by the user: the library file, or a folder holding it.
+fn given(path: &Path, what: &str) -> Result<PathBuf, InferError> {
+    if path.is_dir() {
+        return library_in(path).ok_or_else(|| {
+            InferError::Runtime(format!(
+                "{what} {}: no {}onnxruntime{} file in this folder",
+                show_path(path),
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            ))
+        });
+    }
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    Err(InferError::Runtime(format!(
+        "{what} {}: no such file; point it at libonnxruntime.so* (e.g. from `pip install onnxruntime`) or unset it",
+        show_path(path)
+    )))
+}
+
+/// The folder of the `onnxruntime` Python package, if `python3` can import it.
+pub fn python_package_dir() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8(out.stdout).ok()?;
+    let dir = PathBuf::from(dir.trim());
+    dir.is_dir().then_some(dir)
+}
+
+fn system_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    for d in [
+        "/usr/local/lib",
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/opt/homebrew/lib",
+    ] {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs
+}
+
+/// Finds the library, in the documented order. `root` resolves a relative configured path.
+pub fn discover(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Found, InferError> {
+    if let Some(v) = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()) {
+        return Ok(Found {
+            path: given(Path::new(&v), "ORT_DYLIB_PATH")?,
+            source: Source::Env,
+        });
+    }
+    if let Some(p) = &cfg.path {
+        let p = match root {
+            Some(root) if Path::new(p).is_relative() => root.join(p),
+            _ => PathBuf::from(p),
+        };
+        return Ok(Found {
+            path: given(&p, "[onnxruntime] path")?,
+            source: Source::Config,
+        });
+    }
+    if let Some(dir) = python_package_dir()
+        && let Some(path) = library_in(&dir.join("capi"))
+    {
+        return Ok(Found {
+            path,
+            source: Source::Python(dir),
+        });
+    }
+    for dir in system_dirs() {
+        if let Some(path) = library_in(&dir) {
+            return Ok(Found {
+                path,
+                source: Source::System,
+            });
+        }
+    }
+    Err(InferError::Runtime(format!(
+        "ONNX Runtime not found: looked at ORT_DYLIB_PATH, [onnxruntime] path in termtag.toml, the onnxruntime Python package (python3) and the system library folders; install it with `pip install onnxruntime` (or onnxruntime-gpu), or set ORT_DYLIB_PATH to libonnxruntime.so; labeling without a model works without it (supported: ONNX Runtime {MIN_VERSION} or newer)"
+    )))
+}
+
+/// The version in a file name like `libonnxruntime.so.1.31.1`, else the one in the build info.
+fn version_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let from_name = name
+        .split(std::env::consts::DLL_SUFFIX)
+        .nth(1)
+        .map(|v| v.trim_matches('.').to_string())
+        .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()));
+    if let Some(v) = from_name {
+        return v;
+    }
+    let info = ort::info();
+    info.split(|c: char| c == ',' || c.is_whitespace())
+        .find_map(|part| part.strip_prefix("git-branch=rel-"))
+        .map(str::to_string)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// Finds and loads the runtime once per process.
+pub fn load(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Runtime, InferError> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt.clone());
+    }
+    let _guard = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt.clone());
+    }
+    let found = discover(cfg, root)?;
+    let shown = show_path(&found.path);
+    let builder = ort::init_from(&found.path).map_err(|e| {
+        InferError::Runtime(format!(
+            "{shown} (from {}): cannot load ONNX Runtime: {e}; termtag needs ONNX Runtime {MIN_VERSION} or newer (`pip install -U onnxruntime`)",
+            found.source
+        ))
+    })?;
+    let env = builder
+        .with_name("termtag")
+        .build()
+        .map_err(|e| InferError::Runtime(format!("{shown}: cannot start ONNX Runtime: {e}")))?;
+    let rt = Runtime {
+        version: version_of(&found.path),
+        path: found.path,
+        source: found.source,
+        env,
+    };
+    Ok(RUNTIME.get_or_init(|| rt).clone())
+}
+
+/// Which GPU providers the loaded library was built with (not whether a GPU is present).
+pub fn providers() -> Providers {
+    Providers {
+        cuda: ort::ep::CUDA::is_available().unwrap_or(false),
+        tensorrt: ort::ep::TensorRT::is_available().unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_file_names() {
+        assert!(is_runtime_file("libonnxruntime.so"));
+        assert!(is_runtime_file("libonnxruntime.so.1.31.1"));
+        assert!(!is_runtime_file("libonnxruntime_providers_shared.so"));
+        assert!(!is_runtime_file("libfoo.so"));
+    }
+
+    #[test]
+    fn versioned_library_preferred() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("libonnxruntime.so"), b"x").unwrap();
+        std::fs::write(dir.path().join("libonnxruntime.so.1.31.1"), b"x").unwrap();
+        std::fs::write(dir.path().join("libonnxruntime_providers_shared.so"), b"x").unwrap();
+        let p = library_in(dir.path()).unwrap();
+        assert!(p.ends_with("libonnxruntime.so.1.31.1"), "{p:?}");
+        assert_eq!(version_of(&p), "1.31.1");
+    }
+}

@@ -1,0 +1,529 @@
+//! The review queue: per-image uncertainty from model predictions, the bucket of images where the
+//! model found nothing, class-balance quotas, audit and random orders. Pure functions over
+//! predictions, so the CLI (`termtag queue`) and the TUI order images the same way.
+//!
+//! Detection metrics read the boxes scoring at least `min_confidence`:
+//!
+//! | metric | value (higher = reviewed first) |
+//! |---|---|
+//! | least_confidence | 1 − the lowest box score |
+//! | mean_confidence | 1 − the mean box score |
+//! | margin | the largest box margin 1 − \|2s − 1\| (a box score's distance from a coin toss) |
+//! | entropy | the largest binary entropy H(s) = −s log₂ s − (1−s) log₂(1−s) of a box score |
+//! | uncertain_count | boxes whose score lies in the band (default [0.3, 0.7]) |
+//!
+//! Classification (class scores, no boxes): least_confidence 1 − p₁, mean_confidence 1 − the mean
+//! of the scores ≥ `min_confidence`, margin 1 − (p₁ − p₂), entropy the mean binary entropy over
+//! the project's classes, uncertain_count the classes scoring in the band.
+//!
+//! An image with nothing at or above `min_confidence` has no value: it goes to the empty bucket,
+//! placed by the `empty` policy instead of ranking first with a score of 0.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Metric {
+    #[default]
+    LeastConfidence,
+    MeanConfidence,
+    Margin,
+    Entropy,
+    UncertainCount,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [
+        Metric::LeastConfidence,
+        Metric::MeanConfidence,
+        Metric::Margin,
+        Metric::Entropy,
+        Metric::UncertainCount,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::LeastConfidence => "least_confidence",
+            Metric::MeanConfidence => "mean_confidence",
+            Metric::Margin => "margin",
+            Metric::Entropy => "entropy",
+            Metric::UncertainCount => "uncertain_count",
+        }
+    }
+    /// The next metric, for the TUI's `m` key.
+    pub fn next(self) -> Metric {
+        let i = Metric::ALL.iter().position(|m| *m == self).unwrap_or(0);
+        Metric::ALL[(i + 1) % Metric::ALL.len()]
+    }
+}
+
+/// Where images with no prediction above `min_confidence` go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum EmptyPolicy {
+    /// After every ranked image (default: a miss is checked once the doubts are cleared).
+    #[default]
+    Last,
+    /// Before the ranked images (hunting for missed objects).
+    First,
+    /// One empty image after every `empty_every` ranked ones.
+    Interleave,
+    /// Left out of the queue.
+    Skip,
+}
+
+/// Which end of the ranking comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Order {
+    /// Most uncertain first.
+    #[default]
+    Uncertain,
+    /// Most confident first: checking what the model is sure about.
+    Audit,
+    /// Seeded shuffle of every image, empty or not: the baseline to compare against.
+    Random,
+}
+
+/// `[queue]` in termtag.toml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty: Option<EmptyPolicy>,
+    /// Interleave: ranked images between two empty ones (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_every: Option<usize>,
+    /// uncertain_count: the score band (default [0.3, 0.7]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<[f64; 2]>,
+    /// Share of the queue each class should get, by the image's top predicted class, e.g.
+    /// `{ knot = 0.5, crack = 0.3 }`; classes not listed share what is left.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ideal_class_balance: BTreeMap<String, f64>,
+    /// Seed of the random order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl QueueConfig {
+    pub fn is_empty(&self) -> bool {
+        self == &QueueConfig::default()
+    }
+}
+
+/// One prediction as the queue sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub class: String,
+    pub score: f64,
+    /// Detection (a box) or a class score of a classifier.
+    pub boxed: bool,
+}
+
+/// An image to rank with its predictions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueImage {
+    pub id: i64,
+    pub preds: Vec<Scored>,
+}
+
+/// Everything that decides the order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueParams {
+    pub metric: Metric,
+    pub min_confidence: f64,
+    pub band: [f64; 2],
+    pub empty: EmptyPolicy,
+    pub empty_every: usize,
+    pub balance: BTreeMap<String, f64>,
+    pub order: Order,
+    pub seed: u64,
+    /// Number of project classes (classification entropy averages over them).
+    pub num_classes: usize,
+}
+
+impl QueueParams {
+    pub fn new(cfg: &QueueConfig, min_confidence: f64, num_classes: usize) -> QueueParams {
+        QueueParams {
+            metric: cfg.metric.unwrap_or_default(),
+            min_confidence,
+            band: cfg.band.unwrap_or([0.3, 0.7]),
+            empty: cfg.empty.unwrap_or_default(),
+            empty_every: cfg.empty_every.unwrap_or(10).max(1),
+            balance: cfg.ideal_class_balance.clone(),
+            order: Order::Uncertain,
+            seed: cfg.seed.unwrap_or(0),
+            num_classes,
+        }
+    }
+}
+
+/// An image's place in the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub id: i64,
+    /// The metric value; `None` for the empty bucket.
+    pub value: Option<f64>,
+    /// Class of the best prediction at or above `min_confidence`.
+    pub top_class: Option<String>,
+}
+
+/// Binary entropy in bits.
+pub fn binary_entropy(p: f64) -> f64 {
+    let p = p.clamp(0.0, 1.0);
+    let h = |x: f64| if x <= 0.0 { 0.0 } else { -x * x.log2() };
+    h(p) + h(1.0 - p)
+}
+
+/// The metric of one image, or `None` when nothing scores at least `min_confidence`.
+pub fn metric_value(img: &QueueImage, p: &QueueParams) -> Option<f64> {
+    let kept: Vec<f64> = img
+        .preds
+        .iter()
+        .filter(|s| s.score >= p.min_confidence)
+        .map(|s| s.score)
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let in_band = |s: &f64| *s >= p.band[0] && *s <= p.band[1];
+    let classification = img.preds.iter().all(|s| !s.boxed);
+    if classification {
+        let mut all: Vec<f64> = img.preds.iter().map(|s| s.score).collect();
+        all.sort_by(|a, b| b.total_cmp(a));
+        let p1 = all[0];
+        let p2 = all.get(1).copied().unwrap_or(0.0);
+        return Some(match p.metric {
+            Metric::LeastConfidence => 1.0 - p1,
+            Metric::MeanConfidence => 1.0 - kept.iter().sum::<f64>() / kept.len() as f64,
+            Metric::Margin => 1.0 - (p1 - p2),
+            Metric::Entropy => {
+                let n = p.num_classes.max(all.len()).max(1);
+                all.iter().map(|s| binary_entropy(*s)).sum::<f64>() / n as f64
+            }
+            Metric::UncertainCount => all.iter().filter(|s| in_band(s)).count() as f64,
+        });
+    }
+    Some(match p.metric {
+        Metric::LeastConfidence => 1.0 - kept.iter().copied().fold(f64::INFINITY, f64::min),
+        Metric::MeanConfidence => 1.0 - kept.iter().sum::<f64>() / kept.len() as f64,
+        Metric::Margin => kept
+            .iter()
+            .map(|s| 1.0 - (2.0 * s - 1.0).abs())
+            .fold(f64::NEG_INFINITY, f64::max),
+        Metric::Entropy => kept
+            .iter()
+            .map(|s| binary_entropy(*s))
+            .fold(f64::NEG_INFINITY, f64::max),
+        Metric::UncertainCount => kept.iter().filter(|s| in_band(s)).count() as f64,
+    })
+}
+
+fn top_class(img: &QueueImage, min_confidence: f64) -> Option<String> {
+    img.preds
+        .iter()
+        .filter(|s| s.score >= min_confidence)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .map(|s| s.class.clone())
+}
+
+/// splitmix64: a small, well-mixed generator, so the random order needs no dependency and is
+/// the same on every machine for one seed.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Orders `images` for review. Ties keep image-id order.
+pub fn order(images: &[QueueImage], p: &QueueParams) -> Vec<Ranked> {
+    let mut ranked: Vec<Ranked> = Vec::new();
+    let mut empty: Vec<Ranked> = Vec::new();
+    let mut sorted: Vec<&QueueImage> = images.iter().collect();
+    sorted.sort_by_key(|i| i.id);
+    for img in sorted {
+        let r = Ranked {
+            id: img.id,
+            value: metric_value(img, p),
+            top_class: top_class(img, p.min_confidence),
+        };
+        if r.value.is_some() {
+            ranked.push(r);
+        } else {
+            empty.push(r);
+        }
+    }
+    if p.order == Order::Random {
+        let mut all: Vec<Ranked> = ranked.into_iter().chain(empty).collect();
+        let mut rng = SplitMix(p.seed);
+        for i in (1..all.len()).rev() {
+            let j = rng.below(i + 1);
+            all.swap(i, j);
+        }
+        return all;
+    }
+    let value = |r: &Ranked| r.value.unwrap_or(0.0);
+    match p.order {
+        Order::Audit => ranked.sort_by(|a, b| value(a).total_cmp(&value(b))),
+        _ => ranked.sort_by(|a, b| value(b).total_cmp(&value(a))),
+    }
+    if !p.balance.is_empty() {
+        ranked = balance(ranked, &p.balance);
+    }
+    match p.empty {
+        EmptyPolicy::Last => ranked.into_iter().chain(empty).collect(),
+        EmptyPolicy::First => empty.into_iter().chain(ranked).collect(),
+        EmptyPolicy::Skip => ranked,
+        EmptyPolicy::Interleave => {
+            let mut out = Vec::with_capacity(ranked.len() + empty.len());
+            let mut empty = empty.into_iter();
+            for (i, r) in ranked.into_iter().enumerate() {
+                out.push(r);
+                if (i + 1) % p.empty_every == 0
+                    && let Some(e) = empty.next()
+                {
+                    out.push(e);
+                }
+            }
+            out.extend(empty);
+            out
+        }
+    }
+}
+
+/// Class-balance quotas: walks the ranking and, at each step, serves the class furthest below
+/// its share (share × picked so far − picked of that class), taking that class's next image in
+/// rank order. Classes not listed share what the listed ones leave; when every class with a
+/// share has run out, the rest follow in rank order.
+fn balance(ranked: Vec<Ranked>, shares: &BTreeMap<String, f64>) -> Vec<Ranked> {
+    const OTHER: &str = "\u{0}other";
+    let listed: f64 = shares.values().filter(|v| **v > 0.0).sum();
+    let mut target: BTreeMap<&str, f64> = shares
+        .iter()
+        .filter(|(_, v)| **v > 0.0)
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    target.insert(OTHER, (1.0 - listed).max(0.0));
+    let total: f64 = target.values().sum();
+    if total <= 0.0 {
+        return ranked;
+    }
+    for v in target.values_mut() {
+        *v /= total;
+    }
+    // Per class, its images' positions in rank order.
+    let mut lanes: BTreeMap<&str, std::collections::VecDeque<usize>> = BTreeMap::new();
+    for (i, r) in ranked.iter().enumerate() {
+        let c = r
+            .top_class
+            .as_deref()
+            .filter(|c| target.contains_key(c) && *c != OTHER)
+            .unwrap_or(OTHER);
+        lanes.entry(c).or_default().push_back(i);
+    }
+    let mut picked: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut order = Vec::with_capacity(ranked.len());
+    let mut taken = vec![false; ranked.len()];
+    loop {
+        let t = order.len() as f64 + 1.0;
+        let best = lanes
+            .iter()
+            .filter(|(c, lane)| !lane.is_empty() && target.get(*c).copied().unwrap_or(0.0) > 0.0)
+            .map(|(c, lane)| {
+                let deficit = target[c] * t - picked.get(c).copied().unwrap_or(0.0);
+                (*c, deficit, lane[0])
+            })
+            // Largest deficit; on a tie the better-ranked image.
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)));
+        let Some((c, _, _)) = best else { break };
+        if let Some(i) = lanes.get_mut(c).and_then(|l| l.pop_front()) {
+            *picked.entry(c).or_default() += 1.0;
+            taken[i] = true;
+            order.push(i);
+        }
+    }
+    order.extend((0..ranked.len()).filter(|i| !taken[*i]));
+    let mut slots: Vec<Option<Ranked>> = ranked.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxes(id: i64, scores: &[(&str, f64)]) -> QueueImage {
+        QueueImage {
+            id,
+            preds: scores
+                .iter()
+                .map(|(c, s)| Scored {
+                    class: c.to_string(),
+                    score: *s,
+                    boxed: true,
+                })
+                .collect(),
+        }
+    }
+
+    fn params(metric: Metric) -> QueueParams {
+        let mut p = QueueParams::new(&QueueConfig::default(), 0.1, 2);
+        p.metric = metric;
+        p
+    }
+
+    fn ids(r: &[Ranked]) -> Vec<i64> {
+        r.iter().map(|r| r.id).collect()
+    }
+
+    /// Five images, hand-computed:
+    /// 1: [0.9, 0.2]        2: [0.55]        3: [0.8, 0.75, 0.7]    4: [] (0.05 < min)
+    /// 5: [0.95, 0.4, 0.35]
+    fn set() -> Vec<QueueImage> {
+        vec![
+            boxes(1, &[("a", 0.9), ("b", 0.2)]),
+            boxes(2, &[("a", 0.55)]),
+            boxes(3, &[("b", 0.8), ("b", 0.75), ("a", 0.7)]),
+            boxes(4, &[("a", 0.05)]),
+            boxes(5, &[("a", 0.95), ("b", 0.4), ("b", 0.35)]),
+        ]
+    }
+
+    #[test]
+    fn least_confidence() {
+        // 1 − min: 1: 0.8, 2: 0.45, 3: 0.3, 5: 0.65; 4 has nothing ≥ 0.1 → empty bucket, last.
+        let r = order(&set(), &params(Metric::LeastConfidence));
+        assert_eq!(ids(&r), vec![1, 5, 2, 3, 4]);
+        assert!((r[0].value.unwrap() - 0.8).abs() < 1e-12);
+        assert_eq!(r[4].value, None);
+    }
+
+    #[test]
+    fn mean_confidence() {
+        // 1 − mean: 1: 0.45, 2: 0.45, 3: 0.25, 5: 1 − 1.7/3 = 0.4333; tie 1/2 by id.
+        let r = order(&set(), &params(Metric::MeanConfidence));
+        assert_eq!(ids(&r), vec![1, 2, 5, 3, 4]);
+        assert!((r[2].value.unwrap() - (1.0 - 1.7 / 3.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn margin() {
+        // max 1 − |2s − 1|: 1: max(0.2, 0.4) = 0.4; 2: 0.9; 3: max(0.4, 0.5, 0.6) = 0.6;
+        // 5: max(0.1, 0.8, 0.7) = 0.8.
+        let r = order(&set(), &params(Metric::Margin));
+        assert_eq!(ids(&r), vec![2, 5, 3, 1, 4]);
+        assert!((r[0].value.unwrap() - 0.9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn entropy() {
+        // max H(s): 2: H(0.55) = 0.99277; 5: H(0.4) = 0.97095; 3: H(0.7) = 0.88129;
+        // 1: H(0.2) = 0.72193.
+        let r = order(&set(), &params(Metric::Entropy));
+        assert_eq!(ids(&r), vec![2, 5, 3, 1, 4]);
+        assert!((r[0].value.unwrap() - 0.992_774_453_987_808_6).abs() < 1e-12);
+        assert!((binary_entropy(0.5) - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn uncertain_count() {
+        // scores in [0.3, 0.7]: 1: 0; 2: 1; 3: 1 (0.7); 5: 2. Ties 2/3 by id.
+        let r = order(&set(), &params(Metric::UncertainCount));
+        assert_eq!(ids(&r), vec![5, 2, 3, 1, 4]);
+        assert_eq!(r[0].value, Some(2.0));
+        assert_eq!(r[3].value, Some(0.0));
+    }
+
+    #[test]
+    fn classification_metrics() {
+        let cls = |id, s: &[f64]| QueueImage {
+            id,
+            preds: s
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Scored {
+                    class: format!("c{i}"),
+                    score: *s,
+                    boxed: false,
+                })
+                .collect(),
+        };
+        // 1: p = [0.6, 0.3, 0.1]; 2: [0.5, 0.45, 0.05].
+        let imgs = vec![cls(1, &[0.6, 0.3, 0.1]), cls(2, &[0.5, 0.45, 0.05])];
+        let mut p = params(Metric::Margin);
+        p.num_classes = 3;
+        // margin: 1: 1 − 0.3 = 0.7; 2: 1 − 0.05 = 0.95.
+        let r = order(&imgs, &p);
+        assert_eq!(ids(&r), vec![2, 1]);
+        assert!((r[0].value.unwrap() - 0.95).abs() < 1e-12);
+        // least confidence 1 − p1: 1: 0.4, 2: 0.5.
+        p.metric = Metric::LeastConfidence;
+        assert_eq!(ids(&order(&imgs, &p)), vec![2, 1]);
+        // entropy: mean over 3 classes.
+        p.metric = Metric::Entropy;
+        let v = metric_value(&imgs[0], &p).unwrap();
+        let want = (binary_entropy(0.6) + binary_entropy(0.3) + binary_entropy(0.1)) / 3.0;
+        assert!((v - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn empty_policies_audit_and_random() {
+        let mut p = params(Metric::LeastConfidence);
+        p.empty = EmptyPolicy::First;
+        assert_eq!(ids(&order(&set(), &p)), vec![4, 1, 5, 2, 3]);
+        p.empty = EmptyPolicy::Skip;
+        assert_eq!(ids(&order(&set(), &p)), vec![1, 5, 2, 3]);
+        p.empty = EmptyPolicy::Interleave;
+        p.empty_every = 2;
+        assert_eq!(ids(&order(&set(), &p)), vec![1, 5, 4, 2, 3]);
+        p.empty = EmptyPolicy::Last;
+        p.order = Order::Audit;
+        assert_eq!(ids(&order(&set(), &p)), vec![3, 2, 5, 1, 4]);
+        p.order = Order::Random;
+        p.seed = 7;
+        let a = ids(&order(&set(), &p));
+        assert_eq!(a, ids(&order(&set(), &p)), "same seed, same order");
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![1, 2, 3, 4, 5]);
+        let seeds_differ = (0..20).any(|s| {
+            p.seed = s;
+            ids(&order(&set(), &p)) != a
+        });
+        assert!(seeds_differ);
+    }
+
+    #[test]
+    fn class_balance_quotas() {
+        // Ranked by least confidence: a-images are all more uncertain than b-images.
+        let imgs: Vec<QueueImage> = (1..=6)
+            .map(|i| {
+                let class = if i <= 4 { "a" } else { "b" };
+                boxes(i, &[(class, 0.1 + 0.1 * i as f64)])
+            })
+            .collect();
+        let mut p = params(Metric::LeastConfidence);
+        // Plain order: 1..6.
+        assert_eq!(ids(&order(&imgs, &p)), vec![1, 2, 3, 4, 5, 6]);
+        // Half and half: a, b, a, b, then the rest of a.
+        p.balance = [("a".to_string(), 0.5), ("b".to_string(), 0.5)]
+            .into_iter()
+            .collect();
+        assert_eq!(ids(&order(&imgs, &p)), vec![1, 5, 2, 6, 3, 4]);
+    }
+}

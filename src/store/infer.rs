@@ -1,0 +1,357 @@
+//! Store queries for pre-labeling, the review queue, evaluation and training: model runs, the
+//! images a run still has to process, predictions written in large transactions.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Result, Store, journal, now_ms};
+use crate::model::{BBox, ImageStatus};
+
+/// A model run as recorded in `model_run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRun {
+    pub id: i64,
+    pub path: String,
+    pub sha256: Option<String>,
+    pub adapter: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// An image a run still has to process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingImage {
+    pub id: i64,
+    pub key: String,
+}
+
+/// One predicted box (or class score, without a box) ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPrediction {
+    pub class_id: i64,
+    pub bbox: Option<BBox>,
+    pub score: f64,
+}
+
+/// What a worker made of one image: predictions, or the reason it could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageResult {
+    Predicted(Vec<NewPrediction>),
+    Broken(String),
+}
+
+/// A stored prediction, as the queue and eval read them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPrediction {
+    pub class: String,
+    pub bbox: Option<BBox>,
+    pub score: f64,
+}
+
+/// An image with its latest predictions, for the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictedImage {
+    pub id: i64,
+    pub key: String,
+    pub status: ImageStatus,
+    pub run_id: i64,
+    pub predictions: Vec<StoredPrediction>,
+}
+
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<ModelRun> {
+    Ok(ModelRun {
+        id: r.get(0)?,
+        path: r.get(1)?,
+        sha256: r.get(2)?,
+        adapter: r.get(3)?,
+        started_at: r.get(4)?,
+        finished_at: r.get(5)?,
+    })
+}
+
+/// Adapter of a run registered by `termtag train` before any prediction chose the real one.
+pub const TRAINED_ADAPTER: &str = "trained";
+
+const RUN_COLUMNS: &str = "id, path, sha256, adapter, started_at, finished_at";
+
+impl Store {
+    /// The run of the model with this sha256 and adapter, if one was started before (the newest),
+    /// or the run `termtag train` registered for it (its adapter is set now).
+    pub fn find_model_run(&mut self, sha256: &str, adapter: &str) -> Result<Option<ModelRun>> {
+        let run = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM model_run WHERE sha256 = ?1 AND adapter IN (?2, ?3)
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![sha256, adapter, TRAINED_ADAPTER],
+                run_row,
+            )
+            .optional()?;
+        match run {
+            Some(mut run) if run.adapter == TRAINED_ADAPTER => {
+                self.conn.execute(
+                    "UPDATE model_run SET adapter = ?2 WHERE id = ?1",
+                    params![run.id, adapter],
+                )?;
+                run.adapter = adapter.to_string();
+                Ok(Some(run))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Records a new model run (not finished yet).
+    pub fn create_model_run(&mut self, path: &str, sha256: &str, adapter: &str) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO model_run (path, sha256, adapter, started_at) VALUES (?1, ?2, ?3, ?4)",
+            params![path, sha256, adapter, now_ms()],
+        )?;
+        let id = tx.last_insert_rowid();
+        journal(
+            &tx,
+            &self.author,
+            "model.run",
+            None,
+            &format!("{path}: run {id} ({adapter})"),
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn finish_model_run(&mut self, run_id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE model_run SET finished_at = ?2 WHERE id = ?1",
+            params![run_id, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn model_runs(&self) -> Result<Vec<ModelRun>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {RUN_COLUMNS} FROM model_run ORDER BY id"))?;
+        let rows = st.query_map([], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Images that are not broken and that `run_id` has not processed yet, in key order.
+    pub fn images_to_predict(&self, run_id: i64) -> Result<Vec<PendingImage>> {
+        let mut st = self.conn.prepare(
+            "SELECT i.id, i.key FROM image i WHERE i.status != 'broken'
+             AND NOT EXISTS (SELECT 1 FROM predicted p WHERE p.run_id = ?1 AND p.image_id = i.id)
+             ORDER BY i.key",
+        )?;
+        let rows = st.query_map(params![run_id], |r| {
+            Ok(PendingImage {
+                id: r.get(0)?,
+                key: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Writes the results of many images in one transaction: predictions and the `predicted`
+    /// marks (so a resumed run skips them), and broken images with their reason.
+    pub fn write_predictions(&mut self, run_id: i64, results: &[(i64, ImageResult)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut mark =
+                tx.prepare("INSERT OR IGNORE INTO predicted (run_id, image_id) VALUES (?1, ?2)")?;
+            let mut insert = tx.prepare(
+                "INSERT INTO prediction (run_id, image_id, class_id, x0, y0, x1, y1, score)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            // A reviewed image keeps its status (and labels) even if its file went bad; it is
+            // simply not marked predicted, so the next run tries it again.
+            let mut broken = tx.prepare(
+                "UPDATE image SET status = 'broken', error = ?2 WHERE id = ?1 AND status != 'reviewed'",
+            )?;
+            for (image_id, result) in results {
+                match result {
+                    ImageResult::Predicted(preds) => {
+                        // A retried batch must not duplicate rows: the mark decides.
+                        if mark.execute(params![run_id, image_id])? == 0 {
+                            continue;
+                        }
+                        for p in preds {
+                            let b = p.bbox;
+                            insert.execute(params![
+                                run_id,
+                                image_id,
+                                p.class_id,
+                                b.map(|b| b.x0),
+                                b.map(|b| b.y0),
+                                b.map(|b| b.x1),
+                                b.map(|b| b.y1),
+                                p.score
+                            ])?;
+                        }
+                    }
+                    ImageResult::Broken(why) => {
+                        broken.execute(params![image_id, why])?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many images `run_id` has processed.
+    pub fn run_predicted_count(&self, run_id: i64) -> Result<usize> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM predicted WHERE run_id = ?1",
+            params![run_id],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    /// Every image that some run processed, with the predictions of the newest run that
+    /// processed it (or of `run_id` only), sorted by image id.
+    pub fn predicted_images(&self, run_id: Option<i64>) -> Result<Vec<PredictedImage>> {
+        let run_sql = match run_id {
+            Some(_) => "?1",
+            None => "(SELECT max(d.run_id) FROM predicted d WHERE d.image_id = i.id)",
+        };
+        let mut st = self.conn.prepare(&format!(
+            "SELECT i.id, i.key, i.status, {run_sql} AS run FROM image i
+             WHERE EXISTS (SELECT 1 FROM predicted d WHERE d.image_id = i.id
+                           AND (?1 IS NULL OR d.run_id = ?1))
+             ORDER BY i.id"
+        ))?;
+        let rows = st.query_map(params![run_id], |r| {
+            let status: String = r.get(2)?;
+            Ok(PredictedImage {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                status: status.parse().unwrap_or(ImageStatus::New),
+                run_id: r.get(3)?,
+                predictions: Vec::new(),
+            })
+        })?;
+        let mut images: Vec<PredictedImage> = rows.collect::<rusqlite::Result<_>>()?;
+        let index: HashMap<(i64, i64), usize> = images
+            .iter()
+            .enumerate()
+            .map(|(n, im)| ((im.id, im.run_id), n))
+            .collect();
+        let mut st = self.conn.prepare(
+            "SELECT p.image_id, p.run_id, c.name, p.x0, p.y0, p.x1, p.y1, p.score
+             FROM prediction p JOIN class c ON c.id = p.class_id
+             WHERE ?1 IS NULL OR p.run_id = ?1 ORDER BY p.image_id, p.id",
+        )?;
+        let rows = st.query_map(params![run_id], |r| {
+            let coords: [Option<f64>; 4] = [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?];
+            let bbox = match coords {
+                [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
+                _ => None,
+            };
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                StoredPrediction {
+                    class: r.get(2)?,
+                    bbox,
+                    score: r.get(7)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (image, run, p) = row?;
+            if let Some(&n) = index.get(&(image, run)) {
+                images[n].predictions.push(p);
+            }
+        }
+        Ok(images)
+    }
+
+    /// Reviewed images and their labels (class, box), keyed by image id.
+    pub fn reviewed_labels(&self) -> Result<HashMap<i64, Vec<StoredPrediction>>> {
+        let mut out: HashMap<i64, Vec<StoredPrediction>> = HashMap::new();
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM image WHERE status = 'reviewed'")?;
+        for id in st.query_map([], |r| r.get::<_, i64>(0))? {
+            out.insert(id?, Vec::new());
+        }
+        let mut st = self.conn.prepare(
+            "SELECT a.image_id, c.name, a.x0, a.y0, a.x1, a.y1 FROM annotation a
+             JOIN class c ON c.id = a.class_id JOIN image i ON i.id = a.image_id
+             WHERE i.status = 'reviewed' ORDER BY a.image_id, a.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let coords: [Option<f64>; 4] = [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?];
+            let bbox = match coords {
+                [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
+                _ => None,
+            };
+            Ok((
+                r.get::<_, i64>(0)?,
+                StoredPrediction {
+                    class: r.get(1)?,
+                    bbox,
+                    score: 1.0,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (id, l) = row?;
+            out.entry(id).or_default().push(l);
+        }
+        Ok(out)
+    }
+
+    /// How many images are reviewed now.
+    pub fn reviewed_count(&self) -> Result<usize> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM image WHERE status = 'reviewed'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    /// Records a model produced by `termtag train` as a run that has predicted nothing yet; the
+    /// next `predict` with that file continues it.
+    pub fn register_trained_model(
+        &mut self,
+        path: &str,
+        sha256: &str,
+        reviewed: usize,
+    ) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO model_run (path, sha256, adapter, started_at) VALUES (?1, ?2, ?3, ?4)",
+            params![path, sha256, TRAINED_ADAPTER, now_ms()],
+        )?;
+        let id = tx.last_insert_rowid();
+        journal(
+            &tx,
+            &self.author,
+            "model.train",
+            None,
+            &format!("{path}: run {id}, trained on {reviewed} reviewed images"),
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Reviewed-image count recorded by the last `termtag train`, from the journal.
+    pub fn reviewed_at_last_train(&self) -> Result<Option<usize>> {
+        let detail: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT detail FROM journal WHERE action = 'model.train' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(detail.and_then(|d| {
+            let tail = d.rsplit_once(", trained on ")?.1;
+            tail.split_whitespace().next()?.parse().ok()
+        }))
+    }
+}
