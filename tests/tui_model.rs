@@ -9,27 +9,29 @@ use termtag::model::{ImageStatus, Task};
 use termtag::project::{ClassMap, Project};
 use termtag::store::{Filter, Store};
 use termtag::tui::action::Action;
-use termtag::tui::app::store_effect;
+use termtag::tui::app::{StoreCtx, store_effect};
 use termtag::tui::state::{Effect, Mode, Msg, State, update};
 
 /// Runs messages through `update()` and the store, as the app would, until nothing is pending.
 struct Harness {
     state: State,
     store: Store,
-    threshold: f64,
+    ctx: StoreCtx,
 }
 
 impl Harness {
     fn new(project: &Project) -> Harness {
         let store = project.store().unwrap();
         let classes = store.class_names().unwrap();
+        let ctx = StoreCtx::for_project(project, classes.len());
         let mut h = Harness {
             state: State::new("test", project.config.task, classes),
             store,
-            threshold: project.config.prelabel_threshold,
+            ctx,
         };
         h.effects(vec![Effect::Query {
             filter: String::new(),
+            metric: h.state.metric,
         }]);
         h
     }
@@ -37,7 +39,7 @@ impl Harness {
     fn effects(&mut self, effects: Vec<Effect>) {
         let mut pending = effects;
         while let Some(e) = pending.pop() {
-            if let Some(msg) = store_effect(&mut self.store, self.threshold, e) {
+            if let Some(msg) = store_effect(&mut self.store, &self.ctx, e) {
                 let more = update(&mut self.state, msg);
                 pending.extend(more.into_iter().rev());
             }
@@ -113,7 +115,7 @@ fn detect_project() -> (Fixture, Project) {
          a.png,knot,0.1,0.3,0.1,0.3,100,100,,0.9,0.6\n\
          a.png,defect,0.5,0.9,0.5,0.9,100,100,,0.6,0.6\n\
          a.png,knot,0.0,0.1,0.0,0.1,100,100,,0.2,0.6\n\
-         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.8,0.8\n\
+         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.6,0.6\n\
          c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.7,0.7\n",
     );
     project
@@ -390,4 +392,38 @@ fn zoom_in_stops_at_one_percent_and_zoom_out_returns_to_the_whole_image() {
     assert!(z.x0 < 0.1 && z.x1 > 0.3 && z.width() < 0.5, "{z:?}");
     h.keys(&[Action::ZoomBox]);
     assert_eq!(h.state.zoom, None);
+}
+
+#[test]
+fn queue_is_ranked_by_uncertainty_and_m_switches_the_metric() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    // least_confidence: 1 - the lowest score >= min_confidence (0.05).
+    let keys: Vec<(&str, f64)> = h
+        .state
+        .queue
+        .iter()
+        .map(|q| (q.key.as_str(), q.score.unwrap()))
+        .collect();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    assert_eq!(
+        keys.iter().map(|k| k.0).collect::<Vec<_>>(),
+        ["a.png", "b.png", "c.png"]
+    );
+    assert!(
+        close(keys[0].1, 0.8) && close(keys[1].1, 0.4) && close(keys[2].1, 0.3),
+        "{keys:?}"
+    );
+    h.keys(&[Action::SwitchMetric]);
+    assert_eq!(h.state.metric.as_str(), "mean_confidence");
+    // a.png: 1 - mean(0.9, 0.6, 0.2).
+    let a = h.state.queue.iter().find(|q| q.key == "a.png").unwrap();
+    assert!(
+        close(a.score.unwrap(), 1.0 - (0.9 + 0.6 + 0.2) / 3.0),
+        "{a:?}"
+    );
+    // Reviewed images go to the end of the queue.
+    h.keys(&[Action::AcceptImage, Action::SwitchMetric]);
+    assert_eq!(h.state.queue.last().unwrap().key, "a.png");
+    assert_eq!(h.state.queue.last().unwrap().score, None);
 }

@@ -142,7 +142,7 @@ fn review_screen() {
 fn help_lists_every_action_from_the_keymap() {
     let mut s = state(Task::Detect);
     update(&mut s, Msg::Action(Action::Help));
-    let (term, _) = render(&s, 100, 50);
+    let (term, _) = render(&s, 160, 40);
     insta::assert_snapshot!(term.backend());
 }
 

@@ -40,8 +40,9 @@ impl Tmux {
         self.start_with(f, "--graphics halfblocks");
     }
     fn start_with(&self, f: &Fixture, flags: &str) {
+        // The pane stays after termtag exits and shows how it ended.
         let cmd = format!(
-            "env TERM=xterm-256color USER=tester {} -C {} label {flags}",
+            "env TERM=xterm-256color USER=tester {} -C {} label {flags}; echo termtag-exit=$?; sleep 600",
             env!("CARGO_BIN_EXE_termtag"),
             f.project().display()
         );
@@ -57,7 +58,6 @@ impl Tmux {
             "t",
             &cmd,
         ]);
-        self.tmux(&["set-option", "-t", "t", "remain-on-exit", "on"]);
     }
     fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-t", "t"])
@@ -84,10 +84,20 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    fn pane_pid(&self) -> String {
-        self.tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
-            .trim()
-            .to_string()
+    /// The termtag process in the pane (the pane's shell is its parent).
+    fn termtag_pid(&self) -> String {
+        let shell = self.tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+        let out = Command::new("pgrep")
+            .args(["-P", shell.trim(), "termtag"])
+            .output()
+            .unwrap();
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            !pid.is_empty(),
+            "termtag is not running in the pane:\n{}",
+            self.screen()
+        );
+        pid
     }
 }
 
@@ -170,8 +180,9 @@ fn review_in_tmux_and_survive_kill_9() {
     assert!(s.contains("defect") && s.contains("label"), "{s}");
 
     // kill -9 in the middle: everything shown as done is in the store.
-    let pid = t.pane_pid();
+    let pid = t.termtag_pid();
     Command::new("kill").args(["-9", &pid]).status().unwrap();
+    t.wait_for("termtag-exit=137");
     assert_eq!(
         f.count("SELECT count(*) FROM image WHERE key = 'a.png' AND status = 'reviewed'"),
         1
@@ -188,11 +199,7 @@ fn review_in_tmux_and_survive_kill_9() {
     t.keys(&["?"]);
     t.wait_for("keys (Esc closes)");
     t.keys(&["Escape", "q"]);
-    wait_until("termtag to exit", || {
-        t.tmux(&["display-message", "-p", "-t", "t", "#{pane_dead}"])
-            .trim()
-            == "1"
-    });
+    t.wait_for("termtag-exit=0");
 }
 
 #[test]
@@ -205,9 +212,5 @@ fn graphics_query_does_not_eat_the_first_key() {
     t.keys(&["]"]);
     t.wait_for("image 2/3");
     t.keys(&["q"]);
-    wait_until("termtag to exit", || {
-        t.tmux(&["display-message", "-p", "-t", "t", "#{pane_dead}"])
-            .trim()
-            == "1"
-    });
+    t.wait_for("termtag-exit=0");
 }

@@ -79,6 +79,7 @@ actions! {
     ZoomIn => "zoom_in", "zoom in";
     ZoomOut => "zoom_out", "zoom out";
     Filter => "filter", "filter the queue";
+    SwitchMetric => "switch_metric", "rank the queue by the next uncertainty metric";
     Dashboard => "dashboard", "progress dashboard";
     Gallery => "gallery", "thumbnail grid: Space marks, a class key tags every marked image";
     Help => "help", "this help";

@@ -11,6 +11,7 @@ use crossterm::event::{Event, KeyEventKind};
 
 use crate::model::ImageStatus;
 use crate::project::Project;
+use crate::queue::QueueParams;
 use crate::store::{Filter, ImageRow, Store};
 use crate::theme::Theme;
 
@@ -26,34 +27,92 @@ enum AppEvent {
     Picture(Reply),
 }
 
-/// The review queue for a filter: images to review first, reviewed ones after, broken ones only
-/// when asked for; each group by key.
-pub fn queue_items(rows: Vec<ImageRow>, filter: &Filter) -> Vec<QueueItem> {
-    let mut items: Vec<QueueItem> = rows
+/// What the store worker needs besides the store.
+#[derive(Debug, Clone)]
+pub struct StoreCtx {
+    /// Proposals shown from this score up.
+    pub threshold: f64,
+    /// How the queue is ranked (the metric is set per query).
+    pub queue: QueueParams,
+}
+
+impl StoreCtx {
+    pub fn for_project(project: &Project, num_classes: usize) -> StoreCtx {
+        let cfg = &project.config;
+        StoreCtx {
+            threshold: cfg.prelabel_threshold,
+            queue: QueueParams::new(&cfg.queue, cfg.min_confidence, num_classes),
+        }
+    }
+}
+
+/// The review queue for a filter: images waiting for review ranked by model uncertainty (the
+/// same ordering as `termtag queue`), then waiting images the model has not seen, then skipped
+/// and reviewed ones; broken images only when the filter asks for them.
+pub fn queue_items(
+    store: &Store,
+    rows: Vec<ImageRow>,
+    filter: &Filter,
+    params: &QueueParams,
+) -> crate::store::Result<Vec<QueueItem>> {
+    let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
+    let rows: Vec<ImageRow> = rows
         .into_iter()
         .filter(|r| r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken))
-        .map(|r| QueueItem {
-            id: r.id,
-            key: r.key,
-            width: r.width,
-            height: r.height,
-            status: r.status,
-            score: None,
-        })
         .collect();
-    items.sort_by_key(|q| q.status == ImageStatus::Reviewed);
-    items
+    let wanted: std::collections::HashSet<i64> = rows
+        .iter()
+        .filter(|r| waiting(r.status))
+        .map(|r| r.id)
+        .collect();
+    let predicted: Vec<_> = store
+        .predicted_images(None)?
+        .into_iter()
+        .filter(|p| wanted.contains(&p.id))
+        .collect();
+    let seen: std::collections::HashSet<i64> = predicted.iter().map(|p| p.id).collect();
+    let ranked = crate::queue::order(&crate::infer::cmd::queue_images(&predicted), params);
+    let by_id: std::collections::HashMap<i64, &ImageRow> = rows.iter().map(|r| (r.id, r)).collect();
+    let item = |r: &ImageRow, score: Option<f64>| QueueItem {
+        id: r.id,
+        key: r.key.clone(),
+        width: r.width,
+        height: r.height,
+        status: r.status,
+        score,
+    };
+    let mut items: Vec<QueueItem> = ranked
+        .iter()
+        .filter_map(|rk| by_id.get(&rk.id).map(|r| item(r, rk.value)))
+        .collect();
+    // Images the model has not seen yet, then the rest, each group by key.
+    items.extend(
+        rows.iter()
+            .filter(|r| waiting(r.status) && !seen.contains(&r.id))
+            .map(|r| item(r, None)),
+    );
+    items.extend(
+        rows.iter()
+            .filter(|r| r.status == ImageStatus::Skipped)
+            .map(|r| item(r, None)),
+    );
+    items.extend(
+        rows.iter()
+            .filter(|r| matches!(r.status, ImageStatus::Reviewed | ImageStatus::Broken))
+            .map(|r| item(r, None)),
+    );
+    Ok(items)
 }
 
 /// Carries out one store effect; the message it returns goes back to `update()`.
-pub fn store_effect(store: &mut Store, threshold: f64, effect: Effect) -> Option<Msg> {
+pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option<Msg> {
     let result: Result<Option<Msg>, String> = (|| {
         let err = |e: crate::store::StoreError| e.to_string();
         Ok(match effect {
             Effect::Load { id } => Some(Msg::Loaded {
                 id,
                 edit: store.image_edit(id).map_err(err)?,
-                proposals: store.proposals(id, threshold).map_err(err)?,
+                proposals: store.proposals(id, ctx.threshold).map_err(err)?,
             }),
             Effect::Save { id, action, edit } => {
                 store.apply_edit(id, &action, &edit).map_err(err)?;
@@ -81,9 +140,16 @@ pub fn store_effect(store: &mut Store, threshold: f64, effect: Effect) -> Option
                     ))),
                 }
             }
-            Effect::Query { filter } => {
+            Effect::Query { filter, metric } => {
                 let f = Filter::parse(&filter)?;
-                Some(Msg::Queue(queue_items(store.images(&f).map_err(err)?, &f)))
+                let params = QueueParams {
+                    metric,
+                    ..ctx.queue.clone()
+                };
+                let rows = store.images(&f).map_err(err)?;
+                Some(Msg::Queue(
+                    queue_items(store, rows, &f, &params).map_err(err)?,
+                ))
             }
             Effect::Stats => Some(Msg::Stats(store.stats().map_err(err)?)),
             Effect::Prefetch { .. } => None,
@@ -198,8 +264,9 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     let store = project.store()?;
     let (theme, keymap, problems) = ui_config(project);
     let max_mp = project.config.max_megapixels;
-    let threshold = project.config.prelabel_threshold;
     let classes = store.class_names()?;
+    let ctx = StoreCtx::for_project(project, classes.len());
+    let metric = ctx.queue.metric;
 
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let picker = graphics::picker(choice);
@@ -232,13 +299,14 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
                 }
             }
         })?;
-    let store_tx = spawn_store_worker(store, threshold, tx.clone());
+    let store_tx = spawn_store_worker(store, ctx, tx.clone());
     let gfx_tx_reply = tx.clone();
     let gfx = graphics::spawn(picker, max_mp, move |r| {
         let _ = gfx_tx_reply.send(AppEvent::Picture(r));
     });
 
     let mut state = State::new(&project.config.name, project.config.task, classes);
+    state.metric = metric;
     if !problems.is_empty() {
         update(&mut state, Msg::Error(problems.join("; ")));
     }
@@ -262,13 +330,13 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     result
 }
 
-fn spawn_store_worker(mut store: Store, threshold: f64, tx: Sender<AppEvent>) -> Sender<Effect> {
+fn spawn_store_worker(mut store: Store, ctx: StoreCtx, tx: Sender<AppEvent>) -> Sender<Effect> {
     let (etx, erx) = mpsc::channel::<Effect>();
     std::thread::Builder::new()
         .name("termtag-store".into())
         .spawn(move || {
             for effect in erx {
-                if let Some(msg) = store_effect(&mut store, threshold, effect)
+                if let Some(msg) = store_effect(&mut store, &ctx, effect)
                     && tx.send(AppEvent::Msg(msg)).is_err()
                 {
                     break;
@@ -319,6 +387,7 @@ fn event_loop(
     };
     let _ = store_tx.send(Effect::Query {
         filter: String::new(),
+        metric: state.metric,
     });
     loop {
         if dirty && last_draw.elapsed() >= Duration::from_millis(10) {

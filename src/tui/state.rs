@@ -2,6 +2,7 @@
 //! Nothing here touches the terminal, the disk or the clock, so key sequences are unit-testable.
 
 use crate::model::{BBox, ImageStatus, Origin, Task};
+use crate::queue::Metric;
 use crate::store::{EditLabel, ImageEdit, Stats};
 
 use super::action::Action;
@@ -151,8 +152,10 @@ pub enum Effect {
     },
     Undo,
     Redo,
+    /// Rebuild the queue: images matching `filter`, ranked by `metric`.
     Query {
         filter: String,
+        metric: Metric,
     },
     Stats,
     /// Decode ahead: the next images of the queue.
@@ -200,6 +203,8 @@ pub struct State {
     /// Classes per image id, as the gallery last read them.
     pub gallery_labels: std::collections::HashMap<i64, Vec<String>>,
     pub gallery_columns: usize,
+    /// The uncertainty metric the queue is ranked by.
+    pub metric: Metric,
     pub quit: bool,
 }
 
@@ -222,6 +227,7 @@ impl State {
             stats: None,
             gallery_labels: std::collections::HashMap::new(),
             gallery_columns: 4,
+            metric: Metric::default(),
             quit: false,
         }
     }
@@ -576,7 +582,10 @@ impl State {
                         let filter = input.trim().to_string();
                         self.mode = Mode::Normal;
                         self.filter = filter.clone();
-                        return vec![Effect::Query { filter }];
+                        return vec![Effect::Query {
+                            filter,
+                            metric: self.metric,
+                        }];
                     }
                     Action::Cancel => self.mode = Mode::Normal,
                     _ => {}
@@ -633,6 +642,14 @@ impl State {
             Action::Dashboard => {
                 self.mode = Mode::Dashboard;
                 vec![Effect::Stats]
+            }
+            Action::SwitchMetric => {
+                self.metric = self.metric.next();
+                self.info(format!("queue ranked by {}", self.metric.as_str()));
+                vec![Effect::Query {
+                    filter: self.filter.clone(),
+                    metric: self.metric,
+                }]
             }
             Action::Gallery => {
                 if self.task.is_detect() {
@@ -1016,9 +1033,10 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Queue(items) => {
             let n = items.len();
             state.queue = items;
-            if !state.filter.is_empty() || n > 0 {
-                state.info(format!("{n} images in the queue"));
-            }
+            state.info(format!(
+                "{n} images in the queue, ranked by {}",
+                state.metric.as_str()
+            ));
             state.goto(0)
         }
         Msg::Undone { id, action } => {

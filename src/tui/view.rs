@@ -503,7 +503,7 @@ fn popup(size: Rect, w: u16, h: u16) -> Rect {
 
 fn draw_help(f: &mut Frame, size: Rect, ui: &Ui) {
     let rows = ui.keymap.help_rows();
-    let lines: Vec<Line> = rows
+    let mut lines: Vec<Line> = rows
         .iter()
         .map(|(keys, a)| {
             let desc = if matches!(a, Action::Class(_)) {
@@ -517,13 +517,32 @@ fn draw_help(f: &mut Frame, size: Rect, ui: &Ui) {
             ])
         })
         .collect();
-    let area = popup(size, 72, lines.len() as u16 + 2);
+    // One column when it fits the height, two side by side otherwise.
+    let n = lines.len() as u16;
+    let two = n + 2 > size.height.saturating_sub(2) && size.width >= 2 * 70 + 4;
+    let (w, h) = if two {
+        (2 * 70 + 3, n.div_ceil(2) + 2)
+    } else {
+        (72, n + 2)
+    };
+    let area = popup(size, w, h);
     f.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" keys (Esc closes) ")
         .border_style(ui.theme.title());
-    f.render_widget(Paragraph::new(lines).block(block), area);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if two {
+        let [left, right] =
+            Layout::horizontal([Constraint::Length(70), Constraint::Min(1)]).areas(inner);
+        let half = lines.len().div_ceil(2);
+        let rest = lines.split_off(half);
+        f.render_widget(Paragraph::new(lines), left);
+        f.render_widget(Paragraph::new(rest), right);
+    } else {
+        f.render_widget(Paragraph::new(lines), inner);
+    }
 }
 
 fn draw_dashboard(f: &mut Frame, size: Rect, state: &State, ui: &Ui) {
