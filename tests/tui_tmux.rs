@@ -46,18 +46,27 @@ impl Tmux {
             env!("CARGO_BIN_EXE_termtag"),
             f.project().display()
         );
-        self.tmux(&["kill-server"]);
-        self.tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            "-s",
-            "t",
-            &cmd,
-        ]);
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                "160",
+                "-y",
+                "48",
+                "-s",
+                "t",
+                &cmd,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-t", "t"])
@@ -70,6 +79,7 @@ impl Tmux {
         }
     }
     /// Waits until the screen contains `text` (the app is asynchronous), or fails showing it.
+    #[track_caller]
     fn wait_for(&self, text: &str) -> String {
         let start = Instant::now();
         loop {
@@ -79,7 +89,13 @@ impl Tmux {
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
-                "screen never showed {text:?}:\n{s}"
+                "screen never showed {text:?}:\n{s}\npanes: {}",
+                self.tmux(&[
+                    "list-panes",
+                    "-a",
+                    "-F",
+                    "#{pane_dead} #{pane_pid} #{pane_current_command}"
+                ])
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -189,7 +205,10 @@ fn review_in_tmux_and_survive_kill_9() {
     );
     assert_eq!(f.count("SELECT count(*) FROM annotation"), 3);
 
-    // Restart: the store opens cleanly and the screen comes back with the work in it.
+    // Restart, in a fresh tmux server (killing and reusing one races its exit): the store
+    // opens cleanly and the screen comes back with the work in it.
+    drop(t);
+    let t = Tmux::new("restart");
     t.start(&f);
     t.wait_for("REVIEW");
     // The unreviewed b.png leads the queue now, with the box drawn before the kill.
