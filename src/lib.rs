@@ -11,5 +11,6 @@ pub mod formats;
 pub mod index;
 pub mod model;
 pub mod project;
+pub mod remote;
 pub mod sanitize;
 pub mod store;

@@ -43,6 +43,9 @@ pub struct Config {
     pub max_megapixels: u32,
     #[serde(default)]
     pub export: ExportConfig,
+    /// Blob storage (or shared folder) batches: see `crate::remote`.
+    #[serde(default, skip_serializing_if = "crate::remote::RemoteConfig::is_default")]
+    pub remote: crate::remote::RemoteConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,6 +130,7 @@ impl Config {
             "[export]\n# Prefix of image_url in Azure ML JSONL exports.\nazureml_url_prefix = {}\n",
             q(&self.export.azureml_url_prefix)
         ));
+        out.push_str(&crate::remote::documented_toml(&self.remote, is_remote(&self.source)));
         out
     }
 }
@@ -276,6 +280,7 @@ impl Project {
                 min_confidence: default_min_confidence(),
                 max_megapixels: default_max_megapixels(),
                 export: ExportConfig::default(),
+                remote: crate::remote::RemoteConfig::default(),
             };
             std::fs::create_dir_all(root.join(STATE_DIR))?;
             let file = root.join(CONFIG_FILE);
@@ -546,6 +551,7 @@ mod tests {
             export: ExportConfig {
                 azureml_url_prefix: "azureml://x/".into(),
             },
+            remote: crate::remote::RemoteConfig::default(),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(

@@ -2,6 +2,7 @@
 //! transaction and leaves a journal row naming who did what.
 
 mod filter;
+mod remote;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,6 +14,7 @@ use crate::formats::KnownImage;
 use crate::model::{BBox, Dataset, ImageLabels, ImageStatus, Label, Origin, validate_label_name};
 
 pub use filter::{Filter, glob_match};
+pub use remote::{HeldClaim, NewClaim};
 pub use schema::VERSION as SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]
