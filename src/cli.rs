@@ -70,6 +70,14 @@ pub enum Command {
     /// Add, rename, merge or delete classes.
     #[command(subcommand)]
     Classes(ClassesCmd),
+    /// Claim the most uncertain unclaimed images of the remote and download them.
+    Pull {
+        /// How many images to claim.
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+    },
+    /// Upload the reviewed labels of claimed images and release their claims.
+    Push,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +243,8 @@ pub fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Classes(cmd) => classes(&project, &mut store, cmd)?,
+        Command::Pull { count } => crate::remote::cli::cmd_pull(&project, &mut store, count)?,
+        Command::Push => crate::remote::cli::cmd_push(&project, &mut store)?,
     }
     Ok(())
 }

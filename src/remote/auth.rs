@@ -167,7 +167,7 @@ impl ConnectionString {
 
 /// The well-known key of the storage emulator's dev account (public, not a secret).
 pub const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFMgO2J+1ed/uUaXDhCw==";
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Signs an account SAS for the blob service: `permissions` such as `rwdlac`, valid from a few
 /// minutes ago (clock skew) to `expiry`. Returns the query string without `?`.
@@ -306,6 +306,16 @@ pub trait Env {
 }
 
 pub struct ProcessEnv;
+
+/// Variables from a map: for tests and for tools that hold credentials themselves.
+#[derive(Debug, Default, Clone)]
+pub struct MapEnv(pub std::collections::HashMap<String, String>);
+
+impl Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
 
 impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {

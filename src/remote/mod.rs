@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod azure;
 pub mod backend;
+pub mod cli;
 pub mod local;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -174,8 +175,14 @@ impl RemoteSet {
     }
 }
 
-/// Opens the project's remote: `[remote] folder`, else the Azure container of `source`.
+/// Opens the project's remote: `[remote] folder`, else the Azure container of `source`, with
+/// credentials from the process environment.
 pub fn open(project: &Project) -> Result<RemoteSet> {
+    open_with_env(project, &auth::ProcessEnv)
+}
+
+/// [`open`] with credentials looked up in `env` (tests and tools that hold their own).
+pub fn open_with_env(project: &Project, env: &dyn auth::Env) -> Result<RemoteSet> {
     let cfg = &project.config.remote;
     let owner = format!("{}/{}", project.author(), instance_id(&project.root)?);
     let prefix = normalise_prefix(&cfg.prefix)?;
@@ -201,7 +208,7 @@ pub fn open(project: &Project) -> Result<RemoteSet> {
         &endpoint,
         source_sas.as_deref(),
         sas_file.as_deref(),
-        &auth::ProcessEnv,
+        env,
     )
     .map_err(|e| anyhow!("{e}"))?;
     let images_container = endpoint
