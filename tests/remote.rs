@@ -143,10 +143,19 @@ async fn round_trip(b: Backend) {
         .put("img_new.png", remote_support::png(99), remote::PutMode::Create)
         .await
         .unwrap();
+    set_b
+        .images
+        .put("sub dir/猫 1.png", remote_support::png(98), remote::PutMode::Create)
+        .await
+        .unwrap();
     let r = pull(&pb, &mut sb, &set_b, 100).await;
     assert_eq!(
         r.claimed,
-        vec!["img_000.png", "img_004.png", "img_006.png", "img_007.png", "img_008.png", "img_009.png", "img_new.png"]
+        vec!["img_000.png", "img_004.png", "img_006.png", "img_007.png", "img_008.png", "img_009.png", "img_new.png", "sub dir/猫 1.png"]
+    );
+    assert_eq!(
+        std::fs::read(remote::image_path(&pb, "sub dir/猫 1.png").unwrap()).unwrap(),
+        remote_support::png(98)
     );
     assert_eq!(r.remaining, 0);
     let r = pull(&pb, &mut sb, &set_b, 5).await;
@@ -439,4 +448,78 @@ fn cache_paths_never_leave_the_project() {
         assert!(remote::cache_path(&p, bad).is_err(), "{bad:?}");
     }
     assert!(remote::cache_path(&p, "sub/ok.png").unwrap().starts_with(p.root.join(".termtag/cache")));
+}
+
+/// The commands as a user runs them: `init --source URL`, credentials from the environment,
+/// `pull`, label, `push`; and a wrong key that never reaches the screen.
+#[test]
+fn azure_cli_init_pull_push() {
+    let url = azurite_url();
+    let b = Backend::azure(&url, "cli");
+    let seed_dir = tempfile::tempdir().unwrap();
+    let seeder = b.project(seed_dir.path());
+    rt().block_on(b.seed(&b.open(&seeder), 5, Some(TOTAG)));
+    let Backend::Azure { images, labels, .. } = &b else { unreachable!() };
+
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("cans");
+    let key = termtag::remote::auth::AZURITE_KEY;
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint={url};"
+    );
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = assert_cmd::Command::cargo_bin("termtag").unwrap();
+        c.env_remove("AZURE_STORAGE_SAS_URL")
+            .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+            .env_remove("AZURE_STORAGE_KEY")
+            .env_remove("AZURE_STORAGE_ACCOUNT")
+            .env("USER", "tester")
+            .args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let source = format!("{url}/{images}");
+    let out = run(
+        &["init", proj.to_str().unwrap(), "--task", "detect", "--classes", "can,bottle", "--source", &source],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml_path = proj.join("termtag.toml");
+    let toml = std::fs::read_to_string(&toml_path).unwrap();
+    assert!(toml.contains("[remote]") && !toml.contains(key));
+    std::fs::write(
+        &toml_path,
+        toml.replace("labels_container = \"activelearninglabels\"", &format!("labels_container = \"{labels}\"")),
+    )
+    .unwrap();
+
+    let p = proj.to_str().unwrap();
+    let out = run(&["-C", p, "pull", "--count", "2"], &[("AZURE_STORAGE_CONNECTION_STRING", &conn)]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("pulled 2 images"), "{stdout}");
+    assert!(!stdout.contains(key) && !stderr.contains(key) && !stderr.contains("sig="));
+
+    let project = Project::load(&proj).unwrap();
+    let mut s = project.store().unwrap();
+    label_claimed(&mut s);
+    drop(s);
+    let out = run(&["-C", p, "push"], &[("AZURE_STORAGE_CONNECTION_STRING", &conn)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("pushed batch") && stdout.contains("2 images"), "{stdout}");
+
+    // A wrong key: a one-line error that names the container and shows no secret.
+    let wrong = "d3JvbmctYnV0LWJhc2U2NC1rZXktdmFsdWUtMTIzNDU2Nzg=";
+    let out = run(
+        &["-C", p, "pull", "--count", "1"],
+        &[("AZURE_STORAGE_ACCOUNT", "devstoreaccount1"), ("AZURE_STORAGE_KEY", wrong)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("access denied") && stderr.contains(images.as_str()), "{stderr}");
+    assert!(!stderr.contains(wrong) && !stderr.contains("sig="), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("termtag:")).count(), 1, "{stderr}");
 }

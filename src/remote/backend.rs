@@ -42,7 +42,7 @@ pub enum RemoteError {
     #[error("{0}: changed by someone else meanwhile (condition failed)")]
     Conflict(String),
     #[error(
-        "{what}: access denied ({msg}); check the SAS permissions (read, add, create, write, delete, list) or the role assignment"
+        "{what}: access denied ({msg}); the key or SAS may be wrong or expired, or lack a permission: check the SAS permissions (read, add, create, write, delete, list) or the role assignment"
     )]
     Denied { what: String, msg: String },
     #[error("{what}: the container does not exist ({msg}); create it or fix the [remote] settings")]
@@ -77,20 +77,24 @@ pub trait Remote: Send + Sync {
     async fn put(&self, name: &str, data: Vec<u8>, mode: PutMode) -> RemoteResult<String>;
     /// Deletes, only if the ETag still matches when given. Deleting a missing blob is NotFound.
     async fn delete(&self, name: &str, if_match: Option<&str>) -> RemoteResult<()>;
+    /// Every blob under `prefix`, following the pages; a backend may do it in one go.
+    async fn list_all(&self, prefix: &str) -> RemoteResult<Vec<BlobInfo>> {
+        let mut out = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self.list_page(prefix, marker).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(m) if !m.is_empty() => marker = Some(m),
+                _ => return Ok(out),
+            }
+        }
+    }
 }
 
 /// Every blob under `prefix`, following the pages.
 pub async fn list_all(remote: &dyn Remote, prefix: &str) -> RemoteResult<Vec<BlobInfo>> {
-    let mut out = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = remote.list_page(prefix, marker).await?;
-        out.extend(page.items);
-        match page.next {
-            Some(m) if !m.is_empty() => marker = Some(m),
-            _ => return Ok(out),
-        }
-    }
+    remote.list_all(prefix).await
 }
 
 /// Runs `op` again after transient failures, waiting 0.2 s, 0.4 s, ... up to `attempts` times.

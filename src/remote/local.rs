@@ -51,6 +51,17 @@ impl LocalRemote {
         )
     }
 
+    fn list_err(&self, e: std::io::Error) -> RemoteError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            RemoteError::NoContainer {
+                what: self.describe(),
+                msg: "no such folder".into(),
+            }
+        } else {
+            self.io("", e)
+        }
+    }
+
     fn io(&self, name: &str, e: std::io::Error) -> RemoteError {
         match e.kind() {
             std::io::ErrorKind::NotFound => RemoteError::NotFound(self.show(name)),
@@ -202,7 +213,15 @@ fn list_sync(root: &Path, prefix: &str) -> std::io::Result<Vec<BlobInfo>> {
             "no such folder",
         ));
     }
-    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+    // Walk only the folder the prefix names, not the whole tree.
+    let start = match prefix.rfind('/') {
+        Some(i) => root.join(&prefix[..i]),
+        None => root.to_path_buf(),
+    };
+    if !start.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(&start).follow_links(false) {
         let entry = entry.map_err(std::io::Error::other)?;
         if !entry.file_type().is_file() {
             continue;
@@ -256,7 +275,7 @@ impl Remote for LocalRemote {
         let p = prefix.to_string();
         let all = blocking(move || list_sync(&root, &p), self.describe())
             .await?
-            .map_err(|e| self.io("", e))?;
+            .map_err(|e| self.list_err(e))?;
         let start = match &marker {
             Some(m) => all.partition_point(|b| b.name.as_str() <= m.as_str()),
             None => 0,
@@ -265,6 +284,14 @@ impl Remote for LocalRemote {
         let items = all[start..end].to_vec();
         let next = (end < all.len()).then(|| items.last().map(|b| b.name.clone()).unwrap_or_default());
         Ok(Page { items, next })
+    }
+
+    async fn list_all(&self, prefix: &str) -> RemoteResult<Vec<BlobInfo>> {
+        let root = self.root.clone();
+        let p = prefix.to_string();
+        blocking(move || list_sync(&root, &p), self.describe())
+            .await?
+            .map_err(|e| self.list_err(e))
     }
 
     async fn get(&self, name: &str) -> RemoteResult<(Vec<u8>, String)> {
