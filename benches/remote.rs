@@ -27,8 +27,11 @@ fn photo() -> Vec<u8> {
         image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
     });
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
-        .expect("jpeg");
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .expect("jpeg");
     out
 }
 
@@ -56,13 +59,24 @@ fn label_all(store: &mut termtag::store::Store) {
             height: 300,
             labels: vec![Label {
                 class: "can".into(),
-                bbox: Some(BBox { x0: 0.1, y0: 0.2, x1: 0.5, y1: 0.6 }),
+                bbox: Some(BBox {
+                    x0: 0.1,
+                    y0: 0.2,
+                    x1: 0.5,
+                    y1: 0.6,
+                }),
                 score: None,
             }],
         })
         .collect();
     store
-        .import_labels(&Dataset { classes: vec!["can".into()], images }, "bench")
+        .import_labels(
+            &Dataset {
+                classes: vec!["can".into()],
+                images,
+            },
+            "bench",
+        )
         .expect("label");
 }
 
@@ -91,7 +105,13 @@ fn main() {
         rt.block_on(async {
             set.images.ensure_exists().await.expect("container");
             set.labels.ensure_exists().await.expect("container");
-            upload(set.images.as_ref(), (0..200).map(|i| format!("img{i:04}.jpg")), &body, 16).await;
+            upload(
+                set.images.as_ref(),
+                (0..200).map(|i| format!("img{i:04}.jpg")),
+                &body,
+                16,
+            )
+            .await;
         });
         let t = Instant::now();
         let r = rt
@@ -99,7 +119,11 @@ fn main() {
                 &p,
                 &mut s,
                 &set,
-                &PullOptions { count: 200, concurrency: Some(par), ..Default::default() },
+                &PullOptions {
+                    count: 200,
+                    concurrency: Some(par),
+                    ..Default::default()
+                },
                 &|_| {},
             ))
             .expect("pull");
@@ -111,7 +135,10 @@ fn main() {
         );
         pull_secs.push(secs);
     }
-    println!("pull speed-up, 8 over 1: {:.1}x", pull_secs[1] / pull_secs[0]);
+    println!(
+        "pull speed-up, 8 over 1: {:.1}x",
+        pull_secs[1] / pull_secs[0]
+    );
 
     // Push of 1,000 reviewed images.
     let mut push_secs = Vec::new();
@@ -126,20 +153,43 @@ fn main() {
         rt.block_on(async {
             set.images.ensure_exists().await.expect("container");
             set.labels.ensure_exists().await.expect("container");
-            upload(set.images.as_ref(), (0..1000).map(|i| format!("img{i:04}.png")), &small, 16).await;
-            remote::pull(&p, &mut s, &set, &PullOptions { count: 1000, concurrency: Some(16), ..Default::default() }, &|_| {})
-                .await
-                .expect("pull");
+            upload(
+                set.images.as_ref(),
+                (0..1000).map(|i| format!("img{i:04}.png")),
+                &small,
+                16,
+            )
+            .await;
+            remote::pull(
+                &p,
+                &mut s,
+                &set,
+                &PullOptions {
+                    count: 1000,
+                    concurrency: Some(16),
+                    ..Default::default()
+                },
+                &|_| {},
+            )
+            .await
+            .expect("pull");
         });
         label_all(&mut s);
         let t = Instant::now();
-        let r = rt.block_on(remote::push(&p, &mut s, &set, &|_| {})).expect("push");
+        let r = rt
+            .block_on(remote::push(&p, &mut s, &set, &|_| {}))
+            .expect("push");
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(r.images, 1000);
-        println!("push 1000 labeled images, concurrency {par}: {secs:.2}s (batch + done markers + 3 CSVs + claim releases)");
+        println!(
+            "push 1000 labeled images, concurrency {par}: {secs:.2}s (batch + done markers + 3 CSVs + claim releases)"
+        );
         push_secs.push(secs);
     }
-    println!("push speed-up, 8 over 1: {:.1}x", push_secs[1] / push_secs[0]);
+    println!(
+        "push speed-up, 8 over 1: {:.1}x",
+        push_secs[1] / push_secs[0]
+    );
 
     // Listing.
     let b = Backend::azure(&az.url(), "list");

@@ -44,7 +44,10 @@ pub struct Config {
     #[serde(default)]
     pub export: ExportConfig,
     /// Blob storage (or shared folder) batches: see `crate::remote`.
-    #[serde(default, skip_serializing_if = "crate::remote::RemoteConfig::is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::remote::RemoteConfig::is_default"
+    )]
     pub remote: crate::remote::RemoteConfig,
 }
 
@@ -130,7 +133,10 @@ impl Config {
             "[export]\n# Prefix of image_url in Azure ML JSONL exports.\nazureml_url_prefix = {}\n",
             q(&self.export.azureml_url_prefix)
         ));
-        out.push_str(&crate::remote::documented_toml(&self.remote, is_remote(&self.source)));
+        out.push_str(&crate::remote::documented_toml(
+            &self.remote,
+            is_remote(&self.source),
+        ));
         out
     }
 }

@@ -15,7 +15,8 @@ use termtag::store::Store;
 
 /// Confidences: img_003 least certain, then 001, 005, 002 (a class the project lacks), 000;
 /// img_004 has no detection; the others have no prediction at all.
-const TOTAG: &str = "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence
+const TOTAG: &str =
+    "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence
 img_000.png,can,0.1,0.5,0.1,0.5,12,16,,0.9,0.8
 img_000.png,bottle,0.2,0.6,0.2,0.6,12,16,,0.8,0.8
 img_001.png,can,0.1,0.5,0.1,0.5,12,16,,0.3,0.3
@@ -34,9 +35,18 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 async fn pull(p: &Project, s: &mut Store, set: &RemoteSet, n: usize) -> PullReport {
-    remote::pull(p, s, set, &PullOptions { count: n, ..Default::default() }, &|_| {})
-        .await
-        .unwrap()
+    remote::pull(
+        p,
+        s,
+        set,
+        &PullOptions {
+            count: n,
+            ..Default::default()
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap()
 }
 
 async fn push(p: &Project, s: &mut Store, set: &RemoteSet) -> PushReport {
@@ -45,7 +55,12 @@ async fn push(p: &Project, s: &mut Store, set: &RemoteSet) -> PushReport {
 
 /// Reviews every claimed image: one `can` box each.
 fn label_claimed(s: &mut Store) -> Vec<String> {
-    let keys: Vec<String> = s.held_claims().unwrap().into_iter().map(|c| c.key).collect();
+    let keys: Vec<String> = s
+        .held_claims()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.key)
+        .collect();
     let ds = Dataset {
         classes: vec!["can".into(), "bottle".into()],
         images: keys
@@ -56,7 +71,12 @@ fn label_claimed(s: &mut Store) -> Vec<String> {
                 height: 12,
                 labels: vec![Label {
                     class: "can".into(),
-                    bbox: Some(BBox { x0: 0.25, y0: 0.25, x1: 0.75, y1: 0.5 }),
+                    bbox: Some(BBox {
+                        x0: 0.25,
+                        y0: 0.25,
+                        x1: 0.75,
+                        y1: 0.5,
+                    }),
                     score: None,
                 }],
             })
@@ -75,18 +95,34 @@ async fn round_trip(b: Backend) {
 
     // The four least certain predicted images.
     let r = pull(&pa, &mut sa, &set_a, 4).await;
-    assert_eq!(r.claimed, vec!["img_001.png", "img_002.png", "img_003.png", "img_005.png"]);
+    assert_eq!(
+        r.claimed,
+        vec!["img_001.png", "img_002.png", "img_003.png", "img_005.png"]
+    );
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     assert_eq!(r.remaining, 6);
-    assert!(r.warnings.iter().any(|w| w.contains("mystery")), "{:?}", r.warnings);
-    assert_eq!(r.predictions, 3, "one box each; img_002's class is not in the project");
+    assert!(
+        r.warnings.iter().any(|w| w.contains("mystery")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(
+        r.predictions, 3,
+        "one box each; img_002's class is not in the project"
+    );
     for k in &r.claimed {
         let path = remote::image_path(&pa, k).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), remote_support::png(k[4..7].parse().unwrap()));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            remote_support::png(k[4..7].parse().unwrap())
+        );
     }
     let held = sa.held_claims().unwrap();
     assert_eq!(held.len(), 4);
-    assert!(held.iter().all(|c| c.status == "claimed" && c.etag.is_some()));
+    assert!(
+        held.iter()
+            .all(|c| c.status == "claimed" && c.etag.is_some())
+    );
     assert_eq!(count(set_a.labels.as_ref(), "termtag/claims/").await, 4);
 
     // Nothing reviewed yet: push does nothing.
@@ -108,24 +144,51 @@ async fn round_trip(b: Backend) {
     let batches = remote::read_batches(&set_a).await.unwrap();
     assert_eq!(batches.len(), 1);
     let keys: Vec<&str> = batches[0].images.iter().map(|i| i.key.as_str()).collect();
-    assert_eq!(keys, labelled.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(batches[0].images[0].labels[0].bbox, Some([0.25, 0.25, 0.75, 0.5]));
+    assert_eq!(
+        keys,
+        labelled.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        batches[0].images[0].labels[0].bbox,
+        Some([0.25, 0.25, 0.75, 0.5])
+    );
 
     // ALD CSVs: tagged holds the four with their box; totag lost them; tagging is empty.
-    let tagged = remote::newest_ald_csv(&set_a, "tagged").await.unwrap().unwrap();
+    let tagged = remote::newest_ald_csv(&set_a, "tagged")
+        .await
+        .unwrap()
+        .unwrap();
     let (header, rows) = remote::read_ald_csv(&set_a, &tagged).await.unwrap();
-    assert_eq!(header, ["filename", "class", "xmin", "xmax", "ymin", "ymax", "height", "width", "folder"]);
+    assert_eq!(
+        header,
+        [
+            "filename", "class", "xmin", "xmax", "ymin", "ymax", "height", "width", "folder"
+        ]
+    );
     let tagged_keys: BTreeSet<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(tagged_keys.len(), 4);
     let row = &rows.iter().find(|(k, _)| k == "img_001.png").unwrap().1;
     assert_eq!(row[1..6], ["can", "0.25", "0.75", "0.25", "0.5"]);
-    let totag = remote::newest_ald_csv(&set_a, "totag").await.unwrap().unwrap();
+    let totag = remote::newest_ald_csv(&set_a, "totag")
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(totag, "totag_1000.csv");
     let (_, rows) = remote::read_ald_csv(&set_a, &totag).await.unwrap();
     let left: BTreeSet<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(left, BTreeSet::from(["img_000.png", "img_004.png"]));
-    let tagging = remote::newest_ald_csv(&set_a, "tagging").await.unwrap().unwrap();
-    assert_eq!(remote::read_ald_csv(&set_a, &tagging).await.unwrap().1.len(), 0);
+    let tagging = remote::newest_ald_csv(&set_a, "tagging")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        remote::read_ald_csv(&set_a, &tagging)
+            .await
+            .unwrap()
+            .1
+            .len(),
+        0
+    );
 
     // A second push rewrites nothing.
     let before = count(set_a.labels.as_ref(), "").await;
@@ -140,18 +203,35 @@ async fn round_trip(b: Backend) {
     let mut sb = pb.store().unwrap();
     set_b
         .images
-        .put("img_new.png", remote_support::png(99), remote::PutMode::Create)
+        .put(
+            "img_new.png",
+            remote_support::png(99),
+            remote::PutMode::Create,
+        )
         .await
         .unwrap();
     set_b
         .images
-        .put("sub dir/猫 1.png", remote_support::png(98), remote::PutMode::Create)
+        .put(
+            "sub dir/猫 1.png",
+            remote_support::png(98),
+            remote::PutMode::Create,
+        )
         .await
         .unwrap();
     let r = pull(&pb, &mut sb, &set_b, 100).await;
     assert_eq!(
         r.claimed,
-        vec!["img_000.png", "img_004.png", "img_006.png", "img_007.png", "img_008.png", "img_009.png", "img_new.png", "sub dir/猫 1.png"]
+        vec![
+            "img_000.png",
+            "img_004.png",
+            "img_006.png",
+            "img_007.png",
+            "img_008.png",
+            "img_009.png",
+            "img_new.png",
+            "sub dir/猫 1.png"
+        ]
     );
     assert_eq!(
         std::fs::read(remote::image_path(&pb, "sub dir/猫 1.png").unwrap()).unwrap(),
@@ -168,15 +248,25 @@ async fn concurrent_pullers(b: Backend) {
     let sets: Vec<RemoteSet> = projects.iter().map(|p| b.open(p)).collect();
     b.seed(&sets[0], 40, Some(TOTAG)).await;
     let mut stores: Vec<Store> = projects.iter().map(|p| p.store().unwrap()).collect();
-    let pulls = projects
-        .iter()
-        .zip(stores.iter_mut())
-        .zip(sets.iter())
-        .map(|((p, s), set)| async move {
-            remote::pull(p, s, set, &PullOptions { count: 5, ..Default::default() }, &|_| {})
+    let pulls =
+        projects
+            .iter()
+            .zip(stores.iter_mut())
+            .zip(sets.iter())
+            .map(|((p, s), set)| async move {
+                remote::pull(
+                    p,
+                    s,
+                    set,
+                    &PullOptions {
+                        count: 5,
+                        ..Default::default()
+                    },
+                    &|_| {},
+                )
                 .await
                 .unwrap()
-        });
+            });
     let reports = futures::future::join_all(pulls).await;
     let mut all = HashSet::new();
     for r in &reports {
@@ -203,7 +293,9 @@ async fn expired_claims_are_taken_over(b: Backend) {
         claim_ttl: Some(Duration::from_millis(800)),
         ..Default::default()
     };
-    let ra = remote::pull(&pa, &mut sa, &set_a, &short, &|_| {}).await.unwrap();
+    let ra = remote::pull(&pa, &mut sa, &set_a, &short, &|_| {})
+        .await
+        .unwrap();
     assert_eq!(ra.claimed.len(), 3);
     // Before expiry B gets the other three.
     let rb = pull(&pb, &mut sb, &set_b, 3).await;
@@ -237,9 +329,16 @@ async fn interrupted_push_resumes(b: Backend) {
         labels: Arc::new(flaky::Flaky::new(set.labels.clone(), 5)),
         ..set.clone()
     };
-    let e = remote::push(&p, &mut s, &flaky, &|_| {}).await.unwrap_err().to_string();
+    let e = remote::push(&p, &mut s, &flaky, &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("resumes"), "{e}");
-    assert_eq!(s.held_claims().unwrap().len(), 12, "nothing released locally yet");
+    assert_eq!(
+        s.held_claims().unwrap().len(),
+        12,
+        "nothing released locally yet"
+    );
     let pr = push(&p, &mut s, &set).await;
     assert!(pr.resumed);
     assert_eq!(pr.images, 12);
@@ -247,7 +346,10 @@ async fn interrupted_push_resumes(b: Backend) {
     assert_eq!(count(set.labels.as_ref(), "termtag/done/").await, 12);
     assert_eq!(count(set.labels.as_ref(), "termtag/claims/").await, 0);
     assert_eq!(count(set.labels.as_ref(), "tagged_").await, 1);
-    let tagged = remote::newest_ald_csv(&set, "tagged").await.unwrap().unwrap();
+    let tagged = remote::newest_ald_csv(&set, "tagged")
+        .await
+        .unwrap()
+        .unwrap();
     let (_, rows) = remote::read_ald_csv(&set, &tagged).await.unwrap();
     assert_eq!(rows.len(), 12);
     assert!(s.held_claims().unwrap().is_empty());
@@ -268,12 +370,18 @@ mod flaky {
 
     impl Flaky {
         pub fn new(inner: Arc<dyn Remote>, ok: usize) -> Flaky {
-            Flaky { inner, left: AtomicUsize::new(ok) }
+            Flaky {
+                inner,
+                left: AtomicUsize::new(ok),
+            }
         }
         fn gate(&self, name: &str) -> RemoteResult<()> {
             let left = self.left.load(Ordering::SeqCst);
             if left == 0 {
-                return Err(RemoteError::Unreachable { what: name.into(), msg: "connection refused".into() });
+                return Err(RemoteError::Unreachable {
+                    what: name.into(),
+                    msg: "connection refused".into(),
+                });
             }
             self.left.store(left - 1, Ordering::SeqCst);
             Ok(())
@@ -351,12 +459,18 @@ fn azure_concurrent_pullers_get_disjoint_claims() {
 
 #[test]
 fn azure_expired_claims_are_taken_over() {
-    rt().block_on(expired_claims_are_taken_over(Backend::azure(&azurite_url(), "ex")));
+    rt().block_on(expired_claims_are_taken_over(Backend::azure(
+        &azurite_url(),
+        "ex",
+    )));
 }
 
 #[test]
 fn azure_interrupted_push_resumes() {
-    rt().block_on(interrupted_push_resumes(Backend::azure(&azurite_url(), "ip")));
+    rt().block_on(interrupted_push_resumes(Backend::azure(
+        &azurite_url(),
+        "ip",
+    )));
 }
 
 #[test]
@@ -369,16 +483,31 @@ fn azure_read_only_sas_is_refused_and_changes_nothing() {
         let ro = termtag::remote::open_with_env(&p, &b.sas_env("rl")).unwrap();
         let mut s = p.store().unwrap();
         let before = std::fs::read_dir(p.root.join(".termtag")).unwrap().count();
-        let e = remote::pull(&p, &mut s, &ro, &PullOptions { count: 2, ..Default::default() }, &|_| {})
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("access denied") && e.contains("SAS permissions"), "{e}");
+        let e = remote::pull(
+            &p,
+            &mut s,
+            &ro,
+            &PullOptions {
+                count: 2,
+                ..Default::default()
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("access denied") && e.contains("SAS permissions"),
+            "{e}"
+        );
         assert!(!e.contains("sig="), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
         assert_eq!(s.image_statuses().unwrap().len(), 0);
         assert!(s.held_claims().unwrap().is_empty());
-        assert_eq!(std::fs::read_dir(p.root.join(".termtag")).unwrap().count(), before);
+        assert_eq!(
+            std::fs::read_dir(p.root.join(".termtag")).unwrap().count(),
+            before
+        );
         assert_eq!(count(ro.labels.as_ref(), "termtag/claims/").await, 0);
     });
 }
@@ -430,9 +559,15 @@ fn azure_push_survives_a_storage_restart() {
     assert_eq!(report.images, n as usize);
     runtime.block_on(async {
         assert_eq!(remote::read_batches(&set).await.unwrap().len(), 1);
-        assert_eq!(count(set.labels.as_ref(), "termtag/done/").await, n as usize);
+        assert_eq!(
+            count(set.labels.as_ref(), "termtag/done/").await,
+            n as usize
+        );
         assert_eq!(count(set.labels.as_ref(), "termtag/claims/").await, 0);
-        let tagged = remote::newest_ald_csv(&set, "tagged").await.unwrap().unwrap();
+        let tagged = remote::newest_ald_csv(&set, "tagged")
+            .await
+            .unwrap()
+            .unwrap();
         let (_, rows) = remote::read_ald_csv(&set, &tagged).await.unwrap();
         let keys: HashSet<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!((rows.len(), keys.len()), (n as usize, n as usize));
@@ -447,7 +582,11 @@ fn cache_paths_never_leave_the_project() {
     for bad in ["../x.png", "/etc/passwd", "a/../../x.png", "a\u{1b}b.png"] {
         assert!(remote::cache_path(&p, bad).is_err(), "{bad:?}");
     }
-    assert!(remote::cache_path(&p, "sub/ok.png").unwrap().starts_with(p.root.join(".termtag/cache")));
+    assert!(
+        remote::cache_path(&p, "sub/ok.png")
+            .unwrap()
+            .starts_with(p.root.join(".termtag/cache"))
+    );
 }
 
 /// The commands as a user runs them: `init --source URL`, credentials from the environment,
@@ -459,7 +598,9 @@ fn azure_cli_init_pull_push() {
     let seed_dir = tempfile::tempdir().unwrap();
     let seeder = b.project(seed_dir.path());
     rt().block_on(b.seed(&b.open(&seeder), 5, Some(TOTAG)));
-    let Backend::Azure { images, labels, .. } = &b else { unreachable!() };
+    let Backend::Azure { images, labels, .. } = &b else {
+        unreachable!()
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let proj = dir.path().join("cans");
@@ -482,22 +623,44 @@ fn azure_cli_init_pull_push() {
     };
     let source = format!("{url}/{images}");
     let out = run(
-        &["init", proj.to_str().unwrap(), "--task", "detect", "--classes", "can,bottle", "--source", &source],
+        &[
+            "init",
+            proj.to_str().unwrap(),
+            "--task",
+            "detect",
+            "--classes",
+            "can,bottle",
+            "--source",
+            &source,
+        ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let toml_path = proj.join("termtag.toml");
     let toml = std::fs::read_to_string(&toml_path).unwrap();
     assert!(toml.contains("[remote]") && !toml.contains(key));
     std::fs::write(
         &toml_path,
-        toml.replace("labels_container = \"activelearninglabels\"", &format!("labels_container = \"{labels}\"")),
+        toml.replace(
+            "labels_container = \"activelearninglabels\"",
+            &format!("labels_container = \"{labels}\""),
+        ),
     )
     .unwrap();
 
     let p = proj.to_str().unwrap();
-    let out = run(&["-C", p, "pull", "--count", "2"], &[("AZURE_STORAGE_CONNECTION_STRING", &conn)]);
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &["-C", p, "pull", "--count", "2"],
+        &[("AZURE_STORAGE_CONNECTION_STRING", &conn)],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("pulled 2 images"), "{stdout}");
     assert!(!stdout.contains(key) && !stderr.contains(key) && !stderr.contains("sig="));
@@ -506,20 +669,43 @@ fn azure_cli_init_pull_push() {
     let mut s = project.store().unwrap();
     label_claimed(&mut s);
     drop(s);
-    let out = run(&["-C", p, "push"], &[("AZURE_STORAGE_CONNECTION_STRING", &conn)]);
+    let out = run(
+        &["-C", p, "push"],
+        &[("AZURE_STORAGE_CONNECTION_STRING", &conn)],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("pushed batch") && stdout.contains("2 images"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("pushed batch") && stdout.contains("2 images"),
+        "{stdout}"
+    );
 
     // A wrong key: a one-line error that names the container and shows no secret.
     let wrong = "d3JvbmctYnV0LWJhc2U2NC1rZXktdmFsdWUtMTIzNDU2Nzg=";
     let out = run(
         &["-C", p, "pull", "--count", "1"],
-        &[("AZURE_STORAGE_ACCOUNT", "devstoreaccount1"), ("AZURE_STORAGE_KEY", wrong)],
+        &[
+            ("AZURE_STORAGE_ACCOUNT", "devstoreaccount1"),
+            ("AZURE_STORAGE_KEY", wrong),
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("access denied") && stderr.contains(images.as_str()), "{stderr}");
-    assert!(!stderr.contains(wrong) && !stderr.contains("sig="), "{stderr}");
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("termtag:")).count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("access denied") && stderr.contains(images.as_str()),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(wrong) && !stderr.contains("sig="),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("termtag:")).count(),
+        1,
+        "{stderr}"
+    );
 }

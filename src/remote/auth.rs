@@ -66,7 +66,13 @@ fn redact_after(s: &str, key: &str) -> String {
         let rest = &s[start..];
         let end = rest
             .find(|c: char| {
-                c == '&' || c == ';' || c == '"' || c == '\'' || c == ')' || c == '>' || c.is_whitespace()
+                c == '&'
+                    || c == ';'
+                    || c == '"'
+                    || c == '\''
+                    || c == ')'
+                    || c == '>'
+                    || c.is_whitespace()
             })
             .unwrap_or(rest.len());
         if end > 0 && !rest[..end].starts_with("REDACTED") {
@@ -205,8 +211,9 @@ pub fn account_sas(
     let to_sign = format!(
         "{account}\n{permissions}\nb\nsco\n{start}\n{expiry}\n\n{protocol}\n{SAS_VERSION}\n\n"
     );
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key)
-        .map_err(|_| AuthError::Invalid("the storage account key cannot be used for HMAC".into()))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| {
+        AuthError::Invalid("the storage account key cannot be used for HMAC".into())
+    })?;
     mac.update(to_sign.as_bytes());
     let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     register_secret(&sig);
@@ -387,7 +394,9 @@ pub fn resolve(
             .var("AZURE_STORAGE_ACCOUNT")
             .or_else(|| endpoint.account.clone())
             .ok_or_else(|| {
-                AuthError::Invalid("AZURE_STORAGE_KEY is set but AZURE_STORAGE_ACCOUNT is not".into())
+                AuthError::Invalid(
+                    "AZURE_STORAGE_KEY is set but AZURE_STORAGE_ACCOUNT is not".into(),
+                )
             })?;
         return sign(&account, &key);
     }
@@ -440,7 +449,8 @@ mod tests {
         let r = redact(s);
         assert!(!r.contains("abc%2Fdef"), "{r}");
         assert!(r.contains("sig=REDACTED&se=1"), "{r}");
-        let cs = "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0a2V5;EndpointSuffix=x";
+        let cs =
+            "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0a2V5;EndpointSuffix=x";
         let r = redact(cs);
         assert!(!r.contains("c2VjcmV0a2V5"), "{r}");
         assert!(r.contains("AccountKey=REDACTED;"), "{r}");
@@ -531,7 +541,10 @@ mod tests {
             "not base64!!".to_string(),
         )]));
         let e = resolve(&ep, None, None, &env).unwrap_err().to_string();
-        assert!(e.contains("AZURE_STORAGE_ACCOUNT") || e.contains("base64"), "{e}");
+        assert!(
+            e.contains("AZURE_STORAGE_ACCOUNT") || e.contains("base64"),
+            "{e}"
+        );
         assert!(!e.contains("not base64!!"), "{e}");
 
         let dir = tempfile::tempdir().unwrap();
@@ -542,9 +555,14 @@ mod tests {
             panic!()
         };
         assert_eq!(q, "sv=2022&sig=fromfile");
-        let e = resolve(&ep, None, Some(&dir.path().join("missing")), &MapEnv(HashMap::new()))
-            .unwrap_err()
-            .to_string();
+        let e = resolve(
+            &ep,
+            None,
+            Some(&dir.path().join("missing")),
+            &MapEnv(HashMap::new()),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("sas_file"), "{e}");
 
         let (http_ep, _) = Endpoint::parse("http://127.0.0.1:1/devstoreaccount1/x").unwrap();

@@ -167,7 +167,10 @@ impl Remote for AzureRemote {
 
     async fn get(&self, name: &str) -> RemoteResult<(Vec<u8>, String)> {
         let blob = self.client.blob_client(name);
-        let r = blob.download(None).await.map_err(|e| self.map_err(name, e))?;
+        let r = blob
+            .download(None)
+            .await
+            .map_err(|e| self.map_err(name, e))?;
         let etag = r
             .properties
             .etag
@@ -207,13 +210,15 @@ impl Remote for AzureRemote {
     }
 }
 
+type SharedRemote = Arc<dyn Remote>;
+
 /// Both containers of a project on Azure.
 pub fn open_pair(
     endpoint: &Endpoint,
     images: &str,
     labels: &str,
     credential: &Credential,
-) -> Result<(Arc<dyn Remote>, Arc<dyn Remote>), RemoteError> {
+) -> Result<(SharedRemote, SharedRemote), RemoteError> {
     Ok((
         Arc::new(AzureRemote::new(endpoint, images, credential)?),
         Arc::new(AzureRemote::new(endpoint, labels, credential)?),

@@ -47,7 +47,9 @@ pub enum RemoteError {
     Denied { what: String, msg: String },
     #[error("{what}: the container does not exist ({msg}); create it or fix the [remote] settings")]
     NoContainer { what: String, msg: String },
-    #[error("{what}: cannot reach the storage after retries ({msg}); check the network and run the command again: it resumes")]
+    #[error(
+        "{what}: cannot reach the storage after retries ({msg}); check the network and run the command again: it resumes"
+    )]
     Unreachable { what: String, msg: String },
     #[error("{what}: {msg}")]
     Other { what: String, msg: String },

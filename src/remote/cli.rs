@@ -58,9 +58,7 @@ pub fn cmd_pull(project: &Project, store: &mut Store, count: usize) -> Result<()
         count,
         ..PullOptions::default()
     };
-    let report = runtime()?.block_on(super::pull(project, store, &set, &opts, &|p| {
-        show(&bar, p)
-    }));
+    let report = runtime()?.block_on(super::pull(project, store, &set, &opts, &|p| show(&bar, p)));
     bar.finish_and_clear();
     let report = report?;
     for w in &report.warnings {

@@ -282,7 +282,8 @@ impl Remote for LocalRemote {
         };
         let end = (start + PAGE_SIZE).min(all.len());
         let items = all[start..end].to_vec();
-        let next = (end < all.len()).then(|| items.last().map(|b| b.name.clone()).unwrap_or_default());
+        let next =
+            (end < all.len()).then(|| items.last().map(|b| b.name.clone()).unwrap_or_default());
         Ok(Page { items, next })
     }
 

@@ -27,7 +27,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-pub use backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, list_all, with_retry};
+pub use backend::{
+    BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, list_all, with_retry,
+};
 
 use crate::formats::{ExportCtx, FormatKind, show_path};
 use crate::model::{Dataset, Task};
@@ -204,19 +206,18 @@ pub fn open_with_env(project: &Project, env: &dyn auth::Env) -> Result<RemoteSet
     let (endpoint, source_sas) =
         auth::Endpoint::parse(&project.config.source).map_err(|e| anyhow!("{e}"))?;
     let sas_file = cfg.sas_file.as_ref().map(|f| project.root.join(f));
-    let credential = auth::resolve(
-        &endpoint,
-        source_sas.as_deref(),
-        sas_file.as_deref(),
-        env,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let credential = auth::resolve(&endpoint, source_sas.as_deref(), sas_file.as_deref(), env)
+        .map_err(|e| anyhow!("{e}"))?;
     let images_container = endpoint
         .container
         .clone()
         .unwrap_or_else(|| cfg.images_container.clone());
-    let (images, labels) =
-        azure::open_pair(&endpoint, &images_container, &cfg.labels_container, &credential)?;
+    let (images, labels) = azure::open_pair(
+        &endpoint,
+        &images_container,
+        &cfg.labels_container,
+        &credential,
+    )?;
     let name = images.describe();
     Ok(RemoteSet {
         images,
@@ -360,6 +361,15 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     }
 }
 
+/// Creates the labels container on first use (an images-only container from another tool).
+async fn ensure_labels(set: &RemoteSet) -> Result<()> {
+    match with_retry(OP_ATTEMPTS, || set.labels.list_page(&set.prefix, None)).await {
+        Err(RemoteError::NoContainer { .. }) => Ok(set.labels.ensure_exists().await?),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// The newest `<kind>_<ms>.csv` in the labels container, with its ms.
 async fn newest_csv(set: &RemoteSet, kind: &str) -> Result<Option<(i64, String)>> {
     let prefix = format!("{}{kind}_", set.prefix);
@@ -367,7 +377,10 @@ async fn newest_csv(set: &RemoteSet, kind: &str) -> Result<Option<(i64, String)>
     Ok(blobs
         .iter()
         .filter_map(|b| {
-            let ms = b.name[prefix.len()..].strip_suffix(".csv")?.parse::<i64>().ok()?;
+            let ms = b.name[prefix.len()..]
+                .strip_suffix(".csv")?
+                .parse::<i64>()
+                .ok()?;
             Some((ms, b.name.clone()))
         })
         .max())
@@ -422,7 +435,9 @@ impl AldRows {
                 w.write_record(r)?;
             }
         }
-        Ok(String::from_utf8(w.into_inner().map_err(|e| anyhow!("{e}"))?)?)
+        Ok(String::from_utf8(
+            w.into_inner().map_err(|e| anyhow!("{e}"))?,
+        )?)
     }
 
     /// Per image key: the lowest confidence of its boxes, or `None` for a `NULL` (no object) row.
@@ -448,7 +463,11 @@ impl AldRows {
 
 /// The key for a totag row: an exact key, else the same file name (ALD's `folder` column is
 /// often the annotator's local folder, not a blob path).
-fn lookup<'a, T>(map: &'a HashMap<String, T>, by_name: &'a HashMap<String, String>, key: &str) -> Option<&'a T> {
+fn lookup<'a, T>(
+    map: &'a HashMap<String, T>,
+    by_name: &'a HashMap<String, String>,
+    key: &str,
+) -> Option<&'a T> {
     map.get(key).or_else(|| {
         let name = key.rsplit('/').next().unwrap_or(key);
         by_name.get(name).and_then(|k| map.get(k))
@@ -466,7 +485,11 @@ async fn try_claim(set: &RemoteSet, key: &str, doc: &ClaimDoc) -> RemoteResult<C
     let name = set.claim_name(key);
     let body = serde_json::to_vec(doc).unwrap_or_default();
     for _ in 0..4 {
-        match with_retry(OP_ATTEMPTS, || set.labels.put(&name, body.clone(), PutMode::Create)).await {
+        match with_retry(OP_ATTEMPTS, || {
+            set.labels.put(&name, body.clone(), PutMode::Create)
+        })
+        .await
+        {
             Ok(etag) => {
                 return Ok(ClaimOutcome::Won {
                     etag,
@@ -544,7 +567,9 @@ pub async fn pull(
 
     // What exists, what is done, what is claimed.
     progress(Progress::Step("listing"));
-    let image_blobs = with_retry(OP_ATTEMPTS, || list_all(set.images.as_ref(), &set.prefix)).await?;
+    ensure_labels(set).await?;
+    let image_blobs =
+        with_retry(OP_ATTEMPTS, || list_all(set.images.as_ref(), &set.prefix)).await?;
     progress(Progress::Listing {
         found: image_blobs.len(),
     });
@@ -601,7 +626,12 @@ pub async fn pull(
     let mut candidates: Vec<(u8, bool, f64, String)> = keys
         .iter()
         .filter(|k| !done.contains(*k) && !held.contains(*k) && !journal.won.contains_key(*k))
-        .filter(|k| !matches!(statuses.get(*k).map(String::as_str), Some("reviewed" | "claimed")))
+        .filter(|k| {
+            !matches!(
+                statuses.get(*k).map(String::as_str),
+                Some("reviewed" | "claimed")
+            )
+        })
         .map(|k| {
             let (bucket, c) = match lookup(&conf, &by_name, k) {
                 Some(Some(c)) => (0, *c),
@@ -703,8 +733,7 @@ pub async fn pull(
                 let r = async {
                     let dest = cache_path(project, &key)?;
                     let blob = format!("{}{key}", set.prefix);
-                    let (bytes, _) =
-                        with_retry(OP_ATTEMPTS, || set.images.get(&blob)).await?;
+                    let (bytes, _) = with_retry(OP_ATTEMPTS, || set.images.get(&blob)).await?;
                     let n = bytes.len() as u64;
                     let dest2 = dest.clone();
                     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -713,7 +742,10 @@ pub async fn pull(
                         }
                         let tmp = dest2.with_file_name(format!(
                             ".termtag-dl-{}",
-                            dest2.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+                            dest2
+                                .file_name()
+                                .map(|f| f.to_string_lossy())
+                                .unwrap_or_default()
                         ));
                         std::fs::write(&tmp, &bytes)?;
                         std::fs::rename(&tmp, &dest2)
@@ -790,9 +822,8 @@ pub async fn pull(
             .iter()
             .map(|k| k.rsplit('/').next().unwrap_or(k))
             .collect();
-        let text = rows.to_csv(|k| {
-            wanted.contains(k) || names.contains(k.rsplit('/').next().unwrap_or(k))
-        })?;
+        let text = rows
+            .to_csv(|k| wanted.contains(k) || names.contains(k.rsplit('/').next().unwrap_or(k)))?;
         if text.lines().count() > 1 {
             let tmp = project.root.join(STATE_DIR).join("pulled-totag.csv");
             std::fs::write(&tmp, &text)?;
@@ -936,7 +967,11 @@ pub async fn push(
         progress(Progress::Step("uploading the batch"));
         let name = set.batch_name(&journal.batch.batch_id);
         let body = serde_json::to_vec_pretty(&journal.batch)?;
-        match with_retry(OP_ATTEMPTS, || set.labels.put(&name, body.clone(), PutMode::Create)).await {
+        match with_retry(OP_ATTEMPTS, || {
+            set.labels.put(&name, body.clone(), PutMode::Create)
+        })
+        .await
+        {
             Ok(_) | Err(RemoteError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -947,12 +982,12 @@ pub async fn push(
         let total = keys.len();
         let counter = std::sync::atomic::AtomicUsize::new(0);
         let batch_id = journal.batch.batch_id.clone();
-        let results: Vec<RemoteResult<()>> = futures::stream::iter(keys.iter())
-            .map(|key| {
+        let results: Vec<RemoteResult<()>> = futures::stream::iter(keys.clone())
+            .map(|key: String| {
                 let counter = &counter;
                 let body = batch_id.clone().into_bytes();
                 async move {
-                    let name = set.done_name(key);
+                    let name = set.done_name(&key);
                     let r = match with_retry(OP_ATTEMPTS, || {
                         set.labels.put(&name, body.clone(), PutMode::Create)
                     })
@@ -1111,18 +1146,19 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
     // Batches pushed around the same time by others, which the newest CSV may lack.
     let bprefix = set.batch_name("");
     let bprefix = bprefix.trim_end_matches(".json");
-    let mut recent: Vec<BlobInfo> = with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), bprefix))
-        .await?
-        .into_iter()
-        .filter(|b| {
-            b.name[bprefix.len()..]
-                .split('-')
-                .next()
-                .and_then(|m| m.parse::<i64>().ok())
-                .is_some_and(|m| m >= since)
-        })
-        .filter(|b| b.name != set.batch_name(&batch.batch_id))
-        .collect();
+    let mut recent: Vec<BlobInfo> =
+        with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), bprefix))
+            .await?
+            .into_iter()
+            .filter(|b| {
+                b.name[bprefix.len()..]
+                    .split('-')
+                    .next()
+                    .and_then(|m| m.parse::<i64>().ok())
+                    .is_some_and(|m| m >= since)
+            })
+            .filter(|b| b.name != set.batch_name(&batch.batch_id))
+            .collect();
     recent.sort_by(|a, b| a.name.cmp(&b.name));
     for b in recent {
         let text = get_text(set.labels.as_ref(), &b.name).await?;
@@ -1133,7 +1169,11 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
             add(&mut merged, rows);
         }
     }
-    let tagged_keys: HashSet<String> = merged.keys().cloned().chain(mine.rows.iter().map(|(k, _)| k.clone())).collect();
+    let tagged_keys: HashSet<String> = merged
+        .keys()
+        .cloned()
+        .chain(mine.rows.iter().map(|(k, _)| k.clone()))
+        .collect();
     add(&mut merged, mine);
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
@@ -1161,11 +1201,18 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
         let totag = rows.to_csv(|k| !tagged_keys.contains(k))?;
         let tagging = rows.to_csv(|k| claimed.contains(k) && !tagged_keys.contains(k))?;
         files.push((format!("{}totag_{ms}.csv", set.prefix), totag.into_bytes()));
-        files.push((format!("{}tagging_{ms}.csv", set.prefix), tagging.into_bytes()));
+        files.push((
+            format!("{}tagging_{ms}.csv", set.prefix),
+            tagging.into_bytes(),
+        ));
     }
     let mut written = Vec::new();
     for (name, body) in files {
-        match with_retry(OP_ATTEMPTS, || set.labels.put(&name, body.clone(), PutMode::Create)).await {
+        match with_retry(OP_ATTEMPTS, || {
+            set.labels.put(&name, body.clone(), PutMode::Create)
+        })
+        .await
+        {
             Ok(_) | Err(RemoteError::Conflict(_)) => written.push(name),
             Err(e) => return Err(e.into()),
         }
@@ -1189,7 +1236,10 @@ pub async fn read_batches(set: &RemoteSet) -> Result<Vec<BatchDoc>> {
 }
 
 /// Reads an ALD CSV from the labels container: `(image key, row)` pairs, header first.
-pub async fn read_ald_csv(set: &RemoteSet, name: &str) -> Result<(Vec<String>, Vec<(String, Vec<String>)>)> {
+pub async fn read_ald_csv(
+    set: &RemoteSet,
+    name: &str,
+) -> Result<(Vec<String>, Vec<(String, Vec<String>)>)> {
     let text = get_text(set.labels.as_ref(), name).await?;
     let rows = parse_ald(&text, &for_terminal(name))?;
     Ok((
@@ -1209,6 +1259,19 @@ pub async fn newest_ald_csv(set: &RemoteSet, kind: &str) -> Result<Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The TUI runs pull and push on background tasks: their futures must be `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(p: &Project, s: &mut Store, set: &RemoteSet) {
+        fn send<T: Send>(_: T) {}
+        send(pull(p, s, set, &PullOptions::default(), &|_| {}));
+    }
+
+    #[allow(dead_code)]
+    fn push_is_send(p: &Project, s: &mut Store, set: &RemoteSet) {
+        fn send<T: Send>(_: T) {}
+        send(push(p, s, set, &|_| {}));
+    }
 
     #[test]
     fn prefixes() {

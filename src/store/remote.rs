@@ -61,7 +61,11 @@ impl Store {
 
     /// Adds pulled images (or marks known `new` ones) as claimed and records their claims, in
     /// one transaction. Returns how many images were new to the store.
-    pub fn add_claimed_images(&mut self, images: &[NewImage], claims: &[NewClaim]) -> Result<usize> {
+    pub fn add_claimed_images(
+        &mut self,
+        images: &[NewImage],
+        claims: &[NewClaim],
+    ) -> Result<usize> {
         let tx = self.conn.transaction()?;
         let now = now_ms();
         let mut added = 0;
@@ -71,7 +75,11 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for im in images {
-                let status = if im.error.is_some() { "broken" } else { "claimed" };
+                let status = if im.error.is_some() {
+                    "broken"
+                } else {
+                    "claimed"
+                };
                 added += ins.execute(params![
                     im.key,
                     im.width,
@@ -83,7 +91,8 @@ impl Store {
                     im.error
                 ])?;
             }
-            let mut mark = tx.prepare("UPDATE image SET status = 'claimed' WHERE key = ?1 AND status = 'new'")?;
+            let mut mark = tx
+                .prepare("UPDATE image SET status = 'claimed' WHERE key = ?1 AND status = 'new'")?;
             let mut claim = tx.prepare(
                 "INSERT OR REPLACE INTO claim (image_id, remote, batch_id, etag, claimed_at, expires_at)
                  SELECT id, ?2, ?3, ?4, ?5, ?6 FROM image WHERE key = ?1",

@@ -23,7 +23,8 @@ pub fn azurite_url() -> String {
 }
 
 pub fn azurite_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/azurite-3.35.0/node_modules/.bin/azurite-blob");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools/azurite-3.35.0/node_modules/.bin/azurite-blob");
     assert!(
         p.exists(),
         "{} is missing: run scripts/test.sh once (it installs Azurite 3.35.0 into .tools/)",
@@ -68,7 +69,12 @@ impl OwnAzurite {
             .arg(self.port.to_string())
             .arg("--location")
             .arg(self.data.path())
-            .args(["--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"])
+            .args([
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+                "--silent",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -143,8 +149,16 @@ pub fn unique(tag: &str) -> String {
 /// One remote (a pair of containers) that several annotator projects share.
 #[derive(Clone)]
 pub enum Backend {
-    Azure { url: String, images: String, labels: String },
-    Local { root: PathBuf, images: String, labels: String },
+    Azure {
+        url: String,
+        images: String,
+        labels: String,
+    },
+    Local {
+        root: PathBuf,
+        images: String,
+        labels: String,
+    },
 }
 
 impl Backend {
@@ -171,7 +185,10 @@ impl Backend {
     /// Credentials as an annotator would set them: the dev account's name and key.
     pub fn env(&self) -> MapEnv {
         MapEnv(HashMap::from([
-            ("AZURE_STORAGE_ACCOUNT".to_string(), "devstoreaccount1".to_string()),
+            (
+                "AZURE_STORAGE_ACCOUNT".to_string(),
+                "devstoreaccount1".to_string(),
+            ),
             ("AZURE_STORAGE_KEY".to_string(), AZURITE_KEY.to_string()),
         ]))
     }
@@ -193,14 +210,22 @@ impl Backend {
     pub fn project(&self, dir: &Path) -> Project {
         let classes = vec!["can".to_string(), "bottle".to_string()];
         let mut p = match self {
-            Backend::Azure { url, images, .. } => {
-                Project::init(dir, Task::Detect, &classes, Some(&format!("{url}/{images}"))).unwrap()
-            }
+            Backend::Azure { url, images, .. } => Project::init(
+                dir,
+                Task::Detect,
+                &classes,
+                Some(&format!("{url}/{images}")),
+            )
+            .unwrap(),
             Backend::Local { .. } => Project::init(dir, Task::Detect, &classes, None).unwrap(),
         };
         match self {
             Backend::Azure { labels, .. } => p.config.remote.labels_container = labels.clone(),
-            Backend::Local { root, images, labels } => {
+            Backend::Local {
+                root,
+                images,
+                labels,
+            } => {
                 p.config.remote.folder = Some(root.clone());
                 p.config.remote.images_container = images.clone();
                 p.config.remote.labels_container = labels.clone();
@@ -243,5 +268,8 @@ use futures::StreamExt as _;
 
 /// Count of blobs under `prefix`.
 pub async fn count(remote: &dyn Remote, prefix: &str) -> usize {
-    termtag::remote::list_all(remote, prefix).await.unwrap().len()
+    termtag::remote::list_all(remote, prefix)
+        .await
+        .unwrap()
+        .len()
 }
