@@ -696,7 +696,8 @@ fn azure_cli_init_pull_push() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("access denied") && stderr.contains(images.as_str()),
+        stderr.contains("access denied")
+            && (stderr.contains(images.as_str()) || stderr.contains(labels.as_str())),
         "{stderr}"
     );
     assert!(
