@@ -710,3 +710,57 @@ fn azure_cli_init_pull_push() {
         "{stderr}"
     );
 }
+
+/// Blob names that would escape the cache (`..`) are refused and reported; the other images
+/// are pulled. (Azurite fails to list names with control characters, which real Azure returns
+/// encoded; the local-folder test below covers those.)
+#[test]
+fn azure_unsafe_blob_names_are_refused() {
+    let b = Backend::azure(&azurite_url(), "un");
+    let dir = tempfile::tempdir().unwrap();
+    let p = b.project(&dir.path().join("p"));
+    let set = b.open(&p);
+    rt().block_on(async {
+        b.seed(&set, 2, None).await;
+        for bad in ["../../evil.png", "x/../../../evil2.png"] {
+            set.images
+                .put(bad, remote_support::png(7), remote::PutMode::Overwrite)
+                .await
+                .unwrap();
+        }
+        let mut s = p.store().unwrap();
+        let r = pull(&p, &mut s, &set, 10).await;
+        assert_eq!(r.claimed, vec!["img_000.png", "img_001.png"]);
+        let refused: Vec<&str> = r.refused.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(refused, ["../../evil.png", "x/../../../evil2.png"]);
+        assert!(
+            r.refused
+                .iter()
+                .all(|(_, why)| why.contains("leaves its folder"))
+        );
+    });
+    assert!(!dir.path().join("evil.png").exists() && !dir.path().join("evil2.png").exists());
+}
+
+#[test]
+fn local_control_characters_in_names_are_refused() {
+    let (d, b) = local();
+    let pdir = tempfile::tempdir().unwrap();
+    let p = b.project(pdir.path());
+    let set = b.open(&p);
+    rt().block_on(async {
+        b.seed(&set, 1, None).await;
+        let img_dir = d.path().join("activelearningimages");
+        std::fs::write(img_dir.join("esc\u{1b}[31m.png"), remote_support::png(3)).unwrap();
+        let mut s = p.store().unwrap();
+        let r = pull(&p, &mut s, &set, 10).await;
+        assert_eq!(r.claimed, vec!["img_000.png"]);
+        assert_eq!(r.refused.len(), 1);
+        assert!(!r.refused[0].0.contains('\u{1b}'), "{:?}", r.refused);
+        assert!(
+            r.refused[0].1.contains("control characters"),
+            "{:?}",
+            r.refused
+        );
+    });
+}
