@@ -1025,19 +1025,34 @@ pub async fn push(
     }
     if journal.stage < 4 {
         progress(Progress::Step("releasing claims"));
-        for (key, etag) in &journal.claims {
-            let name = set.claim_name(key);
-            match with_retry(OP_ATTEMPTS, || set.labels.delete(&name, etag.as_deref())).await {
+        let releases: Vec<(String, RemoteResult<()>)> =
+            futures::stream::iter(journal.claims.clone())
+                .map(|(key, etag): (String, Option<String>)| async move {
+                    let name = set.claim_name(&key);
+                    let r =
+                        with_retry(OP_ATTEMPTS, || set.labels.delete(&name, etag.as_deref())).await;
+                    (key, r)
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+        let mut first_err = None;
+        for (key, r) in releases {
+            match r {
                 Ok(()) | Err(RemoteError::NotFound(_)) => {}
                 Err(RemoteError::Conflict(_)) => report.warnings.push(format!(
                     "{}: the claim had expired and was taken over by another annotator; your labels were pushed, theirs will follow",
-                    for_terminal(key)
+                    for_terminal(&key)
                 )),
                 Err(e) => {
-                    return Err(anyhow!("{e} (`termtag push` again resumes this batch)"));
+                    first_err.get_or_insert(e);
                 }
             }
         }
+        if let Some(e) = first_err {
+            return Err(anyhow!("{e} (`termtag push` again resumes this batch)"));
+        }
+        report.warnings.sort();
         journal.stage = 4;
         write_json_atomic(&jpath, &journal)?;
     }
