@@ -3,17 +3,19 @@
 //!
 //! Needs Azurite in `.tools/` (scripts/test.sh installs it). Prints seconds and speed-ups;
 //! asserts nothing beyond the operations succeeding.
-//! - pull of 200 images (~100 KB JPEGs): concurrency 8 vs 1 (sequential);
+//! - pull of 200 images (~150 KB JPEGs): concurrency 8 vs 1 (sequential);
 //! - push of 1,000 reviewed images: concurrency 8 vs 1;
+//!   both also with 20 ms added to every request, a stand-in for the round trip to a distant
+//!   storage account (localhost Azurite has none, so there concurrency only shares its CPU);
 //! - listing LIST_N blobs in Azurite (pages of 5,000) and 100,000 files in a local folder.
 
 #[path = "../tests/remote_support/mod.rs"]
 mod remote_support;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use remote_support::{Backend, OwnAzurite};
+use remote_support::{Backend, Delayed, OwnAzurite};
 use termtag::model::{BBox, Dataset, ImageLabels, Label};
 use termtag::remote::{self, PullOptions, PutMode, Remote, list_all};
 
@@ -95,101 +97,104 @@ fn main() {
     println!("image size: {} KB", body.len() / 1024);
 
     // Pull of 200 images.
-    let mut pull_secs = Vec::new();
-    for par in [8usize, 1] {
-        let b = Backend::azure(&az.url(), &format!("pull{par}"));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = b.project(dir.path());
-        let set = b.open(&p);
-        let mut s = p.store().expect("store");
-        rt.block_on(async {
-            set.images.ensure_exists().await.expect("container");
-            set.labels.ensure_exists().await.expect("container");
-            upload(
-                set.images.as_ref(),
-                (0..200).map(|i| format!("img{i:04}.jpg")),
-                &body,
-                16,
-            )
-            .await;
-        });
-        let t = Instant::now();
-        let r = rt
-            .block_on(remote::pull(
-                &p,
-                &mut s,
-                &set,
-                &PullOptions {
-                    count: 200,
-                    concurrency: Some(par),
-                    ..Default::default()
-                },
-                &|_| {},
-            ))
-            .expect("pull");
-        let secs = t.elapsed().as_secs_f64();
-        assert_eq!(r.claimed.len(), 200);
+    for delay_ms in [0u64, 20] {
+        let mut pull_secs = Vec::new();
+        for par in [8usize, 1] {
+            let b = Backend::azure(&az.url(), &format!("pull{par}-{delay_ms}"));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = b.project(dir.path());
+            let set = b.open(&p);
+            let mut s = p.store().expect("store");
+            rt.block_on(async {
+                set.images.ensure_exists().await.expect("container");
+                set.labels.ensure_exists().await.expect("container");
+                upload(
+                    set.images.as_ref(),
+                    (0..200).map(|i| format!("img{i:04}.jpg")),
+                    &body,
+                    16,
+                )
+                .await;
+            });
+            let t = Instant::now();
+            let r = rt
+                .block_on(remote::pull(
+                    &p,
+                    &mut s,
+                    &set,
+                    &PullOptions {
+                        count: 200,
+                        concurrency: Some(par),
+                        ..Default::default()
+                    },
+                    &|_| {},
+                ))
+                .expect("pull");
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(r.claimed.len(), 200);
+            println!(
+                "pull 200 images, concurrency {par}: {secs:.2}s ({:.1} MB/s, claims + downloads + store)",
+                r.bytes as f64 / 1e6 / secs
+            );
+            pull_secs.push(secs);
+        }
         println!(
-            "pull 200 images, concurrency {par}: {secs:.2}s ({:.1} MB/s, claims + downloads + store)",
-            r.bytes as f64 / 1e6 / secs
+            "pull speed-up, 8 over 1: {:.1}x",
+            pull_secs[1] / pull_secs[0]
         );
-        pull_secs.push(secs);
-    }
-    println!(
-        "pull speed-up, 8 over 1: {:.1}x",
-        pull_secs[1] / pull_secs[0]
-    );
 
-    // Push of 1,000 reviewed images.
-    let mut push_secs = Vec::new();
-    for par in [8usize, 1] {
-        let b = Backend::azure(&az.url(), &format!("push{par}"));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut p = b.project(dir.path());
-        p.config.remote.concurrency = par;
-        let set = b.open(&p);
-        let mut s = p.store().expect("store");
-        let small = remote_support::png(1);
-        rt.block_on(async {
-            set.images.ensure_exists().await.expect("container");
-            set.labels.ensure_exists().await.expect("container");
-            upload(
-                set.images.as_ref(),
-                (0..1000).map(|i| format!("img{i:04}.png")),
-                &small,
-                16,
-            )
-            .await;
-            remote::pull(
-                &p,
-                &mut s,
-                &set,
-                &PullOptions {
-                    count: 1000,
-                    concurrency: Some(16),
-                    ..Default::default()
-                },
-                &|_| {},
-            )
-            .await
-            .expect("pull");
-        });
-        label_all(&mut s);
-        let t = Instant::now();
-        let r = rt
-            .block_on(remote::push(&p, &mut s, &set, &|_| {}))
-            .expect("push");
-        let secs = t.elapsed().as_secs_f64();
-        assert_eq!(r.images, 1000);
+        // Push of 1,000 reviewed images.
+        let mut push_secs = Vec::new();
+        for par in [8usize, 1] {
+            let b = Backend::azure(&az.url(), &format!("push{par}-{delay_ms}"));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut p = b.project(dir.path());
+            p.config.remote.concurrency = par;
+            let set = b.open(&p);
+            let mut s = p.store().expect("store");
+            let small = remote_support::png(1);
+            rt.block_on(async {
+                set.images.ensure_exists().await.expect("container");
+                set.labels.ensure_exists().await.expect("container");
+                upload(
+                    set.images.as_ref(),
+                    (0..1000).map(|i| format!("img{i:04}.png")),
+                    &small,
+                    16,
+                )
+                .await;
+                remote::pull(
+                    &p,
+                    &mut s,
+                    &set,
+                    &PullOptions {
+                        count: 1000,
+                        concurrency: Some(16),
+                        ..Default::default()
+                    },
+                    &|_| {},
+                )
+                .await
+                .expect("pull");
+            });
+            label_all(&mut s);
+            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
+            let t = Instant::now();
+            let r = rt
+                .block_on(remote::push(&p, &mut s, &set, &|_| {}))
+                .expect("push");
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(r.images, 1000);
+            println!(
+                "push 1000 labeled images, +{delay_ms} ms per request, concurrency {par}: {secs:.2}s (batch + done markers + 3 CSVs + claim releases)"
+            );
+            push_secs.push(secs);
+        }
         println!(
-            "push 1000 labeled images, concurrency {par}: {secs:.2}s (batch + done markers + 3 CSVs + claim releases)"
+            "push speed-up, +{delay_ms} ms per request, 8 over 1: {:.1}x",
+            push_secs[1] / push_secs[0]
         );
-        push_secs.push(secs);
     }
-    println!(
-        "push speed-up, 8 over 1: {:.1}x",
-        push_secs[1] / push_secs[0]
-    );
 
     // Listing.
     let b = Backend::azure(&az.url(), "list");

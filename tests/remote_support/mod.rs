@@ -273,3 +273,66 @@ pub async fn count(remote: &dyn Remote, prefix: &str) -> usize {
         .unwrap()
         .len()
 }
+
+/// The real backend with a fixed delay added to every request: a stand-in for the round trip
+/// to a distant storage account, which localhost Azurite does not have.
+pub struct Delayed {
+    pub inner: std::sync::Arc<dyn Remote>,
+    pub delay: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl Remote for Delayed {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn ensure_exists(&self) -> termtag::remote::RemoteResult<()> {
+        self.inner.ensure_exists().await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<String>,
+    ) -> termtag::remote::RemoteResult<termtag::remote::Page> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.list_page(prefix, marker).await
+    }
+    async fn get(&self, name: &str) -> termtag::remote::RemoteResult<(Vec<u8>, String)> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.get(name).await
+    }
+    async fn put(
+        &self,
+        name: &str,
+        data: Vec<u8>,
+        mode: PutMode,
+    ) -> termtag::remote::RemoteResult<String> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.put(name, data, mode).await
+    }
+    async fn delete(
+        &self,
+        name: &str,
+        if_match: Option<&str>,
+    ) -> termtag::remote::RemoteResult<()> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.delete(name, if_match).await
+    }
+}
+
+impl Delayed {
+    /// Both containers of `set` behind the delay.
+    pub fn wrap(set: &RemoteSet, delay: std::time::Duration) -> RemoteSet {
+        RemoteSet {
+            images: std::sync::Arc::new(Delayed {
+                inner: set.images.clone(),
+                delay,
+            }),
+            labels: std::sync::Arc::new(Delayed {
+                inner: set.labels.clone(),
+                delay,
+            }),
+            ..set.clone()
+        }
+    }
+}
