@@ -116,6 +116,7 @@ fn main() {
                 )
                 .await;
             });
+            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
             let t = Instant::now();
             let r = rt
                 .block_on(remote::pull(
@@ -133,13 +134,13 @@ fn main() {
             let secs = t.elapsed().as_secs_f64();
             assert_eq!(r.claimed.len(), 200);
             println!(
-                "pull 200 images, concurrency {par}: {secs:.2}s ({:.1} MB/s, claims + downloads + store)",
+                "pull 200 images, +{delay_ms} ms per request, concurrency {par}: {secs:.2}s ({:.1} MB/s, claims + downloads + store)",
                 r.bytes as f64 / 1e6 / secs
             );
             pull_secs.push(secs);
         }
         println!(
-            "pull speed-up, 8 over 1: {:.1}x",
+            "pull speed-up, +{delay_ms} ms per request, 8 over 1: {:.1}x",
             pull_secs[1] / pull_secs[0]
         );
 
