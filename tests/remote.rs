@@ -355,6 +355,45 @@ async fn interrupted_push_resumes(b: Backend) {
     assert!(s.held_claims().unwrap().is_empty());
 }
 
+/// Downloads fail half-way: the claims are kept, nothing half-done enters the store, and the
+/// next pull resumes them instead of claiming more.
+async fn interrupted_pull_resumes(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = b.project(dir.path());
+    let set = b.open(&p);
+    b.seed(&set, 8, Some(TOTAG)).await;
+    let mut s = p.store().unwrap();
+    let flaky = RemoteSet {
+        images: Arc::new(flaky::Flaky::reads(set.images.clone(), 2)),
+        ..set.clone()
+    };
+    let opts = PullOptions {
+        count: 4,
+        concurrency: Some(1),
+        ..Default::default()
+    };
+    let e = remote::pull(&p, &mut s, &flaky, &opts, &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("4 claims are kept") && e.contains("resumes"),
+        "{e}"
+    );
+    assert!(s.image_statuses().unwrap().is_empty());
+    assert_eq!(count(set.labels.as_ref(), "termtag/claims/").await, 4);
+    let r = remote::pull(&p, &mut s, &set, &opts, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(r.resumed, 4);
+    assert_eq!(
+        r.claimed,
+        vec!["img_001.png", "img_002.png", "img_003.png", "img_005.png"]
+    );
+    assert_eq!(count(set.labels.as_ref(), "termtag/claims/").await, 4);
+    assert_eq!(s.held_claims().unwrap().len(), 4);
+}
+
 mod flaky {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -362,10 +401,12 @@ mod flaky {
     use async_trait::async_trait;
     use termtag::remote::{Page, PutMode, Remote, RemoteError, RemoteResult};
 
-    /// The real backend, whose network "goes away" for good after `ok` writes.
+    /// The real backend, whose network "goes away" for good after `ok` writes (or reads too,
+    /// with `reads`).
     pub struct Flaky {
         inner: Arc<dyn Remote>,
         left: AtomicUsize,
+        reads: bool,
     }
 
     impl Flaky {
@@ -373,6 +414,14 @@ mod flaky {
             Flaky {
                 inner,
                 left: AtomicUsize::new(ok),
+                reads: false,
+            }
+        }
+        pub fn reads(inner: Arc<dyn Remote>, ok: usize) -> Flaky {
+            Flaky {
+                inner,
+                left: AtomicUsize::new(ok),
+                reads: true,
             }
         }
         fn gate(&self, name: &str) -> RemoteResult<()> {
@@ -400,6 +449,9 @@ mod flaky {
             self.inner.list_page(prefix, marker).await
         }
         async fn get(&self, name: &str) -> RemoteResult<(Vec<u8>, String)> {
+            if self.reads {
+                self.gate(name)?;
+            }
             self.inner.get(name).await
         }
         async fn put(&self, name: &str, data: Vec<u8>, mode: PutMode) -> RemoteResult<String> {
@@ -437,6 +489,20 @@ fn local_concurrent_pullers_get_disjoint_claims() {
 fn local_expired_claims_are_taken_over() {
     let (_d, b) = local();
     rt().block_on(expired_claims_are_taken_over(b));
+}
+
+#[test]
+fn local_interrupted_pull_resumes() {
+    let (_d, b) = local();
+    rt().block_on(interrupted_pull_resumes(b));
+}
+
+#[test]
+fn azure_interrupted_pull_resumes() {
+    rt().block_on(interrupted_pull_resumes(Backend::azure(
+        &azurite_url(),
+        "pr",
+    )));
 }
 
 #[test]

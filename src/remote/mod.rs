@@ -666,7 +666,8 @@ pub async fn pull(
             won.insert(key, etag);
         }
     }
-    let target = opts.count + won.len();
+    // Claims resumed from an interrupted pull count toward this one.
+    let target = opts.count.max(won.len());
     let mut next = 0;
     while won.len() < target && next < candidates.len() {
         let need = target - won.len();
@@ -765,20 +766,36 @@ pub async fn pull(
         .collect()
         .await;
     let mut ok_keys = Vec::new();
+    let mut outage = None;
     for (key, r) in downloads {
         match r {
             Ok(n) => {
                 report.bytes += n;
                 ok_keys.push(key);
             }
+            // The network failed: keep the claim for the next run, which resumes.
+            Err(e)
+                if e.downcast_ref::<RemoteError>()
+                    .is_some_and(RemoteError::is_transient) =>
+            {
+                outage.get_or_insert(e);
+            }
             Err(e) => {
                 // The image vanished or its name is unsafe: give the claim back.
                 if let Some(etag) = won.get(&key) {
                     let _ = set.labels.delete(&set.claim_name(&key), Some(etag)).await;
                 }
+                journal.won.remove(&key);
                 report.refused.push((for_terminal(&key), format!("{e:#}")));
             }
         }
+    }
+    if let Some(e) = outage {
+        write_json_atomic(&jpath, &journal)?;
+        return Err(anyhow!(
+            "{e:#} ({} claims are kept; `termtag pull` again resumes)",
+            journal.won.len()
+        ));
     }
     ok_keys.sort();
 
