@@ -258,7 +258,15 @@ impl Project {
         } else {
             let source = match source {
                 None => ".".to_string(),
-                Some(s) if is_remote(s) => s.trim_end_matches('/').to_string(),
+                Some(s) if is_remote(s) => {
+                    // termtag.toml is shared (and often committed): a SAS must not land there.
+                    if s.contains('?') {
+                        bail!(
+                            "--source: give the container URL without its `?...` query; put a SAS in AZURE_STORAGE_SAS_URL or in a file named by `sas_file` under [remote]"
+                        );
+                    }
+                    s.trim_end_matches('/').to_string()
+                }
                 Some(s) => {
                     let abs = Path::new(s)
                         .canonicalize()

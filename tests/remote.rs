@@ -687,6 +687,29 @@ fn azure_cli_init_pull_push() {
         }
         c.output().unwrap()
     };
+    // A SAS in --source is refused: termtag.toml is shared and must hold no secret.
+    let out = run(
+        &[
+            "init",
+            proj.to_str().unwrap(),
+            "--task",
+            "detect",
+            "--classes",
+            "can",
+            "--source",
+            &format!("{url}/{images}?sv=2022-11-02&sig=c2VjcmV0"),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("AZURE_STORAGE_SAS_URL"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("c2VjcmV0") && !proj.join("termtag.toml").exists(),
+        "{stderr}"
+    );
     let source = format!("{url}/{images}");
     let out = run(
         &[
