@@ -147,6 +147,14 @@ pub enum Command {
     },
     /// Say what works here: ONNX Runtime, its version and execution providers.
     Doctor,
+    /// Claim the most uncertain unclaimed images of the remote and download them.
+    Pull {
+        /// How many images to claim.
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+    },
+    /// Upload the reviewed labels of claimed images and release their claims.
+    Push,
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +353,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
         Command::Doctor => unreachable!("handled above"),
+        Command::Pull { count } => crate::remote::cli::cmd_pull(&project, &mut store, count)?,
+        Command::Push => crate::remote::cli::cmd_push(&project, &mut store)?,
     }
     Ok(())
 }

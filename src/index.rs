@@ -19,7 +19,7 @@ pub const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp", "tif", "t
 /// Largest image accepted, in megapixels, unless the project sets `max_megapixels`.
 pub const DEFAULT_MAX_MEGAPIXELS: u32 = 250;
 
-fn is_image(p: &Path) -> bool {
+pub fn is_image(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))

@@ -15,6 +15,7 @@ pub mod infer;
 pub mod model;
 pub mod project;
 pub mod queue;
+pub mod remote;
 pub mod sanitize;
 pub mod store;
 pub mod theme;

@@ -63,6 +63,12 @@ pub struct Config {
     /// The training command `termtag train` runs.
     #[serde(default, skip_serializing_if = "TrainConfig::is_empty")]
     pub train: TrainConfig,
+    /// Blob storage (or shared folder) batches: see `crate::remote`.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::remote::RemoteConfig::is_default"
+    )]
+    pub remote: crate::remote::RemoteConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +187,10 @@ impl Config {
             }
         }
         out.push_str(&self.prelabel_tables_toml());
+        out.push_str(&crate::remote::documented_toml(
+            &self.remote,
+            is_remote(&self.source),
+        ));
         out
     }
 
@@ -341,7 +351,15 @@ impl Project {
         } else {
             let source = match source {
                 None => ".".to_string(),
-                Some(s) if is_remote(s) => s.trim_end_matches('/').to_string(),
+                Some(s) if is_remote(s) => {
+                    // termtag.toml is shared (and often committed): a SAS must not land there.
+                    if s.contains('?') {
+                        bail!(
+                            "--source: give the container URL without its `?...` query; put a SAS in AZURE_STORAGE_SAS_URL or in a file named by `sas_file` under [remote]"
+                        );
+                    }
+                    s.trim_end_matches('/').to_string()
+                }
                 Some(s) => {
                     let abs = Path::new(s)
                         .canonicalize()
@@ -375,6 +393,7 @@ impl Project {
                 model: ModelConfig::default(),
                 queue: QueueConfig::default(),
                 train: TrainConfig::default(),
+                remote: crate::remote::RemoteConfig::default(),
             };
             std::fs::create_dir_all(root.join(STATE_DIR))?;
             let file = root.join(CONFIG_FILE);
@@ -397,15 +416,6 @@ impl Project {
     pub fn store(&self) -> Result<Store> {
         std::fs::create_dir_all(self.root.join(STATE_DIR))?;
         Ok(Store::open(&self.db_path(), &self.author())?)
-    }
-
-    /// Where the picture of `key` is on this machine: in the source folder, or in the local
-    /// cache for a blob source. `None` for a key that would leave that folder.
-    pub fn image_path(&self, key: &str) -> Option<PathBuf> {
-        let root = self
-            .source_dir()
-            .unwrap_or_else(|| self.root.join(STATE_DIR).join("cache"));
-        crate::sanitize::safe_join(&root, key).ok()
     }
 
     /// The local image folder, or `None` for a remote source.
@@ -665,6 +675,7 @@ mod tests {
             model: ModelConfig::default(),
             queue: QueueConfig::default(),
             train: TrainConfig::default(),
+            remote: crate::remote::RemoteConfig::default(),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(

@@ -3,6 +3,7 @@
 
 mod filter;
 mod infer;
+mod remote;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -18,6 +19,7 @@ pub use infer::{
     ImageResult, ModelRun, NewPrediction, PendingImage, PredictedImage, StoredPrediction,
     TRAINED_ADAPTER,
 };
+pub use remote::{HeldClaim, NewClaim};
 pub use schema::VERSION as SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]

@@ -374,7 +374,7 @@ fn event_loop(
                         .into_iter()
                         .filter_map(|id| {
                             let q = state.queue.iter().find(|q| q.id == id)?;
-                            Some((id, project.image_path(&q.key)?))
+                            Some((id, crate::remote::image_path(project, &q.key).ok()?))
                         })
                         .collect();
                     let _ = gfx.send(Request::Prefetch(paths));
@@ -418,7 +418,13 @@ fn event_loop(
                     .gallery_page(cursor, rows)
                     .filter_map(|p| state.queue.get(p))
                     .filter(|q| !thumbs_asked.contains(&q.id))
-                    .filter_map(|q| Some((q.id, project.image_path(&q.key)?, cells)))
+                    .filter_map(|q| {
+                        Some((
+                            q.id,
+                            crate::remote::image_path(project, &q.key).ok()?,
+                            cells,
+                        ))
+                    })
                     .collect();
                 if !wanted.is_empty() {
                     thumbs_asked.extend(wanted.iter().map(|w| w.0));
@@ -496,7 +502,7 @@ fn wanted_job(
     ui: &Ui,
 ) -> Option<Job> {
     let item = state.current_item()?;
-    let path = project.image_path(&item.key)?;
+    let path = crate::remote::image_path(project, &item.key).ok()?;
     let mut overlay = Vec::new();
     let mut crosshair = None;
     if !ui.cell_overlay {

@@ -1,0 +1,239 @@
+//! Remote transfer and listing speed against an Azurite of its own (and the local-folder
+//! backend for listing): `cargo bench --bench remote -- [LIST_N]` (default 10000; creating blobs in Azurite runs at about 40 a second here).
+//!
+//! Needs Azurite in `.tools/` (scripts/test.sh installs it). Prints seconds and speed-ups;
+//! asserts nothing beyond the operations succeeding.
+//! - pull of 200 images (~150 KB JPEGs): concurrency 8 vs 1 (sequential);
+//! - push of 1,000 reviewed images: concurrency 8 vs 1;
+//!   both also with 20 ms added to every request, a stand-in for the round trip to a distant
+//!   storage account (localhost Azurite has none, so there concurrency only shares its CPU);
+//! - listing LIST_N blobs in Azurite (pages of 5,000) and 100,000 files in a local folder.
+
+#[path = "../tests/remote_support/mod.rs"]
+mod remote_support;
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use remote_support::{Backend, Delayed, OwnAzurite};
+use termtag::model::{BBox, Dataset, ImageLabels, Label};
+use termtag::remote::{self, PullOptions, PutMode, Remote, list_all};
+
+fn photo() -> Vec<u8> {
+    // Noise compresses badly, like a photo: about 100 KB as JPEG.
+    let mut x: u32 = 12345;
+    let img = image::RgbImage::from_fn(400, 300, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .expect("jpeg");
+    out
+}
+
+async fn upload(remote: &dyn Remote, names: impl Iterator<Item = String>, body: &[u8], par: usize) {
+    futures::stream::iter(names)
+        .map(|n| async move {
+            remote
+                .put(&n, body.to_vec(), PutMode::Overwrite)
+                .await
+                .expect("upload");
+        })
+        .buffer_unordered(par)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+fn label_all(store: &mut termtag::store::Store) {
+    let images = store
+        .held_claims()
+        .expect("claims")
+        .into_iter()
+        .map(|c| ImageLabels {
+            key: c.key,
+            width: 400,
+            height: 300,
+            labels: vec![Label {
+                class: "can".into(),
+                bbox: Some(BBox {
+                    x0: 0.1,
+                    y0: 0.2,
+                    x1: 0.5,
+                    y1: 0.6,
+                }),
+                score: None,
+            }],
+        })
+        .collect();
+    store
+        .import_labels(
+            &Dataset {
+                classes: vec!["can".into()],
+                images,
+            },
+            "bench",
+        )
+        .expect("label");
+}
+
+fn main() {
+    let list_n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let az = OwnAzurite::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let body = photo();
+    println!("image size: {} KB", body.len() / 1024);
+
+    // Pull of 200 images.
+    for delay_ms in [0u64, 20] {
+        let mut pull_secs = Vec::new();
+        for par in [8usize, 1] {
+            let b = Backend::azure(&az.url(), &format!("pull{par}-{delay_ms}"));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let p = b.project(dir.path());
+            let set = b.open(&p);
+            let mut s = p.store().expect("store");
+            rt.block_on(async {
+                set.images.ensure_exists().await.expect("container");
+                set.labels.ensure_exists().await.expect("container");
+                upload(
+                    set.images.as_ref(),
+                    (0..200).map(|i| format!("img{i:04}.jpg")),
+                    &body,
+                    16,
+                )
+                .await;
+            });
+            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
+            let t = Instant::now();
+            let r = rt
+                .block_on(remote::pull(
+                    &p,
+                    &mut s,
+                    &set,
+                    &PullOptions {
+                        count: 200,
+                        concurrency: Some(par),
+                        ..Default::default()
+                    },
+                    &|_| {},
+                ))
+                .expect("pull");
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(r.claimed.len(), 200);
+            println!(
+                "pull 200 images, +{delay_ms} ms per request, concurrency {par}: {secs:.2}s ({:.1} MB/s, claims + downloads + store)",
+                r.bytes as f64 / 1e6 / secs
+            );
+            pull_secs.push(secs);
+        }
+        println!(
+            "pull speed-up, +{delay_ms} ms per request, 8 over 1: {:.1}x",
+            pull_secs[1] / pull_secs[0]
+        );
+
+        // Push of 1,000 reviewed images.
+        let mut push_secs = Vec::new();
+        for par in [8usize, 1] {
+            let b = Backend::azure(&az.url(), &format!("push{par}-{delay_ms}"));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut p = b.project(dir.path());
+            p.config.remote.concurrency = par;
+            let set = b.open(&p);
+            let mut s = p.store().expect("store");
+            let small = remote_support::png(1);
+            rt.block_on(async {
+                set.images.ensure_exists().await.expect("container");
+                set.labels.ensure_exists().await.expect("container");
+                upload(
+                    set.images.as_ref(),
+                    (0..1000).map(|i| format!("img{i:04}.png")),
+                    &small,
+                    16,
+                )
+                .await;
+                remote::pull(
+                    &p,
+                    &mut s,
+                    &set,
+                    &PullOptions {
+                        count: 1000,
+                        concurrency: Some(16),
+                        ..Default::default()
+                    },
+                    &|_| {},
+                )
+                .await
+                .expect("pull");
+            });
+            label_all(&mut s);
+            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
+            let t = Instant::now();
+            let r = rt
+                .block_on(remote::push(&p, &mut s, &set, &|_| {}))
+                .expect("push");
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(r.images, 1000);
+            println!(
+                "push 1000 labeled images, +{delay_ms} ms per request, concurrency {par}: {secs:.2}s (batch + done markers + 3 CSVs + claim releases)"
+            );
+            push_secs.push(secs);
+        }
+        println!(
+            "push speed-up, +{delay_ms} ms per request, 8 over 1: {:.1}x",
+            push_secs[1] / push_secs[0]
+        );
+    }
+
+    // Listing.
+    let b = Backend::azure(&az.url(), "list");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = b.project(dir.path());
+    let set = b.open(&p);
+    rt.block_on(async {
+        set.images.ensure_exists().await.expect("container");
+        let t = Instant::now();
+        upload(set.images.as_ref(), (0..list_n).map(|i| format!("d{:02}/img{i:06}.jpg", i % 50)), b"x", 64).await;
+        println!("created {list_n} blobs in Azurite in {:.1}s", t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let all = list_all(set.images.as_ref(), "").await.expect("list");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(all.len(), list_n);
+        println!(
+            "list {list_n} blobs (Azurite, pages of 5000): {secs:.2}s = {:.0} blobs/s; 100k extrapolated linearly: {:.1}s",
+            list_n as f64 / secs,
+            secs * 100_000.0 / list_n as f64
+        );
+    });
+
+    let local_dir = tempfile::tempdir().expect("tempdir");
+    let t = Instant::now();
+    for i in 0..100_000 {
+        let sub = local_dir.path().join(format!("d{:02}", i % 50));
+        if i < 50 {
+            std::fs::create_dir_all(&sub).expect("mkdir");
+        }
+        std::fs::write(sub.join(format!("img{i:06}.jpg")), b"x").expect("write");
+    }
+    println!("created 100000 files in {:.1}s", t.elapsed().as_secs_f64());
+    let local = remote::local::LocalRemote::new(local_dir.path());
+    let t = Instant::now();
+    let all = rt.block_on(list_all(&local, "")).expect("list");
+    println!(
+        "list 100000 blobs (local folder backend, pages of 5000): {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(all.len(), 100_000);
+}
