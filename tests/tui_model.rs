@@ -427,3 +427,41 @@ fn queue_is_ranked_by_uncertainty_and_m_switches_the_metric() {
     assert_eq!(h.state.queue.last().unwrap().key, "a.png");
     assert_eq!(h.state.queue.last().unwrap().score, None);
 }
+
+#[test]
+fn pull_and_push_run_in_the_background_one_at_a_time() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    let fx = update(&mut h.state, Msg::Action(Action::Pull));
+    assert_eq!(fx, vec![Effect::Sync { pull: true }]);
+    assert_eq!(h.state.sync.as_deref(), Some("pull: starting"));
+    // A second transfer waits for the first; the screen keeps working meanwhile.
+    assert!(update(&mut h.state, Msg::Action(Action::Push)).is_empty());
+    assert!(
+        h.state
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("already running")
+    );
+    h.keys(&[Action::NextImage]);
+    assert_eq!(h.key_of_current(), "b.png");
+    update(
+        &mut h.state,
+        Msg::SyncProgress("pull: downloading 3/50".into()),
+    );
+    assert_eq!(h.state.sync.as_deref(), Some("pull: downloading 3/50"));
+    // When it ends the queue is rebuilt.
+    let fx = update(
+        &mut h.state,
+        Msg::SyncDone {
+            pull: true,
+            result: Err("access denied".into()),
+        },
+    );
+    assert_eq!(h.state.sync, None);
+    let m = h.state.message.as_ref().unwrap();
+    assert!(m.error && m.text == "pull failed: access denied", "{m:?}");
+    assert!(matches!(fx[0], Effect::Query { .. }));
+}

@@ -233,3 +233,45 @@ fn graphics_query_does_not_eat_the_first_key() {
     t.keys(&["q"]);
     t.wait_for("termtag-exit=0");
 }
+
+#[test]
+fn pull_review_and_push_with_the_keys() {
+    let f = Fixture::new();
+    // A shared folder as the team's remote, holding three images.
+    for name in ["a.png", "b.png", "c.png"] {
+        write_image(&f.path("remote/activelearningimages").join(name), 64, 48);
+    }
+    f.ok(&[
+        "init",
+        f.project().to_str().unwrap(),
+        "--task",
+        "detect",
+        "--classes",
+        "knot",
+    ]);
+    let toml = f.read("proj/termtag.toml");
+    f.write(
+        "proj/termtag.toml",
+        &format!(
+            "{toml}\n[remote]\nfolder = \"{}\"\n",
+            f.path("remote").display()
+        ),
+    );
+    let t = Tmux::new("sync");
+    t.start(&f);
+    t.wait_for("REVIEW");
+    t.keys(&["F"]);
+    t.wait_for("pulled 3 images");
+    t.wait_for("image 1/3");
+    assert_eq!(f.count("SELECT count(*) FROM claim"), 3);
+    t.keys(&["e"]);
+    t.wait_for("image 2/3");
+    t.keys(&["P"]);
+    t.wait_for("pushed 1 images");
+    let batches = std::fs::read_dir(f.path("remote/activelearninglabels/termtag/batches"))
+        .unwrap()
+        .count();
+    assert_eq!(batches, 1);
+    t.keys(&["q"]);
+    t.wait_for("termtag-exit=0");
+}

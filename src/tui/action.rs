@@ -80,8 +80,10 @@ actions! {
     ZoomOut => "zoom_out", "zoom out";
     Filter => "filter", "filter the queue";
     SwitchMetric => "switch_metric", "rank the queue by the next uncertainty metric";
+    Push => "push", "push the reviewed batch to blob storage";
+    Pull => "pull", "pull the next batch from blob storage";
     Dashboard => "dashboard", "progress dashboard";
-    Gallery => "gallery", "thumbnail grid: Space marks, a class key tags every marked image";
+    Gallery => "gallery", "gallery: Space marks images, a class key tags them all";
     Help => "help", "this help";
     Quit => "quit", "quit";
 }

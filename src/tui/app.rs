@@ -152,7 +152,7 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                 ))
             }
             Effect::Stats => Some(Msg::Stats(store.stats().map_err(err)?)),
-            Effect::Prefetch { .. } => None,
+            Effect::Prefetch { .. } | Effect::Sync { .. } => None,
             Effect::GalleryLabels { ids } => {
                 let mut out = Vec::new();
                 for id in ids {
@@ -316,6 +316,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
         &rx,
         &store_tx,
         &gfx,
+        &tx,
         project,
         &Ui {
             theme: &theme,
@@ -328,6 +329,73 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     );
     ratatui::restore();
     result
+}
+
+/// Runs a pull or push on its own thread, with its own store connection (SQLite serialises the
+/// writes), reporting progress and the outcome as messages.
+fn spawn_sync(project: &Project, pull: bool, tx: Sender<AppEvent>) {
+    let project = Project {
+        root: project.root.clone(),
+        config: project.config.clone(),
+    };
+    let done_tx = tx.clone();
+    let run = move || -> Result<String> {
+        let send = |m: Msg| {
+            let _ = tx.send(AppEvent::Msg(m));
+        };
+        let mut store = project.store()?;
+        let set = crate::remote::open(&project)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()?;
+        let verb = if pull { "pull" } else { "push" };
+        let progress = |p: crate::remote::Progress| {
+            use crate::remote::Progress as P;
+            let text = match p {
+                P::Listing { found } => format!("{verb}: listing, {found} images"),
+                P::Claiming { done, total } => format!("{verb}: claiming {done}/{total}"),
+                P::Downloading { done, total } => format!("{verb}: downloading {done}/{total}"),
+                P::Uploading { done, total } => format!("{verb}: uploading {done}/{total}"),
+                P::Step(s) => format!("{verb}: {s}"),
+            };
+            send(Msg::SyncProgress(text));
+        };
+        if pull {
+            // The same batch size as `termtag pull` without --count.
+            let opts = crate::remote::PullOptions {
+                count: 50,
+                ..crate::remote::PullOptions::default()
+            };
+            let r = rt.block_on(crate::remote::pull(
+                &project, &mut store, &set, &opts, &progress,
+            ))?;
+            Ok(format!(
+                "pulled {} images ({} predictions); {} unclaimed left",
+                r.claimed.len(),
+                r.predictions,
+                r.remaining
+            ))
+        } else {
+            let r = rt.block_on(crate::remote::push(&project, &mut store, &set, &progress))?;
+            Ok(match r.batch_id {
+                Some(b) => format!(
+                    "pushed {} images, {} labels as batch {b}",
+                    r.images, r.labels
+                ),
+                None => "nothing reviewed to push".to_string(),
+            })
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("termtag-sync".into())
+        .spawn(move || {
+            let result = run().map_err(|e| crate::remote::auth::redact(&format!("{e:#}")));
+            let _ = done_tx.send(AppEvent::Msg(Msg::SyncDone { pull, result }));
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the transfer thread: {e}");
+    }
 }
 
 fn spawn_store_worker(mut store: Store, ctx: StoreCtx, tx: Sender<AppEvent>) -> Sender<Effect> {
@@ -354,6 +422,7 @@ fn event_loop(
     rx: &Receiver<AppEvent>,
     store_tx: &Sender<Effect>,
     gfx: &Sender<Request>,
+    sync_tx: &Sender<AppEvent>,
     project: &Project,
     ui_base: &Ui,
 ) -> Result<()> {
@@ -369,6 +438,7 @@ fn event_loop(
         let effects = update(state, msg);
         for e in effects {
             match e {
+                Effect::Sync { pull } => spawn_sync(project, pull, sync_tx.clone()),
                 Effect::Prefetch { ids } => {
                     let paths: Vec<(i64, PathBuf)> = ids
                         .into_iter()

@@ -206,7 +206,14 @@ impl Keymap {
             for k in keys {
                 match Key::parse(k) {
                     Ok(key) => {
-                        bindings.insert(key, action);
+                        if let Some(other) = bindings.insert(key, action)
+                            && other != action
+                        {
+                            problems.push(format!(
+                                "key `{k}` is bound to both `{}` and `{name}`; `{name}` wins",
+                                other.name()
+                            ));
+                        }
                     }
                     Err(e) => problems.push(format!("key for `{name}`: {e}")),
                 }
@@ -299,6 +306,12 @@ mod tests {
         for act in Action::NAMED {
             assert!(!k.keys_for(*act).is_empty(), "{act:?} has no key");
         }
+    }
+
+    #[test]
+    fn default_keys_do_not_collide() {
+        let (_, problems) = Keymap::load(&[]);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]

@@ -127,6 +127,13 @@ pub enum Msg {
     GalleryLabels(Vec<(i64, Vec<String>)>),
     /// How many thumbnails fit in a gallery row (from the layout).
     GalleryColumns(usize),
+    /// A pull or push running in the background says how far it is.
+    SyncProgress(String),
+    /// A pull or push ended: a summary, or why it failed.
+    SyncDone {
+        pull: bool,
+        result: Result<String, String>,
+    },
     /// The picture of an image could not be decoded: it is recorded broken and skipped.
     PictureFailed {
         id: i64,
@@ -161,6 +168,10 @@ pub enum Effect {
     /// Decode ahead: the next images of the queue.
     Prefetch {
         ids: Vec<i64>,
+    },
+    /// Pull the next batch (or push the reviewed one) in the background.
+    Sync {
+        pull: bool,
     },
     /// Read the classes of these images (for the gallery).
     GalleryLabels {
@@ -205,6 +216,10 @@ pub struct State {
     pub gallery_columns: usize,
     /// The uncertainty metric the queue is ranked by.
     pub metric: Metric,
+    /// What a running pull or push is doing; `None` when none runs.
+    pub sync: Option<String>,
+    /// Shown once the queue that a finished transfer asked for arrives.
+    pub after_queue: Option<Message>,
     pub quit: bool,
 }
 
@@ -228,6 +243,8 @@ impl State {
             gallery_labels: std::collections::HashMap::new(),
             gallery_columns: 4,
             metric: Metric::default(),
+            sync: None,
+            after_queue: None,
             quit: false,
         }
     }
@@ -643,6 +660,22 @@ impl State {
                 self.mode = Mode::Dashboard;
                 vec![Effect::Stats]
             }
+            Action::Pull | Action::Push => {
+                let pull = a == Action::Pull;
+                if let Some(s) = &self.sync {
+                    self.info(format!("a transfer is already running ({s})"));
+                    return Vec::new();
+                }
+                self.sync = Some(
+                    if pull {
+                        "pull: starting"
+                    } else {
+                        "push: starting"
+                    }
+                    .into(),
+                );
+                vec![Effect::Sync { pull }]
+            }
             Action::SwitchMetric => {
                 self.metric = self.metric.next();
                 self.info(format!("queue ranked by {}", self.metric.as_str()));
@@ -1037,6 +1070,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                 "{n} images in the queue, ranked by {}",
                 state.metric.as_str()
             ));
+            if let Some(m) = state.after_queue.take() {
+                state.message = Some(m);
+            }
             state.goto(0)
         }
         Msg::Undone { id, action } => {
@@ -1053,6 +1089,26 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::GalleryLabels(labels) => {
             state.gallery_labels.extend(labels);
             Vec::new()
+        }
+        Msg::SyncProgress(text) => {
+            state.sync = Some(text);
+            Vec::new()
+        }
+        Msg::SyncDone { pull, result } => {
+            state.sync = None;
+            match result {
+                Ok(summary) => state.info(summary),
+                Err(e) => state.error(format!(
+                    "{} failed: {e}",
+                    if pull { "pull" } else { "push" }
+                )),
+            }
+            state.after_queue = state.message.clone();
+            // New images arrived, or claims were released: rebuild the queue.
+            vec![Effect::Query {
+                filter: state.filter.clone(),
+                metric: state.metric,
+            }]
         }
         Msg::GalleryColumns(n) => {
             state.gallery_columns = n.max(1);

@@ -487,6 +487,12 @@ fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             spans.push(Span::styled(format!(" {what}  "), ui.theme.dimmed()));
         }
     }
+    if let Some(sync) = &state.sync {
+        spans.push(Span::styled(
+            format!("⇅ {}", for_terminal(sync)),
+            ui.theme.key(),
+        ));
+    }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
