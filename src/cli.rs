@@ -1,13 +1,7 @@
 //! The command line (clap). Each command is a thin layer over `project` and `store`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
-/// `println!` that reports a closed stdout (e.g. `| head`) as an error instead of panicking.
-macro_rules! outln {
-    ($($arg:tt)*) => {
-        writeln!(std::io::stdout().lock(), $($arg)*)
-    };
-}
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};

@@ -5,6 +5,17 @@
 //! operations the commands run, [`index`] the image-folder scanner, [`cli`] the command line.
 #![forbid(unsafe_code)]
 
+/// `println!` for command output: a closed stdout (`termtag images list | head`) comes back as an
+/// error, which `main` treats as a quiet exit, instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(
+            &mut std::io::stdout().lock(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        )
+    };
+}
+
 pub mod cli;
 pub mod decode;
 pub mod demo;

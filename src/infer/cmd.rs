@@ -46,15 +46,15 @@ pub fn cmd_predict(
         pb.set_position(done);
     })?;
     pb.finish_and_clear();
-    println!(
+    outln!(
         "model {}: {}, on {} (ONNX Runtime {})",
         show_path(&report.model),
         report.adapter,
         report.provider,
         report.runtime
-    );
+    )?;
     for n in &report.provider_notes {
-        println!("  not used: {}", for_terminal(n));
+        outln!("  not used: {}", for_terminal(n))?;
     }
     for (key, why) in &report.broken {
         eprintln!("broken: {}: {}", for_terminal(key), for_terminal(why));
@@ -65,13 +65,13 @@ pub fn cmd_predict(
             .iter()
             .map(|(c, n)| format!("{} ×{n}", for_terminal(c)))
             .collect();
-        println!(
+        outln!(
             "dropped by the class map: {} (map them with [model] class_map or default_class)",
             list.join(", ")
-        );
+        )?;
     }
     let secs = report.total.as_secs_f64();
-    println!(
+    outln!(
         "model run {}{}: {} images predicted, {} predictions, {} broken{} in {secs:.1}s ({:.1} images/s; {:.0}% of the time outside inference; {:.1}s to load)",
         report.run_id,
         if report.resumed {
@@ -88,7 +88,7 @@ pub fn cmd_predict(
         report.processed as f64 / secs.max(1e-9),
         100.0 * (1.0 - report.in_run.as_secs_f64() / secs.max(1e-9)),
         report.setup.as_secs_f64(),
-    );
+    )?;
     Ok(())
 }
 
@@ -150,7 +150,7 @@ pub fn cmd_queue(
     let by_id: BTreeMap<i64, &PredictedImage> = waiting.iter().map(|im| (im.id, im)).collect();
     let ranked = order(&queue_images(&waiting), &p);
     let shown = if limit == 0 { ranked.len() } else { limit };
-    println!("image\t{}\tboxes\ttop classes", p.metric.as_str());
+    outln!("image\t{}\tboxes\ttop classes", p.metric.as_str())?;
     for r in ranked.iter().take(shown) {
         let Some(im) = by_id.get(&r.id) else { continue };
         let kept: Vec<_> = im
@@ -171,14 +171,14 @@ pub fn cmd_queue(
             .map(|(c, s)| format!("{} {s:.2}", for_terminal(c)))
             .collect();
         let boxes = kept.iter().filter(|x| x.bbox.is_some()).count();
-        println!(
+        outln!(
             "{}\t{}\t{boxes}\t{}",
             for_terminal(&im.key),
             r.value
                 .map(|v| format!("{v:.4}"))
                 .unwrap_or_else(|| "empty".into()),
             top.join(", ")
-        );
+        )?;
     }
     eprintln!(
         "{} of {} images waiting for review shown ({}, {} order, empty images {}){}",
@@ -287,23 +287,28 @@ pub fn cmd_eval(
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "run": run, "images": r.images, "voc_map50": r.voc_map50,
                 "coco_map": r.coco_map, "coco_map50": r.coco_map50, "classes": classes,
             })
-        );
+        )?;
         return Ok(());
     }
     let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-    println!("model run {run} on {} reviewed images", r.images);
-    println!(
+    outln!("model run {run} on {} reviewed images", r.images)?;
+    outln!(
         "{:<24}{:>6}{:>7}{:>10}{:>10}{:>12}",
-        "class", "boxes", "preds", "AP@0.5", "COCO AP50", "AP@.5:.95"
-    );
+        "class",
+        "boxes",
+        "preds",
+        "AP@0.5",
+        "COCO AP50",
+        "AP@.5:.95"
+    )?;
     for c in &r.classes {
-        println!(
+        outln!(
             "  {:<22}{:>6}{:>7}{:>10}{:>10}{:>12}",
             for_terminal(&c.class),
             c.gt,
@@ -311,22 +316,22 @@ pub fn cmd_eval(
             f(c.voc_ap50),
             f(c.coco_ap50),
             f(c.coco_ap)
-        );
+        )?;
     }
-    println!(
+    outln!(
         "mean (classes with reviewed boxes): VOC AP@0.5 {}, COCO mAP@[.5:.95] {} (AP50 {})",
         f(r.voc_map50),
         f(r.coco_map),
         f(r.coco_map50)
-    );
-    println!("wrote {}", show_path(&out));
+    )?;
+    outln!("wrote {}", show_path(&out))?;
     Ok(())
 }
 
 /// `termtag doctor`: the ONNX Runtime lines.
 pub fn cmd_doctor(project: Option<&Project>) -> Result<()> {
     for line in super::doctor_lines(project) {
-        println!("{line}");
+        outln!("{line}")?;
     }
     Ok(())
 }
@@ -335,16 +340,16 @@ pub fn cmd_doctor(project: Option<&Project>) -> Result<()> {
 pub fn cmd_train(project: &Project, store: &mut Store, if_due: bool) -> Result<()> {
     let report = crate::train::train(project, store, if_due)?;
     match report {
-        None => println!("training not due yet ([train] every)"),
+        None => outln!("training not due yet ([train] every)")?,
         Some(r) => {
-            println!(
+            outln!(
                 "trained on {} reviewed images; model {} registered as model run {}; log {}",
                 r.reviewed,
                 show_path(&r.model),
                 r.run_id,
                 show_path(&r.log)
-            );
-            println!("next: termtag predict --model {}", show_path(&r.model));
+            )?;
+            outln!("next: termtag predict --model {}", show_path(&r.model))?;
         }
     }
     Ok(())

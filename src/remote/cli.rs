@@ -68,9 +68,9 @@ pub fn cmd_pull(project: &Project, store: &mut Store, count: usize) -> Result<()
         eprintln!("refused: {name}: {}", for_terminal(why));
     }
     if report.resumed > 0 {
-        println!("resumed {} claims of an interrupted pull", report.resumed);
+        outln!("resumed {} claims of an interrupted pull", report.resumed)?;
     }
-    println!(
+    outln!(
         "pulled {} images ({} taken over from expired claims, {:.1} MB, {} predictions) as batch {}; {} unclaimed images left",
         report.claimed.len(),
         report.taken_over,
@@ -78,7 +78,7 @@ pub fn cmd_pull(project: &Project, store: &mut Store, count: usize) -> Result<()
         report.predictions,
         report.batch_id,
         report.remaining
-    );
+    )?;
     Ok(())
 }
 
@@ -92,11 +92,11 @@ pub fn cmd_push(project: &Project, store: &mut Store) -> Result<()> {
         eprintln!("warning: {w}");
     }
     match &report.batch_id {
-        None => println!(
+        None => outln!(
             "nothing to push: no reviewed image holds a claim ({} claimed images still to review)",
             report.still_held
-        ),
-        Some(id) => println!(
+        )?,
+        Some(id) => outln!(
             "{}pushed batch {id}: {} images, {} labels; wrote {}; {} claimed images still to review",
             if report.resumed { "resumed and " } else { "" },
             report.images,
@@ -107,7 +107,7 @@ pub fn cmd_push(project: &Project, store: &mut Store) -> Result<()> {
                 report.csvs.join(", ")
             },
             report.still_held
-        ),
+        )?,
     }
     Ok(())
 }
