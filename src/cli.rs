@@ -256,7 +256,12 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Command::Doctor = &command {
         // Works outside a project too: it reports on this machine.
         let project = Project::discover(&start).ok();
-        return crate::infer::cmd::cmd_doctor(project.as_ref());
+        crate::infer::cmd::cmd_doctor(project.as_ref())?;
+        outln!("graphics: {}", doctor_graphics())?;
+        if let Some(p) = &project {
+            outln!("blob storage: {}", doctor_remote(p))?;
+        }
+        return Ok(());
     }
     let project = Project::discover(&start)?;
     let mut store = project.store()?;
@@ -551,4 +556,45 @@ fn log_to_file(project: &Project) {
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .try_init();
+}
+
+/// What the review screen would draw with here.
+fn doctor_graphics() -> String {
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return "not a terminal: run doctor in the terminal you review in (halfblocks always work)"
+            .into();
+    }
+    let p = crate::tui::graphics::picker(GraphicsChoice::Auto);
+    let (w, h) = p.font_size();
+    format!(
+        "{} (font {w}×{h} px; inside tmux, graphics need `set -g allow-passthrough on`)",
+        crate::tui::graphics::protocol_name(p.protocol_type())
+    )
+}
+
+/// Whether the remote is configured and answers, without printing any secret.
+fn doctor_remote(project: &Project) -> String {
+    let remote =
+        crate::project::is_remote(&project.config.source) || project.config.remote.folder.is_some();
+    if !remote {
+        return "not used (the source is a local folder)".into();
+    }
+    let check = || -> Result<String> {
+        let set = crate::remote::open(project)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let page = rt.block_on(set.images.list_page(&set.prefix, None))?;
+        Ok(format!(
+            "{} answers; first page lists {} images",
+            crate::sanitize::for_terminal(&set.name),
+            page.items.len()
+        ))
+    };
+    check().unwrap_or_else(|e| {
+        format!(
+            "not working: {}",
+            crate::remote::auth::redact(&format!("{e:#}"))
+        )
+    })
 }

@@ -258,3 +258,31 @@ fn stats_counts_statuses_and_classes() {
         "{out}"
     );
 }
+
+#[test]
+fn doctor_reports_graphics_and_a_shared_folder_remote() {
+    let f = Fixture::new();
+    write_image(&f.path("remote/activelearningimages/a.png"), 10, 10);
+    write_image(&f.path("remote/activelearningimages/b.png"), 10, 10);
+    f.ok(&[
+        "init",
+        f.project().to_str().unwrap(),
+        "--task",
+        "detect",
+        "--classes",
+        "knot",
+    ]);
+    let out = f.ok(&["doctor"]);
+    assert!(out.contains("graphics: not a terminal"), "{out}");
+    assert!(out.contains("blob storage: not used"), "{out}");
+    let toml = f.read("proj/termtag.toml");
+    f.write(
+        "proj/termtag.toml",
+        &format!(
+            "{toml}\n[remote]\nfolder = \"{}\"\n",
+            f.path("remote").display()
+        ),
+    );
+    let out = f.ok(&["doctor"]);
+    assert!(out.contains("answers; first page lists 2 images"), "{out}");
+}
