@@ -9,16 +9,29 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 /// Decodes `path` upright. Images over `max_megapixels` are refused before any pixel is decoded.
 pub fn open_upright(path: &Path, max_megapixels: u32) -> Result<DynamicImage, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut reader = ImageReader::new(BufReader::new(file))
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    upright_from(BufReader::new(file), max_megapixels)
+}
+
+/// [`open_upright`] for bytes already read (or any seekable reader).
+pub fn upright_from(
+    reader: impl std::io::BufRead + std::io::Seek,
+    max_megapixels: u32,
+) -> Result<DynamicImage, String> {
+    let mut reader = ImageReader::new(reader)
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if reader.format().is_none() {
+        return Err("not a recognised image format".into());
+    }
     let max_pixels = u64::from(max_megapixels) * 1_000_000;
     let mut limits = Limits::default();
     // RGBA8 at the largest accepted size, plus slack for the decoder's own buffers.
     limits.max_alloc = Some(max_pixels * 4 + (64 << 20));
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("cannot decode: {e}"))?;
     let (w, h) = decoder.dimensions();
     if u64::from(w) * u64::from(h) > max_pixels {
         return Err(format!(
@@ -26,7 +39,7 @@ pub fn open_upright(path: &Path, max_megapixels: u32) -> Result<DynamicImage, St
         ));
     }
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode: {e}"))?;
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }

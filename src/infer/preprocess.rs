@@ -6,7 +6,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images};
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use super::config::Normalize;
 use crate::model::BBox;
@@ -199,28 +199,12 @@ pub fn decode_image(
     {
         return Ok(img);
     }
-    let mut reader = ImageReader::new(Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let mut limits = Limits::default();
-    // RGBA at 8 bits plus decoder scratch: 5 bytes a pixel is a safe ceiling.
-    limits.max_alloc = Some(u64::from(max_megapixels).saturating_mul(5_000_000));
-    reader.limits(limits);
-    if reader.format().is_none() {
-        return Err("not a recognised image format".into());
-    }
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("cannot decode: {e}"))?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode: {e}"))?;
-    img.apply_orientation(orientation);
-    Ok(match img {
-        DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    })
+    Ok(
+        match crate::decode::upright_from(Cursor::new(&bytes), max_megapixels)? {
+            DynamicImage::ImageRgb8(rgb) => rgb,
+            other => other.to_rgb8(),
+        },
+    )
 }
 
 /// A JPEG decoded at the smallest DCT scale whose longer side still reaches `min_long_side`;
