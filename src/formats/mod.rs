@@ -100,6 +100,8 @@ pub struct KnownImage {
 pub struct ImageIndex {
     images: Vec<KnownImage>,
     by_key: std::collections::HashMap<String, usize>,
+    /// Key without its extension (`a/b` for `a/b.jpg`): how per-image label files name images.
+    by_key_stem: std::collections::HashMap<String, Vec<usize>>,
     by_name: std::collections::HashMap<String, Vec<usize>>,
     by_stem: std::collections::HashMap<String, Vec<usize>>,
 }
@@ -109,6 +111,10 @@ impl ImageIndex {
         let mut ix = ImageIndex::default();
         for (i, im) in images.iter().enumerate() {
             ix.by_key.insert(im.key.clone(), i);
+            ix.by_key_stem
+                .entry(key_without_ext(&im.key).to_string())
+                .or_default()
+                .push(i);
             let name = file_name(&im.key);
             ix.by_name.entry(name.to_string()).or_default().push(i);
             ix.by_stem
@@ -127,28 +133,42 @@ impl ImageIndex {
         self.images.is_empty()
     }
 
-    /// Finds the project image another tool calls `name` (a key, path, URL tail, file name or stem).
-    /// Ambiguous file names or stems resolve to nothing.
+    /// Finds the project image another tool calls `name`: a key, a longer path or URL ending in a
+    /// key, a key without its extension (what same-name label files give: `a/b` for `a/b.jpg`,
+    /// `img.v2` for `img.v2.png`), a file name, or a file stem. Ambiguous names resolve to nothing.
     pub fn resolve(&self, name: &str) -> Option<&KnownImage> {
         let name = name.replace('\\', "/");
         let name = name.trim_start_matches("./");
-        if let Some(&i) = self.by_key.get(name) {
-            return Some(&self.images[i]);
-        }
-        // A longer path (absolute, URL) that ends with a key, component-aligned.
-        let mut tail = name;
-        while let Some(pos) = tail.find('/') {
-            tail = &tail[pos + 1..];
-            if let Some(&i) = self.by_key.get(tail) {
-                return Some(&self.images[i]);
-            }
-        }
         let unique = |v: Option<&Vec<usize>>| match v.map(Vec::as_slice) {
             Some([i]) => Some(&self.images[*i]),
             _ => None,
         };
+        // The whole name, then ever shorter component-aligned tails of it (absolute paths, URLs,
+        // a labels folder in front), as a key and as a key without extension.
+        let mut tail = name;
+        loop {
+            if let Some(&i) = self.by_key.get(tail) {
+                return Some(&self.images[i]);
+            }
+            if let Some(im) = unique(self.by_key_stem.get(tail)) {
+                return Some(im);
+            }
+            match tail.find('/') {
+                Some(pos) => tail = &tail[pos + 1..],
+                None => break,
+            }
+        }
         let fname = file_name(name);
         unique(self.by_name.get(fname)).or_else(|| unique(self.by_stem.get(stem(fname))))
+    }
+}
+
+/// `key` without the extension of its last component.
+fn key_without_ext(key: &str) -> &str {
+    let start = key.rfind('/').map_or(0, |p| p + 1);
+    match key[start..].rfind('.') {
+        Some(p) if p > 0 => &key[..start + p],
+        _ => key,
     }
 }
 
@@ -370,6 +390,45 @@ mod tests {
         assert_eq!(ix.resolve("st1026.png").unwrap().key, "a/st1026.png");
         assert!(ix.resolve("st1026").is_none(), "ambiguous stem");
         assert!(ix.resolve("zzz.jpg").is_none());
+    }
+
+    #[test]
+    fn resolves_label_file_paths_without_extension() {
+        let ix = ImageIndex::new(
+            [
+                "a/b.jpg",
+                "z/b.jpg",
+                "c.v2.jpeg",
+                "empty.png",
+                "q/q.png",
+                "r/q.jpg",
+            ]
+            .iter()
+            .map(|k| KnownImage {
+                key: k.to_string(),
+                width: 1,
+                height: 1,
+                orientation: 1,
+            })
+            .collect(),
+        );
+        let key = |n: &str| ix.resolve(n).map(|k| k.key.clone());
+        assert_eq!(key("a/b").as_deref(), Some("a/b.jpg"));
+        assert_eq!(key("z/b").as_deref(), Some("z/b.jpg"));
+        assert_eq!(key("b"), None, "a bare stem in two folders stays ambiguous");
+        assert_eq!(
+            key("c.v2").as_deref(),
+            Some("c.v2.jpeg"),
+            "dotted names keep their dot"
+        );
+        assert_eq!(key("labels/a/b").as_deref(), Some("a/b.jpg"));
+        assert_eq!(key("empty").as_deref(), Some("empty.png"));
+        assert_eq!(
+            key("r/q").as_deref(),
+            Some("r/q.jpg"),
+            "not the q in another folder"
+        );
+        assert_eq!(key("b/nothing"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::yolo::{SidecarPaths, resolve_sidecar, same_image, strip_txt, txt_files};
+use super::yolo::{SidecarPaths, same_image, strip_txt, txt_files};
 use super::{
     ExportCtx, FormatError, ImportCtx, Imported, read_to_string, show_path, sidecar_path,
     write_file,
@@ -29,7 +29,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for (file, rel) in &files {
         let name = strip_txt(rel);
-        let known = resolve_sidecar(ctx.images, name);
+        let known = ctx.images.resolve(name);
         let key = known.map_or_else(|| name.to_string(), |k| k.key.clone());
         if let Some(prev) = seen.insert(key.clone(), file.clone()) {
             return Err(same_image(file, &prev, &key));

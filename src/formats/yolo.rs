@@ -4,7 +4,7 @@
 //! score (as Ultralytics writes with `save_conf`). An empty `.txt` is an image verified to hold no
 //! object.
 //!
-//! The per-image file helpers here (`txt_files`, `resolve_sidecar`, `SidecarPaths`) are
+//! The per-image file helpers here (`txt_files`, `SidecarPaths`) are
 //! shared with the other one-`.txt`-per-image format, ModelArts.
 
 use std::collections::HashMap;
@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{
-    ExportCtx, FormatError, ImageIndex, ImportCtx, Imported, KnownImage, fmt_num, norm_box,
-    parse_num, read_to_string, round6, show_path, sidecar_path, write_file,
+    ExportCtx, FormatError, ImportCtx, Imported, fmt_num, norm_box, parse_num, read_to_string,
+    round6, show_path, sidecar_path, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label};
 use crate::sanitize::for_terminal;
@@ -59,7 +59,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
             continue;
         }
         let name = strip_txt(rel);
-        let known = resolve_sidecar(ctx.images, name);
+        let known = ctx.images.resolve(name);
         let key = known.map_or_else(|| name.to_string(), |k| k.key.clone());
         if let Some(prev) = seen.insert(key.clone(), file.clone()) {
             return Err(same_image(file, &prev, &key));
@@ -328,57 +328,6 @@ pub(super) fn strip_txt(rel: &str) -> &str {
     }
 }
 
-/// Extensions tried when a label file's path without `.txt` (`a/b`) is matched to a project key.
-const IMAGE_EXTS: &[&str] = &[
-    "jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif", "JPG", "JPEG", "PNG", "BMP", "WEBP",
-    "TIF", "TIFF", "GIF",
-];
-
-/// Finds the project image a label file describes, given the file's relative path without `.txt`
-/// (`a/b`). [`ImageIndex::resolve`] alone looks at the last component's stem only, which is
-/// ambiguous when two folders hold a `b.*` and wrong for dotted names (`img.v2`), so the path plus
-/// each image extension is tried first; among several hits, the one whose key minus extension is
-/// exactly `name` wins, otherwise none does.
-pub(super) fn resolve_sidecar<'a>(images: &'a ImageIndex, name: &str) -> Option<&'a KnownImage> {
-    let mut found: Vec<&KnownImage> = Vec::new();
-    for ext in IMAGE_EXTS {
-        if let Some(im) = images.resolve(&format!("{name}.{ext}"))
-            && same_path_stem(&im.key, name)
-            && !found.iter().any(|f| f.key == im.key)
-        {
-            found.push(im);
-        }
-    }
-    match found.as_slice() {
-        [] => images.resolve(name),
-        [one] => Some(one),
-        many => many
-            .iter()
-            .find(|im| key_without_ext(&im.key) == name)
-            .copied(),
-    }
-}
-
-fn key_without_ext(key: &str) -> &str {
-    let start = key.rfind('/').map_or(0, |p| p + 1);
-    match key[start..].rfind('.') {
-        Some(p) if p > 0 => &key[..start + p],
-        _ => key,
-    }
-}
-
-/// Do `key` (minus its extension) and `name` agree on their common trailing path components?
-fn same_path_stem(key: &str, name: &str) -> bool {
-    let k = key_without_ext(key);
-    let tail_of = |long: &str, short: &str| {
-        long == short
-            || long
-                .strip_suffix(short)
-                .is_some_and(|head| head.ends_with('/'))
-    };
-    tail_of(k, name) || tail_of(name, k)
-}
-
 /// Two label files that resolved to the same project image.
 pub(super) fn same_image(file: &Path, prev: &Path, key: &str) -> FormatError {
     FormatError::invalid(
@@ -425,6 +374,7 @@ impl SidecarPaths {
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
+    use crate::formats::KnownImage;
     use crate::model::{BBox, Task};
 
     fn fixtures() -> PathBuf {
@@ -547,26 +497,6 @@ mod tests {
         assert_eq!((u.width, u.height), (0, 0));
         assert_eq!(u.labels.len(), 1);
         assert_box(u.labels[0].bbox, (0.125, 0.25, 0.375, 0.75));
-    }
-
-    #[test]
-    fn index_stem_lookup_is_ambiguous_without_path() {
-        // Why resolve_sidecar exists: the index alone cannot pick between a/b.jpg and z/b.jpg.
-        let ix = project();
-        assert!(ix.resolve("a/b").is_none());
-        assert_eq!(resolve_sidecar(&ix, "a/b").unwrap().key, "a/b.jpg");
-        assert_eq!(resolve_sidecar(&ix, "z/b").unwrap().key, "z/b.jpg");
-        assert!(
-            resolve_sidecar(&ix, "b").is_none(),
-            "bare stem stays ambiguous"
-        );
-        assert_eq!(resolve_sidecar(&ix, "c.v2").unwrap().key, "c.v2.jpeg");
-        assert_eq!(resolve_sidecar(&ix, "labels/a/b").unwrap().key, "a/b.jpg");
-        assert_eq!(resolve_sidecar(&ix, "empty").unwrap().key, "empty.png");
-        // A same-named image in another folder is not taken for a/q.
-        let ix = index(&[("z/q.jpg", 1, 1), ("a/q.png", 1, 1)]);
-        assert_eq!(resolve_sidecar(&ix, "a/q").unwrap().key, "a/q.png");
-        assert!(resolve_sidecar(&ix, "b/nothing").is_none());
     }
 
     #[test]
