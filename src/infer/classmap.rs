@@ -128,7 +128,7 @@ impl ClassResolver {
                 t => {
                     if !project.contains_key(t) {
                         return Err(InferError::Model(format!(
-                            "[model] class_map maps `{}` to `{}`, which is not a project class: add it with `termtag classes add {}` or fix the map",
+                            "the class map (--class-map or [model] class_map) maps `{}` to `{}`, which is not a project class: add it with `termtag classes add {}` or fix the map",
                             for_terminal(from),
                             for_terminal(t),
                             for_terminal(t)
@@ -165,7 +165,7 @@ impl ClassResolver {
                 .map(|n| for_terminal(n))
                 .collect();
             return Err(InferError::Model(format!(
-                "none of the model's {} classes ({}, …) is a project class: map them with [model] class_map = {{ model_name = \"project_class\" }} or set [model] default_class",
+                "none of the model's {} classes ({}, …) is a project class: map them with `--class-map MODEL_CLASS=PROJECT_CLASS` (or [model] class_map = {{ \"model class\" = \"project class\" }} in termtag.toml), add them with `termtag classes add`, or set [model] default_class",
                 r.labels.len(),
                 some.join(", ")
             )));

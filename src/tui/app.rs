@@ -444,7 +444,7 @@ fn event_loop(
                         .into_iter()
                         .filter_map(|id| {
                             let q = state.queue.iter().find(|q| q.id == id)?;
-                            Some((id, crate::remote::image_path(project, &q.key).ok()?))
+                            Some((id, project.image_file(&q.key).ok()?))
                         })
                         .collect();
                     let _ = gfx.send(Request::Prefetch(paths));
@@ -491,7 +491,7 @@ fn event_loop(
                     .filter_map(|q| {
                         Some((
                             q.id,
-                            crate::remote::image_path(project, &q.key).ok()?,
+                            project.image_file(&q.key).ok()?,
                             cells,
                         ))
                     })
@@ -572,7 +572,7 @@ fn wanted_job(
     ui: &Ui,
 ) -> Option<Job> {
     let item = state.current_item()?;
-    let path = crate::remote::image_path(project, &item.key).ok()?;
+    let path = project.image_file(&item.key).ok()?;
     let mut overlay = Vec::new();
     let mut crosshair = None;
     if !ui.cell_overlay {
