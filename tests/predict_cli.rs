@@ -474,8 +474,22 @@ fn class_names_from_the_model_metadata() {
     });
     std::fs::create_dir_all(fx.images()).unwrap();
     img.save(fx.images().join("sq.png")).unwrap();
-    project_with(&fx, "red square,other");
-    let out = fx.ok(&["predict", "--model", &model("square_yolo.onnx")]);
+    project_with(&fx, "square,other");
+    // The metadata names the class `red square`: not a project class (nor a valid label name),
+    // so the summary names it and gives the flag, quoted for the shell.
+    let e = fx.fails(&["predict", "--model", &model("square_yolo.onnx")]);
+    assert!(
+        e.contains("none of the model's 1 classes (red square, …)")
+            && e.contains("`--class-map 'red square=PROJECT_CLASS'`"),
+        "{e}"
+    );
+    let out = fx.ok(&[
+        "predict",
+        "--model",
+        &model("square_yolo.onnx"),
+        "--class-map",
+        "red square=square",
+    ]);
     assert!(
         out.contains("classes: 1 names from the model's metadata"),
         "{out}"
@@ -484,7 +498,7 @@ fn class_names_from_the_model_metadata() {
     let p = predictions(&fx);
     assert_eq!(p.len(), 1, "{p:?}");
     let (_, class, x0, y0, x1, y1, _) = &p[0];
-    assert_eq!(class, "red square");
+    assert_eq!(class, "square");
     for (g, w) in [(*x0, 0.5), (*y0, 0.25), (*x1, 0.75), (*y1, 0.75)] {
         assert!((g - w).abs() < 0.035, "{p:?}");
     }
@@ -545,13 +559,6 @@ fn labels_and_class_map_flags_and_the_run_identity() {
     assert!(out.contains("model run 2 (resumed after 2 images): 0 images predicted"), "{out}");
     let out = fx.ok(&["predict", "--model", &tf, "--class-map", "b=-", "--rerun"]);
     assert!(out.contains("model run 3: 2 images predicted"), "{out}");
-    // A changed threshold is a new run too.
-    let toml = fx
-        .read("proj/termtag.toml")
-        .replace("\n[model]\n", "\n[model]\nscore_threshold = 0.5\n");
-    fx.write("proj/termtag.toml", &toml);
-    let out = fx.ok(&["predict", "--model", &tf]);
-    assert!(out.contains("model run 4: 2 images predicted, 2 predictions"), "{out}");
 
     // --labels wins over [model] labels; the summary names the model class and the exact flag.
     fx.write("coco.txt", "1\tperson\n3\tcar\n");
@@ -571,8 +578,21 @@ fn labels_and_class_map_flags_and_the_run_identity() {
         out.contains("car ×2") && out.contains("`--class-map car=PROJECT_CLASS`"),
         "{out}"
     );
-    let e = fx.fails(&["predict", "--model", &tf, "--class-map", "person"]);
-    assert!(e.contains("use MODEL_CLASS=PROJECT_CLASS"), "{e}");
+    let bad = fx
+        .cmd()
+        .args(["predict", "--model", &tf, "--class-map", "person"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(e.contains("`person`: use MODEL_CLASS=PROJECT_CLASS"), "{e}");
     let e = fx.fails(&["predict", "--model", &tf, "--class-map", "a=nope"]);
     assert!(e.contains("`nope`, which is not a project class"), "{e}");
+    // A changed threshold is a new run too.
+    let toml = fx
+        .read("proj/termtag.toml")
+        .replace("\n[model]\n", "\n[model]\nscore_threshold = 0.5\n");
+    fx.write("proj/termtag.toml", &toml);
+    let out = fx.ok(&["predict", "--model", &tf]);
+    assert!(out.contains("model run 5: 2 images predicted, 2 predictions"), "{out}");
 }

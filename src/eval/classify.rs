@@ -16,7 +16,7 @@ pub const NONE: &str = "(none)";
 
 /// One image: its reviewed classes and the model's class scores.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scored {
+pub struct ImageScores {
     pub truth: Vec<String>,
     /// Class → best score the run gave it on this image.
     pub scores: HashMap<String, f64>,
@@ -93,7 +93,7 @@ fn top1<'a>(scores: &HashMap<String, f64>, classes: &'a [String]) -> &'a str {
 
 /// Multi-class figures. Images whose reviewed label is not exactly one class are skipped by the
 /// caller.
-pub fn classify(images: &[Scored], classes: &[String]) -> ClassifyReport {
+pub fn classify(images: &[ImageScores], classes: &[String]) -> ClassifyReport {
     let pairs: Vec<(&str, &str)> = images
         .iter()
         .filter_map(|im| match im.truth.as_slice() {
@@ -174,7 +174,7 @@ pub fn average_precision(truth: &[bool], scores: &[f64]) -> Option<f64> {
 }
 
 /// Multi-label figures; a class the run gave no score on an image scores 0 there.
-pub fn multilabel(images: &[Scored], classes: &[String], threshold: f64) -> MultilabelReport {
+pub fn multilabel(images: &[ImageScores], classes: &[String], threshold: f64) -> MultilabelReport {
     let (mut all_tp, mut all_fp, mut all_fn) = (0, 0, 0);
     let per: Vec<ClassPrf> = classes
         .iter()
@@ -233,8 +233,8 @@ pub fn best_scores<'a>(preds: impl Iterator<Item = (&'a str, f64)>) -> HashMap<S
 mod tests {
     use super::*;
 
-    fn im(truth: &[&str], scores: &[(&str, f64)]) -> Scored {
-        Scored {
+    fn im(truth: &[&str], scores: &[(&str, f64)]) -> ImageScores {
+        ImageScores {
             truth: truth.iter().map(|s| s.to_string()).collect(),
             scores: scores.iter().map(|(c, s)| (c.to_string(), *s)).collect(),
         }

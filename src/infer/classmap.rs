@@ -164,8 +164,14 @@ impl ClassResolver {
                 .take(5)
                 .map(|n| for_terminal(n))
                 .collect();
+            let first = &some[0];
+            let example = if first.contains([' ', '\'', '"', '=']) {
+                format!("'{first}=PROJECT_CLASS'")
+            } else {
+                format!("{first}=PROJECT_CLASS")
+            };
             return Err(InferError::Model(format!(
-                "none of the model's {} classes ({}, …) is a project class: map them with `--class-map MODEL_CLASS=PROJECT_CLASS` (or [model] class_map = {{ \"model class\" = \"project class\" }} in termtag.toml), add them with `termtag classes add`, or set [model] default_class",
+                "none of the model's {} classes ({}, …) is a project class: map them with `--class-map {example}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml), add them with `termtag classes add`, or set [model] default_class",
                 r.labels.len(),
                 some.join(", ")
             )));

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::predict::{PredictOptions, PredictReport, predict};
-use crate::eval::classify::{ClassPrf, Scored, best_scores};
+use crate::eval::classify::{ClassPrf, ImageScores, best_scores};
 use crate::eval::{self, DetBox, GtBox, evaluate, performance_csv};
 use crate::formats::show_path;
 use crate::model::{ImageStatus, Task};
@@ -95,15 +95,20 @@ fn dropped_summary(report: &PredictReport) -> Option<String> {
         .map(|(c, n)| format!("{} ×{n}", for_terminal(c)))
         .collect();
     let first = for_terminal(dropped[0].0);
-    let quoted = if first.contains([' ', '"', '\'', '=']) {
-        format!("'{first}=PROJECT_CLASS'")
-    } else {
-        format!("{first}=PROJECT_CLASS")
-    };
     let how = if report.named {
+        let quoted = if first.contains([' ', '"', '\'', '=']) {
+            format!("'{first}=PROJECT_CLASS'")
+        } else {
+            format!("{first}=PROJECT_CLASS")
+        };
+        // Only a valid label name can become a project class as it is.
+        let add = if crate::model::validate_label_name(&first).is_ok() {
+            format!(", add the class with `termtag classes add {first}`")
+        } else {
+            String::new()
+        };
         format!(
-            "keep them with `--class-map {quoted}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml), add the class with `termtag classes add {}`, or set [model] default_class",
-            if first.contains(' ') { format!("'{first}'") } else { first.clone() }
+            "keep them with `--class-map {quoted}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml){add}, or set [model] default_class"
         )
     } else {
         "these are model class ids without names: give the names with `--labels FILE` (or [model] labels), or map ids with `--class-map ID=PROJECT_CLASS`".to_string()
@@ -367,9 +372,9 @@ fn eval_classes(
     threshold: f64,
 ) -> Result<()> {
     let classes = store.class_names()?;
-    let images: Vec<Scored> = predicted
+    let images: Vec<ImageScores> = predicted
         .iter()
-        .map(|im| Scored {
+        .map(|im| ImageScores {
             truth: gt_by_image[&im.id]
                 .iter()
                 .map(|l| l.class.clone())
