@@ -59,7 +59,7 @@ for i in $(seq 1 "$COPIES"); do
   done
 done
 N=$(find "$WORK/images" -type f | wc -l)
-"$TERMTAG" init "$WORK/proj" --task detect --classes person,cup,bowl,cat,motorcycle,dining\ table \
+"$TERMTAG" init "$WORK/proj" --task detect --classes person,cup,bowl,cat,motorcycle \
   --source "$WORK/images" >/dev/null
 
 # DEVICE LIB [LD_LIBRARY_PATH]: one predict run, its summary lines on stdout.

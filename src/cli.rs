@@ -382,9 +382,7 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             json,
             threshold,
-        } => {
-            crate::infer::cmd::cmd_eval(&project, &store, run, out, json, threshold)?
-        }
+        } => crate::infer::cmd::cmd_eval(&project, &store, run, out, json, threshold)?,
         Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
         Command::Doctor => unreachable!("handled above"),
         Command::Pull { count } => crate::remote::cli::cmd_pull(&project, &mut store, count)?,

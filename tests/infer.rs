@@ -368,7 +368,12 @@ fn runtime_reports_its_version_and_providers() {
     // same one, so the two sources must agree.
     let name = rt.path.file_name().unwrap().to_string_lossy().into_owned();
     if let Some(from_name) = name.split(".so.").nth(1) {
-        assert_eq!(rt.version, from_name, "{}", termtag::infer::runtime::min_version());
+        assert_eq!(
+            rt.version,
+            from_name,
+            "{}",
+            termtag::infer::runtime::min_version()
+        );
     }
     assert!(
         termtag::infer::runtime::check_version(&rt.version, &rt.path).is_ok(),

@@ -523,7 +523,10 @@ fn labels_file_beside_the_model() {
     let ssd = models.join("ssd_coco.onnx");
     let out = fx.ok(&["predict", "--model", ssd.to_str().unwrap()]);
     assert!(out.contains("classes: 3 names from "), "{out}");
-    assert!(out.contains("coco91_labels.txt (beside the model)"), "{out}");
+    assert!(
+        out.contains("coco91_labels.txt (beside the model)"),
+        "{out}"
+    );
     let classes: Vec<String> = predictions(&fx).into_iter().map(|p| p.1).collect();
     assert_eq!(classes, vec!["person", "car"]);
 
@@ -532,7 +535,9 @@ fn labels_file_beside_the_model() {
     let other = models.join("model.onnx");
     let out = fx.ok(&["predict", "--model", other.to_str().unwrap(), "--rerun"]);
     assert!(
-        out.contains("several label files beside the model (coco91_labels.txt, efficientnet_labels.txt)"),
+        out.contains(
+            "several label files beside the model (coco91_labels.txt, efficientnet_labels.txt)"
+        ),
         "{out}"
     );
     assert!(
@@ -546,17 +551,26 @@ fn labels_and_class_map_flags_and_the_run_identity() {
     let fx = detect_project(); // [model] labels: 1 = a, 3 = b
     let tf = model("tf_od.onnx");
     let out = fx.ok(&["predict", "--model", &tf]);
-    assert!(out.contains("model run 1: 2 images predicted, 4 predictions"), "{out}");
+    assert!(
+        out.contains("model run 1: 2 images predicted, 4 predictions"),
+        "{out}"
+    );
     // A different class map is a different run: it predicts everything again.
     let out = fx.ok(&["predict", "--model", &tf, "--class-map", "b=-"]);
-    assert!(out.contains("model run 2: 2 images predicted, 2 predictions"), "{out}");
+    assert!(
+        out.contains("model run 2: 2 images predicted, 2 predictions"),
+        "{out}"
+    );
     assert!(
         out.contains("dropped 2 predictions") && out.contains("b ×2"),
         "{out}"
     );
     // The same settings again resume it; --rerun starts afresh.
     let out = fx.ok(&["predict", "--model", &tf, "--class-map", "b=-"]);
-    assert!(out.contains("model run 2 (resumed after 2 images): 0 images predicted"), "{out}");
+    assert!(
+        out.contains("model run 2 (resumed after 2 images): 0 images predicted"),
+        "{out}"
+    );
     let out = fx.ok(&["predict", "--model", &tf, "--class-map", "b=-", "--rerun"]);
     assert!(out.contains("model run 3: 2 images predicted"), "{out}");
 
@@ -594,5 +608,8 @@ fn labels_and_class_map_flags_and_the_run_identity() {
         .replace("\n[model]\n", "\n[model]\nscore_threshold = 0.5\n");
     fx.write("proj/termtag.toml", &toml);
     let out = fx.ok(&["predict", "--model", &tf]);
-    assert!(out.contains("model run 5: 2 images predicted, 2 predictions"), "{out}");
+    assert!(
+        out.contains("model run 5: 2 images predicted, 2 predictions"),
+        "{out}"
+    );
 }

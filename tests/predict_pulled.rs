@@ -44,8 +44,8 @@ async fn predict_after_pull(b: Backend) {
         labels: Some(labels),
         ..PredictOptions::default()
     };
-    let r = tokio::task::block_in_place(|| predict(&project, &mut store, &opts, &|_, _| {}))
-        .unwrap();
+    let r =
+        tokio::task::block_in_place(|| predict(&project, &mut store, &opts, &|_, _| {})).unwrap();
     assert_eq!(r.processed, 2, "{r:?}");
     assert!(r.broken.is_empty(), "{:?}", r.broken);
     assert_eq!(r.predictions, 4);
@@ -76,8 +76,8 @@ async fn predict_after_pull(b: Backend) {
     .await
     .unwrap();
     assert_eq!(more.claimed.len(), 2);
-    let r2 = tokio::task::block_in_place(|| predict(&project, &mut store, &opts, &|_, _| {}))
-        .unwrap();
+    let r2 =
+        tokio::task::block_in_place(|| predict(&project, &mut store, &opts, &|_, _| {})).unwrap();
     assert_eq!((r2.run_id, r2.processed, r2.already), (r.run_id, 2, 2));
 }
 

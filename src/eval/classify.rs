@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(average_precision(&[false, false], &[0.3, 0.2]), None);
         let classes: Vec<String> = ["x", "y"].iter().map(|s| s.to_string()).collect();
         let r = multilabel(
-            &[im(&["x"], &[("x", 0.8), ("y", 0.6)]), im(&["y"], &[("y", 0.4)])],
+            &[
+                im(&["x"], &[("x", 0.8), ("y", 0.6)]),
+                im(&["y"], &[("y", 0.4)]),
+            ],
             &classes,
             0.5,
         );

@@ -90,17 +90,18 @@ fn dropped_summary(report: &PredictReport) -> Option<String> {
     }
     dropped.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let total: usize = dropped.iter().map(|d| d.1).sum();
-    let list: Vec<String> = dropped
+    // The most frequent first; a 1000-class model can drop hundreds of names.
+    const SHOWN: usize = 12;
+    let mut list: Vec<String> = dropped
         .iter()
+        .take(SHOWN)
         .map(|(c, n)| format!("{} ×{n}", for_terminal(c)))
         .collect();
+    if dropped.len() > SHOWN {
+        list.push(format!("… ({} more classes)", dropped.len() - SHOWN));
+    }
     let first = for_terminal(dropped[0].0);
     let how = if report.named {
-        let quoted = if first.contains([' ', '"', '\'', '=']) {
-            format!("'{first}=PROJECT_CLASS'")
-        } else {
-            format!("{first}=PROJECT_CLASS")
-        };
         // Only a valid label name can become a project class as it is.
         let add = if crate::model::validate_label_name(&first).is_ok() {
             format!(", add the class with `termtag classes add {first}`")
@@ -108,7 +109,8 @@ fn dropped_summary(report: &PredictReport) -> Option<String> {
             String::new()
         };
         format!(
-            "keep them with `--class-map {quoted}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml){add}, or set [model] default_class"
+            "keep them with `{}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml){add}, or set [model] default_class",
+            super::classmap::class_map_flag(&first)
         )
     } else {
         "these are model class ids without names: give the names with `--labels FILE` (or [model] labels), or map ids with `--class-map ID=PROJECT_CLASS`".to_string()
@@ -274,7 +276,16 @@ pub fn cmd_eval(
     let out = out.unwrap_or_else(|| project.root.join("performance.csv"));
     if !project.config.task.is_detect() {
         let threshold = threshold.unwrap_or(project.config.min_confidence);
-        return eval_classes(project, store, run, &gt_by_image, &predicted, &out, json, threshold);
+        return eval_classes(
+            project,
+            store,
+            run,
+            &gt_by_image,
+            &predicted,
+            &out,
+            json,
+            threshold,
+        );
     }
     let images: Vec<i64> = predicted.iter().map(|i| i.id).collect();
     let mut gts = Vec::new();
@@ -423,7 +434,13 @@ fn eval_classes(
         )?;
         print_prf(&r.classes, false)?;
         outln!("confusion matrix (rows reviewed, columns predicted):")?;
-        let w = r.labels.iter().map(|l| l.chars().count()).max().unwrap_or(4).clamp(4, 16);
+        let w = r
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 16);
         let head: Vec<String> = r
             .labels
             .iter()

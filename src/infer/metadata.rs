@@ -46,7 +46,10 @@ impl ModelMeta {
 
 /// `[640, 480]` (h, w) or `640` → `(w, h)`.
 pub fn parse_imgsz(s: &str) -> Option<(u32, u32)> {
-    let inner = s.trim().trim_start_matches(['[', '(']).trim_end_matches([']', ')']);
+    let inner = s
+        .trim()
+        .trim_start_matches(['[', '('])
+        .trim_end_matches([']', ')']);
     let nums: Vec<u32> = inner
         .split(',')
         .map(str::trim)
@@ -174,8 +177,8 @@ mod tests {
 
     #[test]
     fn ultralytics_names() {
-        let n = parse_names("{0: 'person', 1: 'bicycle', 2: \"people's car\", 10: 'a\\'b'}")
-            .unwrap();
+        let n =
+            parse_names("{0: 'person', 1: 'bicycle', 2: \"people's car\", 10: 'a\\'b'}").unwrap();
         assert_eq!(n[&0], "person");
         assert_eq!(n[&2], "people's car");
         assert_eq!(n[&10], "a'b");

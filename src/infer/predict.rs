@@ -192,7 +192,10 @@ fn label_source(
     let model_words = words(&stem);
     // A word of the file's name that starts with a word of the model's: coco91 ~ coco.
     let shares = |p: &Path| {
-        let name = p.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default();
         words(&name)
             .iter()
             .any(|w| model_words.iter().any(|m| w.starts_with(m.as_str())))

@@ -488,13 +488,7 @@ fn event_loop(
                     .gallery_page(cursor, rows)
                     .filter_map(|p| state.queue.get(p))
                     .filter(|q| !thumbs_asked.contains(&q.id))
-                    .filter_map(|q| {
-                        Some((
-                            q.id,
-                            project.image_file(&q.key).ok()?,
-                            cells,
-                        ))
-                    })
+                    .filter_map(|q| Some((q.id, project.image_file(&q.key).ok()?, cells)))
                     .collect();
                 if !wanted.is_empty() {
                     thumbs_asked.extend(wanted.iter().map(|w| w.0));
