@@ -14,32 +14,19 @@ difference > 1e-9.
 import json
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
-import zlib
 
 import numpy as np
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix,
                              precision_recall_fscore_support)
 
+from tiny_png import png
+
 CLASSES = ["cat", "dog", "fox", "owl"]
 N = 40
 THRESHOLD = 0.5
-
-
-def png(path, w=8, h=8):
-    raw = b"".join(b"\x00" + bytes([128, 128, 128]) * w for _ in range(h))
-
-    def chunk(kind, data):
-        c = struct.pack(">I", len(data)) + kind + data
-        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-    data += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def run(cmd):
@@ -53,7 +40,7 @@ def project(termtag, d, task, truth_lines, pred_lines):
     imgs = os.path.join(d, task + "_images")
     os.makedirs(imgs)
     for i in range(N):
-        png(os.path.join(imgs, f"img{i:02d}.png"))
+        png(os.path.join(imgs, f"img{i:02d}.png"), 8, 8)
     proj = os.path.join(d, task)
     run([termtag, "init", proj, "--task", task, "--classes", ",".join(CLASSES),
          "--source", imgs])

@@ -35,17 +35,7 @@ fn detect_project() -> Fixture {
     let c = fx.images().join("c.png");
     let bytes = std::fs::read(&c).unwrap();
     std::fs::write(&c, &bytes[..bytes.len() / 2]).unwrap();
-    let images = fx.images();
-    fx.ok(&[
-        "init",
-        fx.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "a,b",
-        "--source",
-        images.to_str().unwrap(),
-    ]);
+    project_with(&fx, "a,b");
     fx.write("proj/labels.txt", "1\ta\n3\tb\n");
     let toml = fx
         .read("proj/termtag.toml")
@@ -293,17 +283,7 @@ fn eval_writes_the_performance_csv() {
     let fx = Fixture::new();
     write_image(&fx.images().join("1.png"), 100, 100);
     write_image(&fx.images().join("2.png"), 100, 100);
-    let images = fx.images();
-    fx.ok(&[
-        "init",
-        fx.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "a,b",
-        "--source",
-        images.to_str().unwrap(),
-    ]);
+    project_with(&fx, "a,b");
     let gt = r#"{"images":[{"id":1,"file_name":"1.png","width":100,"height":100},{"id":2,"file_name":"2.png","width":100,"height":100}],
       "categories":[{"id":1,"name":"a"},{"id":2,"name":"b"}],
       "annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,20,20]},
