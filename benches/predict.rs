@@ -88,8 +88,8 @@ fn main() {
 
     let opts = PredictOptions {
         model: Some(model.clone()),
-        shard: None,
         workers: Some(threads),
+        ..PredictOptions::default()
     };
     let r = predict(&project, &mut store, &opts, &|_, _| {}).expect("predict");
     println!("adapter: {}", r.adapter);

@@ -12,31 +12,17 @@ COCOeval: mAP@[.5:.95], AP50, and the per-class AP. Exits non-zero on any differ
 import json
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
-import zlib
 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from tiny_png import png
+
 W, H = 64, 48
 CLASSES = ["a", "b", "c"]
-
-
-def png(path, w, h):
-    """A grey w×h RGB PNG, with the standard library only."""
-    raw = b"".join(b"\x00" + bytes([128, 128, 128]) * w for _ in range(h))
-
-    def chunk(kind, data):
-        c = struct.pack(">I", len(data)) + kind + data
-        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-    data += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def clip_box(x, y, w, h):

@@ -152,6 +152,162 @@ def mean_colour_classifier(name, path, dtype, layout, logits_name, scale, labels
             json.dump(labels_json, f)
 
 
+def set_metadata(path, **meta):
+    """Writes Ultralytics-style metadata_props (str values, as their exporter does)."""
+    model = onnx.load(path)
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        p = model.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.save(model, path)
+
+
+def red_square_moments(red, nodes):
+    """Nodes turning `red` (float [N, H, W], 0..1) into the box of the bright red square.
+
+    m = relu(red − 0.6) × 2.5 is 1 on the square and 0 on a dark background, on YOLO's grey
+    letterbox padding (114/255) and on other colours; its centroid is the square's centre and
+    its spread per axis gives the side: var = (s² − 1)/12 over pixel centres, so
+    s = sqrt(12·var + 1). Outputs (float [N]): sq_cx, sq_cy, sq_w, sq_h (input pixels),
+    sq_score (1 with a square, 0 without), and sq_hf, sq_wf (the input size, float scalars)."""
+    i64 = TensorProto.INT64
+    nodes += [
+        const("sq_thr", [], [0.6]), const("sq_gain", [], [2.5]),
+        helper.make_node("Sub", [red, "sq_thr"], ["sq_d"]),
+        helper.make_node("Relu", ["sq_d"], ["sq_r"]),
+        helper.make_node("Mul", ["sq_r", "sq_gain"], ["sq_m"]),
+        helper.make_node("Shape", ["sq_m"], ["sq_shape"]),
+        const("sq_i1", [], [1], i64), const("sq_i2", [], [2], i64),
+        const("sq_zero_i", [], [0], i64), const("sq_one_i", [], [1], i64),
+        helper.make_node("Gather", ["sq_shape", "sq_i1"], ["sq_h_i"], axis=0),
+        helper.make_node("Gather", ["sq_shape", "sq_i2"], ["sq_w_i"], axis=0),
+        helper.make_node("Cast", ["sq_h_i"], ["sq_hf"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["sq_w_i"], ["sq_wf"], to=TensorProto.FLOAT),
+        const("sq_half", [], [0.5]),
+        const("sq_ax1", [1], [1], i64), const("sq_ax12", [2], [1, 2], i64),
+        helper.make_node("Range", ["sq_zero_i", "sq_h_i", "sq_one_i"], ["sq_yr"]),
+        helper.make_node("Cast", ["sq_yr"], ["sq_yf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["sq_yf", "sq_half"], ["sq_y1"]),
+        helper.make_node("Unsqueeze", ["sq_y1", "sq_ax1"], ["sq_ys"]),  # [H, 1]
+        helper.make_node("Range", ["sq_zero_i", "sq_w_i", "sq_one_i"], ["sq_xr"]),
+        helper.make_node("Cast", ["sq_xr"], ["sq_xf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["sq_xf", "sq_half"], ["sq_xs"]),       # [W]
+        helper.make_node("ReduceSum", ["sq_m", "sq_ax12"], ["sq_mass"], keepdims=0),
+        const("sq_eps", [], [1e-6]),
+        helper.make_node("Add", ["sq_mass", "sq_eps"], ["sq_me"]),
+        const("sq_twelve", [], [12.0]), const("sq_onef", [], [1.0]),
+        helper.make_node("Min", ["sq_mass", "sq_onef"], ["sq_score"]),
+    ]
+    for axis, coord in (("x", "sq_xs"), ("y", "sq_ys")):
+        nodes += [
+            helper.make_node("Mul", ["sq_m", coord], [f"sq_m{axis}"]),
+            helper.make_node("Mul", [f"sq_m{axis}", coord], [f"sq_m{axis}{axis}"]),
+            helper.make_node("ReduceSum", [f"sq_m{axis}", "sq_ax12"], [f"sq_s{axis}"], keepdims=0),
+            helper.make_node("ReduceSum", [f"sq_m{axis}{axis}", "sq_ax12"], [f"sq_s{axis}{axis}"],
+                             keepdims=0),
+            helper.make_node("Div", [f"sq_s{axis}", "sq_me"], [f"sq_c{axis}"]),
+            helper.make_node("Div", [f"sq_s{axis}{axis}", "sq_me"], [f"sq_e{axis}{axis}"]),
+            helper.make_node("Mul", [f"sq_c{axis}", f"sq_c{axis}"], [f"sq_c{axis}2"]),
+            helper.make_node("Sub", [f"sq_e{axis}{axis}", f"sq_c{axis}2"], [f"sq_v{axis}"]),
+            helper.make_node("Mul", [f"sq_v{axis}", "sq_twelve"], [f"sq_v{axis}12"]),
+            helper.make_node("Add", [f"sq_v{axis}12", "sq_onef"], [f"sq_v{axis}1"]),
+            helper.make_node("Relu", [f"sq_v{axis}1"], [f"sq_v{axis}p"]),
+            helper.make_node("Sqrt", [f"sq_v{axis}p"], [f"sq_{'w' if axis == 'x' else 'h'}"]),
+        ]
+
+
+def stack_columns(names, out, nodes, prefix):
+    """[N] tensors → [N, len(names)]."""
+    nodes.append(const(prefix + "_ax", [1], [1], TensorProto.INT64))
+    cols = []
+    for n in names:
+        nodes.append(helper.make_node("Unsqueeze", [n, prefix + "_ax"], [prefix + "_" + n]))
+        cols.append(prefix + "_" + n)
+    nodes.append(helper.make_node("Concat", cols, [out], axis=1))
+
+
+def square_yolo():
+    # A YOLOv8-style detector that really finds the red square: float NCHW RGB of any size
+    # (metadata imgsz says 64×64, so termtag letterboxes to that), output [N, 5, 8] (cx, cy, w, h,
+    # score for the one class, repeated over 8 anchors that NMS folds into one box). Ultralytics
+    # metadata names the class.
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, None, None])
+    nodes = [const("ch0", [], [0], TensorProto.INT64),
+             helper.make_node("Gather", ["images", "ch0"], ["red"], axis=1)]
+    red_square_moments("red", nodes)
+    stack_columns(["sq_cx", "sq_cy", "sq_w", "sq_h", "sq_score"], "rows", nodes, "st")
+    nodes += [
+        const("ax2", [1], [2], TensorProto.INT64),
+        helper.make_node("Unsqueeze", ["rows", "ax2"], ["rows3"]),
+        const("tile", [3], [1, 1, 8], TensorProto.INT64),
+        helper.make_node("Expand", ["rows3", "tile"], ["output0"]),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [None, 5, 8])
+    path = os.path.join(OUT, "square_yolo.onnx")
+    save(helper.make_graph(nodes, "square_yolo", [inp], [out]), path)
+    set_metadata(path, names="{0: 'red square'}", imgsz="[64, 64]", task="detect",
+                 stride="32", description="termtag test fixture: finds the red square")
+
+
+def square_tf_od():
+    # A TF Object Detection API style detector that really finds the red square: uint8 NHWC
+    # RGB of any size; one detection, boxes normalised (ymin, xmin, ymax, xmax).
+    inp = helper.make_tensor_value_info("image_tensor:0", TensorProto.UINT8, [1, None, None, 3])
+    nodes = [
+        helper.make_node("Cast", ["image_tensor:0"], ["pix"], to=TensorProto.FLOAT),
+        const("inv255", [], [1.0 / 255.0]),
+        helper.make_node("Mul", ["pix", "inv255"], ["unit"]),
+        const("ch0", [], [0], TensorProto.INT64),
+        helper.make_node("Gather", ["unit", "ch0"], ["red"], axis=3),
+    ]
+    red_square_moments("red", nodes)
+    for a, c, s, size in (("x", "sq_cx", "sq_w", "sq_wf"), ("y", "sq_cy", "sq_h", "sq_hf")):
+        nodes += [
+            helper.make_node("Mul", [s, "sq_half"], [a + "_hs"]),
+            helper.make_node("Sub", [c, a + "_hs"], [a + "_lo_px"]),
+            helper.make_node("Add", [c, a + "_hs"], [a + "_hi_px"]),
+            helper.make_node("Div", [a + "_lo_px", size], [a + "_lo"]),
+            helper.make_node("Div", [a + "_hi_px", size], [a + "_hi"]),
+        ]
+    stack_columns(["y_lo", "x_lo", "y_hi", "x_hi"], "box2", nodes, "bx")
+    nodes += [
+        const("ax1", [1], [1], TensorProto.INT64),
+        helper.make_node("Unsqueeze", ["box2", "ax1"], ["detection_boxes:0"]),
+        helper.make_node("Unsqueeze", ["sq_score", "ax1"], ["detection_scores:0"]),
+        helper.make_node("Mul", ["sq_score", "sq_zero_f"], ["cls0"]),
+        const("sq_zero_f", [], [0.0]),
+        helper.make_node("Add", ["cls0", "sq_onef"], ["cls1"]),
+        helper.make_node("Unsqueeze", ["cls1", "ax1"], ["detection_classes:0"]),
+        helper.make_node("Identity", ["cls1"], ["num_detections:0"]),
+    ]
+    # Constants first: the checker wants a topological order.
+    nodes.sort(key=lambda n: 0 if n.op_type == "Constant" else 1)
+    outs = [
+        helper.make_tensor_value_info("detection_boxes:0", TensorProto.FLOAT, [None, 1, 4]),
+        helper.make_tensor_value_info("detection_scores:0", TensorProto.FLOAT, [None, 1]),
+        helper.make_tensor_value_info("detection_classes:0", TensorProto.FLOAT, [None, 1]),
+        helper.make_tensor_value_info("num_detections:0", TensorProto.FLOAT, [None]),
+    ]
+    save(helper.make_graph(nodes, "square_tf_od", [inp], outs), os.path.join(OUT, "square_tf_od.onnx"))
+
+
+def ultralytics_cls():
+    # Like `yolov8n-cls.onnx`: float NCHW, softmax output `output0`, class names and task in the
+    # metadata. Logits are the mean colour per channel × 10, so red gives class 0.
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[2, 3], keepdims=0),
+        const("scale", [], [10.0]),
+        helper.make_node("Mul", ["mean", "scale"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["output0"], axis=1),
+    ]
+    out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3])
+    path = os.path.join(OUT, "ultralytics_cls.onnx")
+    save(helper.make_graph(nodes, "ultralytics_cls", [inp], [out]), path)
+    set_metadata(path, names="{0: 'red', 1: 'green', 2: 'blue'}", imgsz="[8, 8]",
+                 task="classify", stride="1")
+
+
 def unknown():
     inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
@@ -176,3 +332,6 @@ if __name__ == "__main__":
                            TensorProto.FLOAT, "nchw", "logits", 1.0,
                            labels_json=["red", "green", "blue"])
     unknown()
+    square_yolo()
+    square_tf_od()
+    ultralytics_cls()

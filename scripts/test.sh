@@ -86,3 +86,18 @@ PYTHONPATH=$PYCOCO_DIR python3 scripts/check_eval_pycocotools.py \
   "${CARGO_TARGET_DIR:-target}/debug/termtag" >"$TOOLS/eval-check.log" 2>&1 \
   || { cat "$TOOLS/eval-check.log" >&2; echo "termtag eval disagrees with pycocotools" >&2; exit 1; }
 grep -E '^(ok|BAD) ' "$TOOLS/eval-check.log" >&2
+
+# --- issue 12 (classification eval): `termtag eval` agrees with scikit-learn --------------------
+# scikit-learn (and numpy, scipy) from PyPI into .tools/, then generated classify and multilabel
+# projects through `termtag eval --json` and sklearn.metrics (scripts/check_eval_sklearn.py).
+SKLEARN_DIR=$TOOLS/scikit-learn
+if ! PYTHONPATH=$SKLEARN_DIR python3 -c 'import sklearn.metrics' 2>/dev/null; then
+  say "installing scikit-learn (pip)"
+  rm -rf "$SKLEARN_DIR"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$SKLEARN_DIR" scikit-learn
+fi
+say "eval vs scikit-learn"
+PYTHONPATH=$SKLEARN_DIR python3 scripts/check_eval_sklearn.py \
+  "${CARGO_TARGET_DIR:-target}/debug/termtag" >"$TOOLS/eval-sklearn-check.log" 2>&1 \
+  || { cat "$TOOLS/eval-sklearn-check.log" >&2; echo "termtag eval disagrees with scikit-learn" >&2; exit 1; }
+grep -cE '^ok ' "$TOOLS/eval-sklearn-check.log" | sed 's/^/eval vs scikit-learn: figures agreeing: /' >&2

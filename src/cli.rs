@@ -96,6 +96,17 @@ pub enum Command {
         /// ONNX model file (default: [model] path in termtag.toml).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Model class names: a .txt (one a line, or `id<TAB>name`) or .json (default: [model]
+        /// labels, the model's metadata `names`, a labels/classes file beside the model).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Map a model class (name or id) to a project class, `-` drops it; repeatable, over
+        /// [model] class_map.
+        #[arg(long = "class-map", value_name = "FROM=TO", value_parser = parse_class_map)]
+        class_map: Vec<(String, String)>,
+        /// Start a new model run even when this model with these settings ran before.
+        #[arg(long)]
+        rerun: bool,
         /// Only this machine's share of the images, K/N (e.g. 3/8).
         #[arg(long, value_parser = clap::value_parser!(crate::infer::Shard))]
         shard: Option<crate::infer::Shard>,
@@ -121,7 +132,8 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// AP of a model run's predictions against the reviewed labels; writes performance.csv.
+    /// A model run against the reviewed labels (AP for boxes; accuracy, precision/recall/F1 and
+    /// the confusion matrix for classes); writes performance.csv.
     Eval {
         /// Model run (default: the newest that predicted reviewed images).
         #[arg(long)]
@@ -132,6 +144,10 @@ pub enum Command {
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
+        /// Multi-label: the score at which a class counts as predicted, for precision, recall
+        /// and F1 (default: min_confidence).
+        #[arg(long)]
+        threshold: Option<f64>,
     },
     /// Export the labels, run the [train] command, register the model it writes.
     Train {
@@ -337,9 +353,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classes(cmd) => classes(&project, &mut store, cmd)?,
         Command::Predict {
             model,
+            labels,
+            class_map,
+            rerun,
             shard,
             workers,
-        } => crate::infer::cmd::cmd_predict(&project, &mut store, model, shard, workers)?,
+        } => crate::infer::cmd::cmd_predict(
+            &project,
+            &mut store,
+            crate::infer::PredictOptions {
+                model,
+                labels,
+                class_map,
+                rerun,
+                shard,
+                workers,
+            },
+        )?,
         Command::Queue {
             metric,
             limit,
@@ -347,9 +377,12 @@ pub fn run(cli: Cli) -> Result<()> {
             empty,
             seed,
         } => crate::infer::cmd::cmd_queue(&project, &store, metric, limit, order, empty, seed)?,
-        Command::Eval { run, out, json } => {
-            crate::infer::cmd::cmd_eval(&project, &store, run, out, json)?
-        }
+        Command::Eval {
+            run,
+            out,
+            json,
+            threshold,
+        } => crate::infer::cmd::cmd_eval(&project, &store, run, out, json, threshold)?,
         Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
         Command::Doctor => unreachable!("handled above"),
         Command::Pull { count } => crate::remote::cli::cmd_pull(&project, &mut store, count)?,
@@ -597,4 +630,17 @@ fn doctor_remote(project: &Project) -> String {
             crate::remote::auth::redact(&format!("{e:#}"))
         )
     })
+}
+
+/// `--class-map FROM=TO`.
+fn parse_class_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+            Ok((from.trim().to_string(), to.trim().to_string()))
+        }
+        _ => Err(format!(
+            "`{}`: use MODEL_CLASS=PROJECT_CLASS (or MODEL_CLASS=- to drop it), e.g. --class-map cup=mug",
+            for_terminal(s)
+        )),
+    }
 }

@@ -3,6 +3,8 @@
 //! COCO AP averaged over IoU 0.50:0.05:0.95 (101 recall points, 100 detections an image), done
 //! the way pycocotools does it so the figures agree.
 
+pub mod classify;
+
 use std::collections::{BTreeMap, HashMap};
 
 use crate::model::BBox;

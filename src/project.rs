@@ -423,6 +423,24 @@ impl Project {
         (!is_remote(&self.config.source)).then(|| self.root.join(&self.config.source))
     }
 
+    /// Whether images arrive by `termtag pull` (a blob container or a `[remote] folder`) rather
+    /// than sitting in a local source folder.
+    pub fn images_are_pulled(&self) -> bool {
+        self.source_dir().is_none() || self.config.remote.folder.is_some()
+    }
+
+    /// The one rule for where an image's file is, used by every command and the review screen:
+    /// in the local source folder, or in the pull cache when images arrive by `termtag pull`.
+    /// Keys are checked, so nothing outside those folders can be named.
+    pub fn image_file(&self, key: &str) -> Result<PathBuf> {
+        match self.source_dir() {
+            Some(dir) if !self.images_are_pulled() => {
+                crate::sanitize::safe_join(&dir, key).map_err(|e| anyhow!("{e}"))
+            }
+            _ => crate::remote::cache_path(self, key),
+        }
+    }
+
     /// Adds images that appeared in the source since the last scan.
     pub fn refresh(
         &self,

@@ -362,12 +362,201 @@ fn adapter_override_and_unknown_model() {
 }
 
 #[test]
-fn runtime_reports_version_and_cpu() {
+fn runtime_reports_its_version_and_providers() {
     let rt = rt();
-    assert!(rt.version.starts_with("1."), "{}", rt.version);
+    // The version comes from the library's build string; the pip wheel's file name carries the
+    // same one, so the two sources must agree.
+    let name = rt.path.file_name().unwrap().to_string_lossy().into_owned();
+    if let Some(from_name) = name.split(".so.").nth(1) {
+        assert_eq!(
+            rt.version,
+            from_name,
+            "{}",
+            termtag::infer::runtime::min_version()
+        );
+    }
+    assert!(
+        termtag::infer::runtime::check_version(&rt.version, &rt.path).is_ok(),
+        "{}",
+        rt.version
+    );
+    // The providers the runtime reports: CPU always; CUDA exactly when its provider plug-in
+    // ships beside the library (the onnxruntime-gpu wheel), never a constant.
+    let p = runtime::providers();
+    assert!(p.names.contains(&"CPUExecutionProvider"), "{:?}", p.names);
+    let cuda_plugin = rt
+        .path
+        .with_file_name("libonnxruntime_providers_cuda.so")
+        .exists();
+    assert_eq!(p.cuda, cuda_plugin, "{:?}", p.names);
+    assert_eq!(p.cuda, p.names.contains(&"CUDAExecutionProvider"));
     let lines = termtag::infer::doctor_lines(None);
     assert!(lines[0].starts_with("onnxruntime: "), "{lines:?}");
-    assert!(lines[1].contains("CPU yes"), "{lines:?}");
+    assert_eq!(
+        lines[1],
+        format!(
+            "execution providers reported by this ONNX Runtime: {}",
+            p.names.join(", ")
+        )
+    );
+    assert_eq!(
+        lines.iter().any(|l| l.contains("no CUDA provider")),
+        !p.cuda,
+        "{lines:?}"
+    );
+}
+
+// ---- Detectors that really look at the pixels ----------------------------------------------
+//
+// square_tf_od.onnx (uint8 NHWC, any size, stretched) and square_yolo.onnx (float NCHW,
+// letterboxed to the 64×64 its metadata names) find the red square: the centroid and spread of
+// the red channel above 0.6. Every image also holds a blue square elsewhere, so swapped channels
+// put the box on the blue one; wrong NHWC/NCHW packing or letterbox offsets move it too.
+
+const DARK: Rgb<u8> = Rgb([30, 30, 30]);
+
+/// A `w`×`h` dark image with a red square at (x, y, side) and a blue one at (bx, by, side).
+fn squares(w: u32, h: u32, red: (u32, u32, u32), blue: (u32, u32, u32)) -> RgbImage {
+    let inside = |x: u32, y: u32, (sx, sy, s): (u32, u32, u32)| {
+        x >= sx && x < sx + s && y >= sy && y < sy + s
+    };
+    RgbImage::from_fn(w, h, |x, y| {
+        if inside(x, y, red) {
+            Rgb([255, 0, 0])
+        } else if inside(x, y, blue) {
+            Rgb([0, 0, 255])
+        } else {
+            DARK
+        }
+    })
+}
+
+/// The one box `model` finds on `img`, checked against the red square's box (normalised).
+fn assert_finds(model: &str, img: &RgbImage, want: BBox, tol: f64) {
+    let (_, p) = run(model, img, &ModelConfig::default(), Task::Detect, None);
+    assert_eq!(p.len(), 1, "{model}: {p:?}");
+    let got = p[0].bbox.expect("a box");
+    for (g, w, what) in [
+        (got.x0, want.x0, "x0"),
+        (got.y0, want.y0, "y0"),
+        (got.x1, want.x1, "x1"),
+        (got.y1, want.y1, "y1"),
+    ] {
+        assert!(
+            (g - w).abs() <= tol,
+            "{model}: {what} {g:.4}, want {w:.4} (±{tol}); got {got:?}, want {want:?}"
+        );
+    }
+}
+
+fn norm(w: u32, h: u32, (x, y, s): (u32, u32, u32)) -> BBox {
+    let (w, h) = (f64::from(w), f64::from(h));
+    BBox {
+        x0: f64::from(x) / w,
+        y0: f64::from(y) / h,
+        x1: f64::from(x + s) / w,
+        y1: f64::from(y + s) / h,
+    }
+}
+
+#[test]
+fn nhwc_uint8_box_lands_on_the_square() {
+    // Fed at its own size: the moments are exact.
+    for (w, h, red, blue) in [
+        (120, 90, (50, 20, 20), (5, 60, 20)),
+        (64, 160, (10, 120, 30), (30, 10, 24)),
+        (96, 96, (70, 70, 16), (8, 8, 16)),
+    ] {
+        assert_finds(
+            "square_tf_od.onnx",
+            &squares(w, h, red, blue),
+            norm(w, h, red),
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn nchw_float_letterboxed_box_lands_on_the_square() {
+    // Wide: 128×64 → 64×32 with 16 rows of grey above and below. Tall: 60×120 → 32×64 with 16
+    // columns each side. Square: no padding. Bilinear shrinking blurs the edges, so within
+    // about one input pixel (1/64 of the input, 2/64 of the shorter image side).
+    for (w, h, red, blue) in [
+        (128, 64, (64, 16, 32), (8, 8, 24)),
+        (60, 120, (10, 70, 30), (20, 10, 30)),
+        (200, 200, (20, 120, 50), (120, 20, 50)),
+    ] {
+        assert_finds(
+            "square_yolo.onnx",
+            &squares(w, h, red, blue),
+            norm(w, h, red),
+            0.035,
+        );
+    }
+}
+
+#[test]
+fn exif_rotated_images_are_predicted_upright() {
+    // Stored 160×100 with EXIF 6 (turn 90° clockwise to view): upright 100×160. A raw pixel
+    // (x, y) shows at (H − 1 − y, x), so the red square at raw (20, 10, 30) shows at
+    // (100 − 10 − 30, 20) = (60, 20); the blue one at raw (110, 60, 30) at (10, 110).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rot.jpg");
+    let raw = squares(160, 100, (20, 10, 30), (110, 60, 30));
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&raw)
+        .unwrap();
+    std::fs::write(&path, common::with_exif_orientation(&jpeg, 6)).unwrap();
+    let upright = preprocess::decode_image(&path, 100, 0).unwrap();
+    assert_eq!(upright.dimensions(), (100, 160));
+    let want = norm(100, 160, (60, 20, 30));
+    // JPEG softens the edges a little.
+    assert_finds("square_tf_od.onnx", &upright, want, 0.02);
+    assert_finds("square_yolo.onnx", &upright, want, 0.04);
+}
+
+#[test]
+fn ultralytics_metadata_is_read() {
+    let rt = rt();
+    let m = session::open(
+        &rt,
+        &fixture("square_yolo.onnx"),
+        &OnnxRuntimeConfig::default(),
+    )
+    .unwrap();
+    let meta = &m.info.meta;
+    assert_eq!(meta.names.get(&0).map(String::as_str), Some("red square"));
+    assert_eq!(meta.imgsz, Some((64, 64)));
+    assert_eq!(
+        (meta.task.as_deref(), meta.stride),
+        (Some("detect"), Some(32))
+    );
+    // The free input size takes the metadata's imgsz, not YOLO's default 640.
+    let cfg = ModelConfig::default();
+    let ctx = AdapterCtx {
+        cfg: &cfg,
+        task: Task::Detect,
+        num_labels: Some(1),
+        automl_labels: false,
+        threshold: 0.05,
+    };
+    let a = adapters::choose(&m.info, &ctx).unwrap();
+    assert_eq!(a.kind().as_str(), "yolo");
+    assert!(a.summary().contains("64×64"), "{}", a.summary());
+
+    // A `-cls` export: task classify picks the classifier, and its softmax output is read as
+    // probabilities (a second softmax would flatten 0.9999 to about 0.58).
+    let (kind, p) = run(
+        "ultralytics_cls.onnx",
+        &red8(),
+        &ModelConfig::default(),
+        Task::Classify,
+        None,
+    );
+    assert_eq!(kind, "classify");
+    assert_eq!(p[0].class, 0);
+    assert!(p[0].score > 0.999, "{p:?}");
 }
 
 #[test]

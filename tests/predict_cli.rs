@@ -35,17 +35,7 @@ fn detect_project() -> Fixture {
     let c = fx.images().join("c.png");
     let bytes = std::fs::read(&c).unwrap();
     std::fs::write(&c, &bytes[..bytes.len() / 2]).unwrap();
-    let images = fx.images();
-    fx.ok(&[
-        "init",
-        fx.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "a,b",
-        "--source",
-        images.to_str().unwrap(),
-    ]);
+    project_with(&fx, "a,b");
     fx.write("proj/labels.txt", "1\ta\n3\tb\n");
     let toml = fx
         .read("proj/termtag.toml")
@@ -293,17 +283,7 @@ fn eval_writes_the_performance_csv() {
     let fx = Fixture::new();
     write_image(&fx.images().join("1.png"), 100, 100);
     write_image(&fx.images().join("2.png"), 100, 100);
-    let images = fx.images();
-    fx.ok(&[
-        "init",
-        fx.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "a,b",
-        "--source",
-        images.to_str().unwrap(),
-    ]);
+    project_with(&fx, "a,b");
     let gt = r#"{"images":[{"id":1,"file_name":"1.png","width":100,"height":100},{"id":2,"file_name":"2.png","width":100,"height":100}],
       "categories":[{"id":1,"name":"a"},{"id":2,"name":"b"}],
       "annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,20,20]},
@@ -418,7 +398,11 @@ fn doctor_finds_the_runtime_from_the_config() {
         text.contains("found via [onnxruntime] path in termtag.toml"),
         "{text}"
     );
-    assert!(text.contains("CPU yes"), "{text}");
+    assert!(
+        text.contains("execution providers reported by this ONNX Runtime: ")
+            && text.contains("CPUExecutionProvider"),
+        "{text}"
+    );
     let out = fx.ok(&["doctor"]);
     assert!(out.contains("found via ORT_DYLIB_PATH"), "{out}");
     // A configured path that holds no runtime is named in the error.
@@ -438,5 +422,174 @@ fn doctor_finds_the_runtime_from_the_config() {
     assert!(
         err.contains("[onnxruntime] path") && err.contains("nowhere"),
         "{err}"
+    );
+}
+
+/// A detect project over `images/` with these classes, no [model] settings.
+fn project_with(fx: &Fixture, classes: &str) {
+    let images = fx.images();
+    fx.ok(&[
+        "init",
+        fx.project().to_str().unwrap(),
+        "--task",
+        "detect",
+        "--classes",
+        classes,
+        "--source",
+        images.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn class_names_from_the_model_metadata() {
+    need_runtime();
+    let fx = Fixture::new();
+    // 128×64, red square at (64, 16) side 32: (0.5, 0.25)-(0.75, 0.75).
+    let img = image::RgbImage::from_fn(128, 64, |x, y| {
+        if (64..96).contains(&x) && (16..48).contains(&y) {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([20, 20, 20])
+        }
+    });
+    std::fs::create_dir_all(fx.images()).unwrap();
+    img.save(fx.images().join("sq.png")).unwrap();
+    project_with(&fx, "square,other");
+    // The metadata names the class `red square`: not a project class (nor a valid label name),
+    // so the summary names it and gives the flag, quoted for the shell.
+    let e = fx.fails(&["predict", "--model", &model("square_yolo.onnx")]);
+    assert!(
+        e.contains("none of the model's 1 classes (red square, …)")
+            && e.contains("`--class-map 'red square=PROJECT_CLASS'`"),
+        "{e}"
+    );
+    let out = fx.ok(&[
+        "predict",
+        "--model",
+        &model("square_yolo.onnx"),
+        "--class-map",
+        "red square=square",
+    ]);
+    assert!(
+        out.contains("classes: 1 names from the model's metadata"),
+        "{out}"
+    );
+    assert!(out.contains("1 images predicted, 1 predictions"), "{out}");
+    let p = predictions(&fx);
+    assert_eq!(p.len(), 1, "{p:?}");
+    let (_, class, x0, y0, x1, y1, _) = &p[0];
+    assert_eq!(class, "square");
+    for (g, w) in [(*x0, 0.5), (*y0, 0.25), (*x1, 0.75), (*y1, 0.75)] {
+        assert!((g - w).abs() < 0.035, "{p:?}");
+    }
+}
+
+#[test]
+fn labels_file_beside_the_model() {
+    need_runtime();
+    let fx = Fixture::new();
+    write_image(&fx.images().join("a.png"), 256, 128);
+    project_with(&fx, "person,car");
+    // As in a model zoo folder: two models' label files side by side; the one whose name shares
+    // a word with the model's (coco91 ~ coco) is its own.
+    let models = fx.path("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(model("tf_od.onnx"), models.join("ssd_coco.onnx")).unwrap();
+    fx.write(
+        "models/coco91_labels.txt",
+        "# COCO id<TAB>name\n1\tperson\n2\tbicycle\n3\tcar\n",
+    );
+    fx.write("models/efficientnet_labels.txt", "tench\ngoldfish\n");
+    let ssd = models.join("ssd_coco.onnx");
+    let out = fx.ok(&["predict", "--model", ssd.to_str().unwrap()]);
+    assert!(out.contains("classes: 3 names from "), "{out}");
+    assert!(
+        out.contains("coco91_labels.txt (beside the model)"),
+        "{out}"
+    );
+    let classes: Vec<String> = predictions(&fx).into_iter().map(|p| p.1).collect();
+    assert_eq!(classes, vec!["person", "car"]);
+
+    // A model whose name matches neither file: no guess, and the summary says what to do.
+    std::fs::copy(model("tf_od.onnx"), models.join("model.onnx")).unwrap();
+    let other = models.join("model.onnx");
+    let out = fx.ok(&["predict", "--model", other.to_str().unwrap(), "--rerun"]);
+    assert!(
+        out.contains(
+            "several label files beside the model (coco91_labels.txt, efficientnet_labels.txt)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("dropped 2 predictions") && out.contains("--labels FILE"),
+        "{out}"
+    );
+}
+
+#[test]
+fn labels_and_class_map_flags_and_the_run_identity() {
+    let fx = detect_project(); // [model] labels: 1 = a, 3 = b
+    let tf = model("tf_od.onnx");
+    let out = fx.ok(&["predict", "--model", &tf]);
+    assert!(
+        out.contains("model run 1: 2 images predicted, 4 predictions"),
+        "{out}"
+    );
+    // A different class map is a different run: it predicts everything again.
+    let out = fx.ok(&["predict", "--model", &tf, "--class-map", "b=-"]);
+    assert!(
+        out.contains("model run 2: 2 images predicted, 2 predictions"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dropped 2 predictions") && out.contains("b ×2"),
+        "{out}"
+    );
+    // The same settings again resume it; --rerun starts afresh.
+    let out = fx.ok(&["predict", "--model", &tf, "--class-map", "b=-"]);
+    assert!(
+        out.contains("model run 2 (resumed after 2 images): 0 images predicted"),
+        "{out}"
+    );
+    let out = fx.ok(&["predict", "--model", &tf, "--class-map", "b=-", "--rerun"]);
+    assert!(out.contains("model run 3: 2 images predicted"), "{out}");
+
+    // --labels wins over [model] labels; the summary names the model class and the exact flag.
+    fx.write("coco.txt", "1\tperson\n3\tcar\n");
+    let coco = fx.path("coco.txt");
+    let out = fx.ok(&[
+        "predict",
+        "--model",
+        &tf,
+        "--labels",
+        coco.to_str().unwrap(),
+        "--class-map",
+        "person=a",
+    ]);
+    assert!(out.contains("classes: 2 names from "), "{out}");
+    assert!(out.contains("(--labels)"), "{out}");
+    assert!(
+        out.contains("car ×2") && out.contains("`--class-map car=PROJECT_CLASS`"),
+        "{out}"
+    );
+    let bad = fx
+        .cmd()
+        .args(["predict", "--model", &tf, "--class-map", "person"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(e.contains("`person`: use MODEL_CLASS=PROJECT_CLASS"), "{e}");
+    let e = fx.fails(&["predict", "--model", &tf, "--class-map", "a=nope"]);
+    assert!(e.contains("`nope`, which is not a project class"), "{e}");
+    // A changed threshold is a new run too.
+    let toml = fx
+        .read("proj/termtag.toml")
+        .replace("\n[model]\n", "\n[model]\nscore_threshold = 0.5\n");
+    fx.write("proj/termtag.toml", &toml);
+    let out = fx.ok(&["predict", "--model", &tf]);
+    assert!(
+        out.contains("model run 5: 2 images predicted, 2 predictions"),
+        "{out}"
     );
 }

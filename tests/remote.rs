@@ -111,7 +111,7 @@ async fn round_trip(b: Backend) {
         "one box each; img_002's class is not in the project"
     );
     for k in &r.claimed {
-        let path = remote::image_path(&pa, k).unwrap();
+        let path = pa.image_file(k).unwrap();
         assert_eq!(
             std::fs::read(&path).unwrap(),
             remote_support::png(k[4..7].parse().unwrap())
@@ -234,7 +234,7 @@ async fn round_trip(b: Backend) {
         ]
     );
     assert_eq!(
-        std::fs::read(remote::image_path(&pb, "sub dir/猫 1.png").unwrap()).unwrap(),
+        std::fs::read(pb.image_file("sub dir/猫 1.png").unwrap()).unwrap(),
         remote_support::png(98)
     );
     assert_eq!(r.remaining, 0);

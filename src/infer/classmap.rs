@@ -101,6 +101,18 @@ impl ModelLabels {
     }
 }
 
+/// The `--class-map` flag that maps model class `name`, quoted for the shell when it needs to be.
+pub fn class_map_flag(name: &str) -> String {
+    if name.contains([' ', '\'', '"', '=', '$', '`', '\\']) {
+        format!(
+            "--class-map '{}=PROJECT_CLASS'",
+            name.replace('\'', "'\\''")
+        )
+    } else {
+        format!("--class-map {name}=PROJECT_CLASS")
+    }
+}
+
 /// Where each model class goes; caches its answers and counts what it dropped.
 #[derive(Debug, Clone)]
 pub struct ClassResolver {
@@ -128,7 +140,7 @@ impl ClassResolver {
                 t => {
                     if !project.contains_key(t) {
                         return Err(InferError::Model(format!(
-                            "[model] class_map maps `{}` to `{}`, which is not a project class: add it with `termtag classes add {}` or fix the map",
+                            "the class map (--class-map or [model] class_map) maps `{}` to `{}`, which is not a project class: add it with `termtag classes add {}` or fix the map",
                             for_terminal(from),
                             for_terminal(t),
                             for_terminal(t)
@@ -164,8 +176,10 @@ impl ClassResolver {
                 .take(5)
                 .map(|n| for_terminal(n))
                 .collect();
+            let first = &some[0];
+            let example = class_map_flag(first);
             return Err(InferError::Model(format!(
-                "none of the model's {} classes ({}, …) is a project class: map them with [model] class_map = {{ model_name = \"project_class\" }} or set [model] default_class",
+                "none of the model's {} classes ({}, …) is a project class: map them with `{example}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml), add them with `termtag classes add`, or set [model] default_class",
                 r.labels.len(),
                 some.join(", ")
             )));

@@ -1,21 +1,22 @@
 //! Bodies of `predict`, `queue`, `eval`, `train` and `doctor` (the ONNX Runtime part); `cli.rs`
 //! only parses and dispatches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::predict::{PredictOptions, Shard, predict};
-use crate::eval::{DetBox, GtBox, evaluate, performance_csv};
+use super::predict::{PredictOptions, PredictReport, predict};
+use crate::eval::classify::{ClassPrf, ImageScores, best_scores};
+use crate::eval::{self, DetBox, GtBox, evaluate, performance_csv};
 use crate::formats::show_path;
-use crate::model::ImageStatus;
+use crate::model::{ImageStatus, Task};
 use crate::project::Project;
 use crate::queue::{EmptyPolicy, Metric, Order, QueueImage, QueueParams, Scored, order};
 use crate::sanitize::for_terminal;
-use crate::store::{PredictedImage, Store};
+use crate::store::{PredictedImage, Store, StoredPrediction};
 
 fn bar(template: &str) -> ProgressBar {
     if std::io::stderr().is_terminal() {
@@ -28,19 +29,9 @@ fn bar(template: &str) -> ProgressBar {
 }
 
 /// `termtag predict`.
-pub fn cmd_predict(
-    project: &Project,
-    store: &mut Store,
-    model: Option<PathBuf>,
-    shard: Option<Shard>,
-    workers: Option<usize>,
-) -> Result<()> {
+pub fn cmd_predict(project: &Project, store: &mut Store, opts: PredictOptions) -> Result<()> {
     let pb = bar("predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)");
-    let opts = PredictOptions {
-        model,
-        shard,
-        workers,
-    };
+    let shard = opts.shard;
     let report = predict(project, store, &opts, &|done, total| {
         pb.set_length(total);
         pb.set_position(done);
@@ -53,21 +44,20 @@ pub fn cmd_predict(
         report.provider,
         report.runtime
     )?;
+    outln!("classes: {}", for_terminal(&report.labels))?;
     for n in &report.provider_notes {
         outln!("  not used: {}", for_terminal(n))?;
     }
     for (key, why) in &report.broken {
         eprintln!("broken: {}: {}", for_terminal(key), for_terminal(why));
     }
-    if !report.dropped.is_empty() {
-        let list: Vec<String> = report
-            .dropped
-            .iter()
-            .map(|(c, n)| format!("{} ×{n}", for_terminal(c)))
-            .collect();
+    if let Some(line) = dropped_summary(&report) {
+        outln!("{line}")?;
+    }
+    if report.not_pulled > 0 {
         outln!(
-            "dropped by the class map: {} (map them with [model] class_map or default_class)",
-            list.join(", ")
+            "{} images are not pulled yet and were left for later: `termtag pull` them, then predict again",
+            report.not_pulled
         )?;
     }
     let secs = report.total.as_secs_f64();
@@ -90,6 +80,45 @@ pub fn cmd_predict(
         report.setup.as_secs_f64(),
     )?;
     Ok(())
+}
+
+/// What the class map dropped, by model class, and the exact flag that would keep it.
+fn dropped_summary(report: &PredictReport) -> Option<String> {
+    let mut dropped: Vec<(&String, &usize)> = report.dropped.iter().collect();
+    if dropped.is_empty() {
+        return None;
+    }
+    dropped.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let total: usize = dropped.iter().map(|d| d.1).sum();
+    // The most frequent first; a 1000-class model can drop hundreds of names.
+    const SHOWN: usize = 12;
+    let mut list: Vec<String> = dropped
+        .iter()
+        .take(SHOWN)
+        .map(|(c, n)| format!("{} ×{n}", for_terminal(c)))
+        .collect();
+    if dropped.len() > SHOWN {
+        list.push(format!("… ({} more classes)", dropped.len() - SHOWN));
+    }
+    let first = for_terminal(dropped[0].0);
+    let how = if report.named {
+        // Only a valid label name can become a project class as it is.
+        let add = if crate::model::validate_label_name(&first).is_ok() {
+            format!(", add the class with `termtag classes add {first}`")
+        } else {
+            String::new()
+        };
+        format!(
+            "keep them with `{}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml){add}, or set [model] default_class",
+            super::classmap::class_map_flag(&first)
+        )
+    } else {
+        "these are model class ids without names: give the names with `--labels FILE` (or [model] labels), or map ids with `--class-map ID=PROJECT_CLASS`".to_string()
+    };
+    Some(format!(
+        "dropped {total} predictions whose model class maps to no project class: {}; {how}",
+        list.join(", ")
+    ))
 }
 
 /// The queue's view of stored predictions.
@@ -196,55 +225,69 @@ pub fn cmd_queue(
     Ok(())
 }
 
-/// `termtag eval`.
+/// The run `eval` measures: `--run`, else the newest that predicted a reviewed image.
+fn eval_run(
+    store: &Store,
+    run: Option<i64>,
+    reviewed: &HashMap<i64, Vec<StoredPrediction>>,
+) -> Result<i64> {
+    if let Some(r) = run {
+        return Ok(r);
+    }
+    let mut runs = store.model_runs()?;
+    runs.reverse();
+    for r in runs {
+        let imgs = store.predicted_images(Some(r.id))?;
+        if imgs.iter().any(|i| reviewed.contains_key(&i.id)) {
+            return Ok(r.id);
+        }
+    }
+    bail!(
+        "no model run has predicted a reviewed image: run `termtag predict` (it covers reviewed images too), or import predictions"
+    )
+}
+
+/// `termtag eval`: AP for detection; accuracy, precision/recall/F1 and the confusion matrix for
+/// classification; AP and F1 at `threshold` for multi-label.
 pub fn cmd_eval(
     project: &Project,
     store: &Store,
     run: Option<i64>,
     out: Option<PathBuf>,
     json: bool,
+    threshold: Option<f64>,
 ) -> Result<()> {
-    if !project.config.task.is_detect() {
-        bail!(
-            "eval measures boxes (AP); this is a {} project",
-            project.config.task
-        );
-    }
     let gt_by_image = store.reviewed_labels()?;
-    let run = match run {
-        Some(r) => r,
-        None => {
-            // The newest run that predicted a reviewed image.
-            let mut runs = store.model_runs()?;
-            runs.reverse();
-            let mut chosen = None;
-            for r in runs {
-                let imgs = store.predicted_images(Some(r.id))?;
-                if imgs.iter().any(|i| gt_by_image.contains_key(&i.id)) {
-                    chosen = Some(r.id);
-                    break;
-                }
-            }
-            chosen.context(
-                "no model run has predicted a reviewed image: run `termtag predict` (it covers reviewed images too), or import predictions",
-            )?
-        }
-    };
+    let run = eval_run(store, run, &gt_by_image)?;
     let predicted = store.predicted_images(Some(run))?;
-    let images: Vec<i64> = predicted
-        .iter()
+    let predicted: Vec<PredictedImage> = predicted
+        .into_iter()
         .filter(|i| gt_by_image.contains_key(&i.id))
-        .map(|i| i.id)
         .collect();
-    if images.is_empty() {
+    if predicted.is_empty() {
         bail!("model run {run} predicted none of the reviewed images");
     }
-    let unseen = gt_by_image.len() - images.len();
+    let unseen = gt_by_image.len() - predicted.len();
     if unseen > 0 {
         eprintln!(
             "note: {unseen} reviewed images were not predicted by model run {run} and are left out"
         );
     }
+    let out = out.unwrap_or_else(|| project.root.join("performance.csv"));
+    if !project.config.task.is_detect() {
+        let threshold = threshold.unwrap_or(project.config.min_confidence);
+        return eval_classes(
+            project,
+            store,
+            run,
+            &gt_by_image,
+            &predicted,
+            &out,
+            json,
+            threshold,
+        );
+    }
+    let images: Vec<i64> = predicted.iter().map(|i| i.id).collect();
     let mut gts = Vec::new();
     for id in &images {
         for l in &gt_by_image[id] {
@@ -273,7 +316,6 @@ pub fn cmd_eval(
         .collect();
     let classes = store.class_names()?;
     let r = evaluate(&images, &classes, &gts, &dets);
-    let out = out.unwrap_or_else(|| project.root.join("performance.csv"));
     std::fs::write(&out, performance_csv(&r))
         .with_context(|| format!("{}: cannot write", show_path(&out)))?;
     if json {
@@ -326,6 +368,181 @@ pub fn cmd_eval(
     )?;
     outln!("wrote {}", show_path(&out))?;
     Ok(())
+}
+
+/// `eval` on a classify or multilabel project.
+#[allow(clippy::too_many_arguments)]
+fn eval_classes(
+    project: &Project,
+    store: &Store,
+    run: i64,
+    gt_by_image: &HashMap<i64, Vec<StoredPrediction>>,
+    predicted: &[PredictedImage],
+    out: &Path,
+    json: bool,
+    threshold: f64,
+) -> Result<()> {
+    let classes = store.class_names()?;
+    let images: Vec<ImageScores> = predicted
+        .iter()
+        .map(|im| ImageScores {
+            truth: gt_by_image[&im.id]
+                .iter()
+                .map(|l| l.class.clone())
+                .collect(),
+            scores: best_scores(im.predictions.iter().map(|p| (p.class.as_str(), p.score))),
+        })
+        .collect();
+    let f = |v: f64| format!("{v:.4}");
+    let mut csv = String::from("Class Name,Support,Precision,Recall,F1");
+    if project.config.task == Task::Classify {
+        let r = eval::classify::classify(&images, &classes);
+        let skipped = images.len() - r.images;
+        if skipped > 0 {
+            eprintln!(
+                "note: {skipped} reviewed images do not have exactly one class and are left out"
+            );
+        }
+        csv.push('\n');
+        for c in &r.classes {
+            csv.push_str(&format!(
+                "{},{},{},{},{}\n",
+                csv_field(&c.class),
+                c.support,
+                c.precision,
+                c.recall,
+                c.f1
+            ));
+        }
+        std::fs::write(out, csv).with_context(|| format!("{}: cannot write", show_path(out)))?;
+        if json {
+            outln!(
+                "{}",
+                serde_json::json!({
+                    "run": run, "task": "classify", "images": r.images, "accuracy": r.accuracy,
+                    "macro_f1": r.macro_f1, "classes": prf_json(&r.classes),
+                    "confusion": { "labels": r.labels, "matrix": r.matrix },
+                })
+            )?;
+            return Ok(());
+        }
+        outln!(
+            "model run {run} on {} reviewed images: top-1 accuracy {}, macro F1 {}",
+            r.images,
+            f(r.accuracy),
+            r.macro_f1.map(f).unwrap_or_else(|| "-".into())
+        )?;
+        print_prf(&r.classes, false)?;
+        outln!("confusion matrix (rows reviewed, columns predicted):")?;
+        let w = r
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 16);
+        let head: Vec<String> = r
+            .labels
+            .iter()
+            .map(|l| format!("{:>w$}", short(l, w)))
+            .collect();
+        outln!("  {:<w$} {}", "", head.join(" "))?;
+        for (c, row) in classes.iter().zip(&r.matrix) {
+            let cells: Vec<String> = row.iter().map(|n| format!("{n:>w$}")).collect();
+            outln!("  {:<w$} {}", short(c, w), cells.join(" "))?;
+        }
+    } else {
+        let r = eval::classify::multilabel(&images, &classes, threshold);
+        csv.push_str(",AP\n");
+        for c in &r.classes {
+            csv.push_str(&format!(
+                "{},{},{},{},{},{}\n",
+                csv_field(&c.class),
+                c.support,
+                c.precision,
+                c.recall,
+                c.f1,
+                c.ap.map(|v| v.to_string()).unwrap_or_default()
+            ));
+        }
+        std::fs::write(out, csv).with_context(|| format!("{}: cannot write", show_path(out)))?;
+        if json {
+            outln!(
+                "{}",
+                serde_json::json!({
+                    "run": run, "task": "multilabel", "images": r.images, "threshold": r.threshold,
+                    "map": r.map, "micro_precision": r.micro_precision,
+                    "micro_recall": r.micro_recall, "micro_f1": r.micro_f1,
+                    "classes": prf_json(&r.classes),
+                })
+            )?;
+            return Ok(());
+        }
+        outln!(
+            "model run {run} on {} reviewed images: mAP {}, micro F1 {} at score ≥ {}",
+            r.images,
+            r.map.map(f).unwrap_or_else(|| "-".into()),
+            f(r.micro_f1),
+            r.threshold
+        )?;
+        print_prf(&r.classes, true)?;
+    }
+    outln!("wrote {}", show_path(out))?;
+    Ok(())
+}
+
+fn prf_json(classes: &[ClassPrf]) -> Vec<serde_json::Value> {
+    classes
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "class": c.class, "support": c.support, "precision": c.precision,
+                "recall": c.recall, "f1": c.f1, "ap": c.ap,
+            })
+        })
+        .collect()
+}
+
+fn print_prf(classes: &[ClassPrf], ap: bool) -> Result<()> {
+    outln!(
+        "{:<24}{:>8}{:>11}{:>8}{:>8}{}",
+        "class",
+        "images",
+        "precision",
+        "recall",
+        "F1",
+        if ap { "      AP" } else { "" }
+    )?;
+    for c in classes {
+        outln!(
+            "  {:<22}{:>8}{:>11.4}{:>8.4}{:>8.4}{}",
+            short(&c.class, 22),
+            c.support,
+            c.precision,
+            c.recall,
+            c.f1,
+            match (ap, c.ap) {
+                (false, _) => String::new(),
+                (true, Some(v)) => format!("{v:>8.4}"),
+                (true, None) => format!("{:>8}", "-"),
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// A class name for a table cell: safe for the terminal, cut to `w` characters.
+fn short(s: &str, w: usize) -> String {
+    for_terminal(s).chars().take(w).collect()
+}
+
+/// A CSV field, quoted when it needs to be.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// `termtag doctor`: the ONNX Runtime lines.

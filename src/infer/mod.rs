@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod classmap;
 pub mod cmd;
 pub mod config;
+pub mod metadata;
 pub mod predict;
 pub mod preprocess;
 pub mod runtime;
@@ -79,11 +80,9 @@ pub fn doctor_lines(project: Option<&Project>) -> Vec<String> {
         rt.source
     ));
     let p = runtime::providers();
-    let yes = |b: bool| if b { "yes" } else { "no" };
     out.push(format!(
-        "execution providers in this build: CPU yes, CUDA {}, TensorRT {}",
-        yes(p.cuda),
-        yes(p.tensorrt)
+        "execution providers reported by this ONNX Runtime: {}",
+        p.names.join(", ")
     ));
     if !p.cuda {
         out.push(

@@ -16,7 +16,7 @@ use super::session::{self, Model};
 use super::{InferError, runtime, sha256_file};
 use crate::formats::show_path;
 use crate::project::Project;
-use crate::sanitize::{for_terminal, safe_join};
+use crate::sanitize::for_terminal;
 use crate::store::{ImageResult, NewPrediction, PendingImage, Store};
 
 /// One machine's share of the images: `K/N`, K from 1.
@@ -64,6 +64,12 @@ impl Shard {
 pub struct PredictOptions {
     /// Model file; default `[model] path`.
     pub model: Option<PathBuf>,
+    /// Class names file; default `[model] labels`, the model's metadata, a labels file beside it.
+    pub labels: Option<PathBuf>,
+    /// `--class-map FROM=TO`, laid over `[model] class_map`.
+    pub class_map: Vec<(String, String)>,
+    /// Start a new run even when one with the same model and settings exists.
+    pub rerun: bool,
     pub shard: Option<Shard>,
     /// Decode workers (default: all cores).
     pub workers: Option<usize>,
@@ -79,13 +85,19 @@ pub struct PredictReport {
     pub provider: String,
     pub provider_notes: Vec<String>,
     pub runtime: String,
+    /// Where the model's class names came from, e.g. `80 names from coco91_labels.txt`.
+    pub labels: String,
+    /// Images of a pulled project whose files are not in the cache (not predicted, not broken).
+    pub not_pulled: usize,
     /// Images already done by this run before (resumed) and images processed now.
     pub already: usize,
     pub processed: usize,
     pub broken: Vec<(String, String)>,
     pub predictions: usize,
-    /// Model class → predictions dropped by the class map.
+    /// Model class (name, or id when unnamed) → predictions dropped by the class map.
     pub dropped: BTreeMap<String, usize>,
+    /// The model's classes have names (so `dropped` holds names, not ids).
+    pub named: bool,
     /// Loading the runtime and the model, hashing it, choosing the adapter.
     pub setup: Duration,
     /// Decoding, inference and writing: what images/s are measured on.
@@ -106,16 +118,135 @@ fn model_path(project: &Project, opts: &PredictOptions) -> Result<PathBuf, Infer
     }
 }
 
-/// The labels file: `[model] labels`, else `labels.json` / `labels.txt` beside the model.
-fn labels_path(project: &Project, model: &Path) -> Option<PathBuf> {
-    if let Some(l) = &project.config.model.labels {
-        return Some(project.root.join(l));
+/// Class-name files looked for beside the model, in this order.
+const LABEL_FILES: [&str; 5] = [
+    "labels.json",
+    "labels.txt",
+    "classes.txt",
+    "names.txt",
+    "classes.json",
+];
+
+/// Where the model's class names come from.
+enum LabelSource {
+    File(PathBuf, &'static str),
+    Metadata,
+    None(String),
+}
+
+/// `--labels`, else `[model] labels`, else the model's metadata `names`, else a labels file beside
+/// the model: one of [`LABEL_FILES`], `<model>_labels.txt` / `<model>.txt`, or the one
+/// `*_labels.txt` / `*_classes.txt` whose name shares a word with the model's.
+fn label_source(
+    project: &Project,
+    opts: &PredictOptions,
+    model: &Path,
+    meta_names: bool,
+) -> LabelSource {
+    if let Some(l) = &opts.labels {
+        return LabelSource::File(l.clone(), "--labels");
     }
-    let dir = model.parent()?;
-    ["labels.json", "labels.txt"]
+    if let Some(l) = &project.config.model.labels {
+        return LabelSource::File(project.root.join(l), "[model] labels");
+    }
+    if meta_names {
+        return LabelSource::Metadata;
+    }
+    let Some(dir) = model.parent() else {
+        return LabelSource::None(String::new());
+    };
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let named = [format!("{stem}_labels.txt"), format!("{stem}.txt")];
+    if let Some(p) = LABEL_FILES
         .iter()
         .map(|n| dir.join(n))
+        .chain(named.iter().map(|n| dir.join(n)))
         .find(|p| p.is_file())
+    {
+        return LabelSource::File(p, "beside the model");
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    let n = n.to_ascii_lowercase();
+                    n.ends_with("_labels.txt") || n.ends_with("_classes.txt")
+                })
+        })
+        .collect();
+    found.sort();
+    let words = |s: &str| -> Vec<String> {
+        s.to_ascii_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| w.len() >= 3 && *w != "labels" && *w != "classes")
+            .map(str::to_string)
+            .collect()
+    };
+    let model_words = words(&stem);
+    // A word of the file's name that starts with a word of the model's: coco91 ~ coco.
+    let shares = |p: &Path| {
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default();
+        words(&name)
+            .iter()
+            .any(|w| model_words.iter().any(|m| w.starts_with(m.as_str())))
+    };
+    let matching: Vec<&PathBuf> = found.iter().filter(|p| shares(p)).collect();
+    let pick = match (found.as_slice(), matching.as_slice()) {
+        ([one], _) => Some(one),
+        (_, [one]) => Some(*one),
+        _ => None,
+    };
+    if let Some(p) = pick {
+        return LabelSource::File(p.clone(), "beside the model");
+    }
+    if found.is_empty() {
+        return LabelSource::None(String::new());
+    }
+    LabelSource::None(format!(
+        "several label files beside the model ({}), none clearly its own: pick one with --labels FILE",
+        found
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| for_terminal(&n.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// A hash of everything besides the model file that changes what a run predicts: the adapter
+/// and its settings, the class names, the class map, the thresholds and the project's classes.
+fn settings_hash(
+    adapter: &dyn Adapter,
+    cfg: &super::config::ModelConfig,
+    labels: &ModelLabels,
+    threshold: f32,
+    project_classes: &[String],
+) -> String {
+    use sha2::Digest;
+    let mut cfg = cfg.clone();
+    // Where files are and how many images go in one call change nothing in the output.
+    cfg.path = None;
+    cfg.labels = None;
+    cfg.batch = None;
+    let doc = serde_json::json!({
+        "adapter": adapter.summary(),
+        "model": cfg,
+        "labels": labels.names,
+        "threshold": threshold,
+        "classes": project_classes,
+    });
+    let h = sha2::Sha256::digest(doc.to_string().as_bytes());
+    h.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the inference loop gets from the workers.
@@ -140,27 +271,43 @@ pub fn predict(
             show_path(&model_file)
         )));
     }
-    let Some(source) = project.source_dir() else {
-        return Err(InferError::Model(
-            "the image source is a blob container: `termtag pull` a batch first, then predict on it"
-                .into(),
-        ));
-    };
     let rt = runtime::load(&project.config.onnxruntime, Some(&project.root))?;
     let mut model = session::open(&rt, &model_file, &project.config.onnxruntime)?;
 
-    let labels = match labels_path(project, &model_file) {
-        Some(p) => ModelLabels::load(&p)?,
-        None => ModelLabels::default(),
-    };
-    let cfg = &project.config.model;
+    let meta = &model.info.meta;
+    let mut automl_labels = false;
+    let (labels, labels_text) =
+        match label_source(project, opts, &model_file, !meta.names.is_empty()) {
+            LabelSource::File(p, how) => {
+                let l = ModelLabels::load(&p)?;
+                // Azure AutoML exports ship their names as labels.json.
+                automl_labels = p.file_name().is_some_and(|n| n == "labels.json");
+                let text = format!("{} names from {} ({how})", l.len(), show_path(&p));
+                (l, text)
+            }
+            LabelSource::Metadata => (
+                ModelLabels {
+                    names: meta.names.clone(),
+                },
+                format!("{} names from the model's metadata", meta.names.len()),
+            ),
+            LabelSource::None(why) if why.is_empty() => (
+                ModelLabels::default(),
+                "no class names (give them with --labels FILE)".to_string(),
+            ),
+            LabelSource::None(why) => (ModelLabels::default(), why),
+        };
+    let mut cfg = project.config.model.clone();
+    for (from, to) in &opts.class_map {
+        cfg.class_map.insert(from.clone(), to.clone());
+    }
+    let cfg = &cfg;
     let threshold = cfg.score_threshold.unwrap_or(project.config.min_confidence) as f32;
     let ctx = AdapterCtx {
         cfg,
         task: project.config.task,
         num_labels: (!labels.is_empty()).then(|| labels.len()),
-        automl_labels: labels_path(project, &model_file)
-            .is_some_and(|p| p.file_name().is_some_and(|n| n == "labels.json")),
+        automl_labels,
         threshold,
     };
     let adapter = adapters::choose(&model.info, &ctx)?;
@@ -180,24 +327,38 @@ pub fn predict(
         .into_iter()
         .map(|c| (c.name, c.id))
         .collect();
+    let mut class_names: Vec<String> = classes.keys().cloned().collect();
+    class_names.sort();
+    let settings = settings_hash(adapter.as_ref(), cfg, &labels, threshold, &class_names);
+    let named = !labels.is_empty();
     let mut resolver = ClassResolver::new(labels, cfg, classes)?;
 
     let sha = sha256_file(&model_file)?;
     let adapter_name = adapter.kind().as_str();
     let shown_model = model_file.to_string_lossy().into_owned();
-    let (run_id, resumed) = match store.find_model_run(&sha, adapter_name)? {
+    let found = if opts.rerun {
+        None
+    } else {
+        store.find_model_run(&sha, adapter_name, &settings)?
+    };
+    let (run_id, resumed) = match found {
         Some(run) => (run.id, true),
         None => (
-            store.create_model_run(&shown_model, &sha, adapter_name)?,
+            store.create_model_run(&shown_model, &sha, adapter_name, &settings)?,
             false,
         ),
     };
     let already = store.run_predicted_count(run_id)?;
-    let todo: Vec<PendingImage> = store
+    let mut todo: Vec<PendingImage> = store
         .images_to_predict(run_id)?
         .into_iter()
         .filter(|im| opts.shard.is_none_or(|s| s.contains(&im.key)))
         .collect();
+    // Images that arrive by `pull` are predicted once they are in the cache.
+    let before = todo.len();
+    if project.images_are_pulled() {
+        todo.retain(|im| project.image_file(&im.key).is_ok_and(|p| p.is_file()));
+    }
 
     let mut report = PredictReport {
         run_id,
@@ -207,6 +368,9 @@ pub fn predict(
         provider: model.provider.to_string(),
         provider_notes: model.notes.clone(),
         runtime: format!("{} ({})", show_path(&rt.path), rt.version),
+        labels: labels_text,
+        not_pulled: before - todo.len(),
+        named,
         already,
         ..PredictReport::default()
     };
@@ -215,8 +379,7 @@ pub fn predict(
     let started = Instant::now();
     progress(0, total);
     run_pipeline(
-        &source,
-        project.config.max_megapixels,
+        project,
         &todo,
         adapter.as_ref(),
         &mut model,
@@ -239,8 +402,7 @@ const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
 #[allow(clippy::too_many_arguments)]
 fn run_pipeline(
-    source: &Path,
-    max_megapixels: u32,
+    project: &Project,
     todo: &[PendingImage],
     adapter: &dyn Adapter,
     model: &mut Model,
@@ -252,6 +414,7 @@ fn run_pipeline(
     progress: &dyn Fn(u64),
 ) -> Result<(), InferError> {
     let spec = adapter.input().clone();
+    let max_megapixels = project.config.max_megapixels;
     let workers = workers
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -275,7 +438,9 @@ fn run_pipeline(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(im) = todo.get(i) else { break };
-                    let job = match safe_join(source, &im.key)
+                    let job = match project
+                        .image_file(&im.key)
+                        .map_err(|e| e.to_string())
                         .and_then(|p| preprocess::decode_image(&p, max_megapixels, long_side))
                         .and_then(|img| preprocess::prepare(&img, spec, &mut resizer))
                     {

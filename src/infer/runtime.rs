@@ -15,8 +15,8 @@ use super::InferError;
 use super::config::OnnxRuntimeConfig;
 use crate::formats::show_path;
 
-/// Oldest ONNX Runtime release this build can drive (the `ort` API level it is built for).
-pub const MIN_VERSION: &str = "1.17";
+/// Oldest ONNX Runtime release this build can drive: the C API level `ort` is built for.
+pub const MIN_VERSION: (u32, u32) = (1, ort::MINOR_VERSION);
 /// The release the tests run against.
 pub const TESTED_VERSION: &str = "1.31.1";
 
@@ -66,11 +66,42 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// What the runtime library offers beyond the CPU.
+/// The execution providers the loaded library reports (`GetAvailableProviders`), by ONNX Runtime
+/// name, e.g. `CPUExecutionProvider`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Providers {
+    pub names: Vec<&'static str>,
     pub cuda: bool,
     pub tensorrt: bool,
+}
+
+/// `MIN_VERSION` as text, for messages.
+pub fn min_version() -> String {
+    format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1)
+}
+
+/// `1.31.1` → (1, 31); `None` when it does not start with two numbers.
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.trim().split(['.', '-', '+']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Refuses a runtime older than [`MIN_VERSION`], naming the file and what to do.
+pub fn check_version(version: &str, path: &Path) -> Result<(), InferError> {
+    match major_minor(version) {
+        Some(v) if v >= MIN_VERSION => Ok(()),
+        Some(_) => Err(InferError::Runtime(format!(
+            "{}: ONNX Runtime {version} is too old; termtag needs {} or newer: `pip install -U onnxruntime` (or onnxruntime-gpu) and point ORT_DYLIB_PATH at its libonnxruntime",
+            show_path(path),
+            min_version()
+        ))),
+        None => Err(InferError::Runtime(format!(
+            "{}: the library reports version `{}`, which termtag cannot read; it needs ONNX Runtime {} or newer",
+            show_path(path),
+            crate::sanitize::for_terminal(version),
+            min_version()
+        ))),
+    }
 }
 
 /// `libonnxruntime.so*` (or `.dylib`, `.dll`) file names, the runtime itself, not its provider
@@ -188,28 +219,30 @@ pub fn discover(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Found, I
         }
     }
     Err(InferError::Runtime(format!(
-        "ONNX Runtime not found: looked at ORT_DYLIB_PATH, [onnxruntime] path in termtag.toml, the onnxruntime Python package (python3) and the system library folders; install it with `pip install onnxruntime` (or onnxruntime-gpu), or set ORT_DYLIB_PATH to libonnxruntime.so; labeling without a model works without it (supported: ONNX Runtime {MIN_VERSION} or newer)"
+        "ONNX Runtime not found: looked at ORT_DYLIB_PATH, [onnxruntime] path in termtag.toml, the onnxruntime Python package (python3) and the system library folders; install it with `pip install onnxruntime` (or onnxruntime-gpu), or set ORT_DYLIB_PATH to libonnxruntime.so; labeling without a model works without it (supported: ONNX Runtime {} or newer)",
+        min_version()
     )))
 }
 
-/// The version in a file name like `libonnxruntime.so.1.31.1`, else the one in the build info.
-fn version_of(path: &Path) -> String {
+/// The version the loaded library reports in its build string (`GetBuildInfoString`:
+/// `git-branch=rel-1.31.1, …`); else the one in a file name like `libonnxruntime.so.1.31.1`.
+/// (`ort` itself refuses a library whose `GetVersionString` is older than its API level.)
+fn version_of(path: &Path, build_info: &str) -> String {
+    let reported = build_info
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .find_map(|part| part.strip_prefix("git-branch=rel-"))
+        .filter(|v| major_minor(v).is_some());
+    if let Some(v) = reported {
+        return v.to_string();
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let from_name = name
-        .split(std::env::consts::DLL_SUFFIX)
+    name.split(std::env::consts::DLL_SUFFIX)
         .nth(1)
         .map(|v| v.trim_matches('.').to_string())
-        .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()));
-    if let Some(v) = from_name {
-        return v;
-    }
-    let info = ort::info();
-    info.split(|c: char| c == ',' || c.is_whitespace())
-        .find_map(|part| part.strip_prefix("git-branch=rel-"))
-        .map(str::to_string)
+        .filter(|v| major_minor(v).is_some())
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -229,16 +262,21 @@ pub fn load(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Runtime, Inf
     let shown = show_path(&found.path);
     let builder = ort::init_from(&found.path).map_err(|e| {
         InferError::Runtime(format!(
-            "{shown} (from {}): cannot load ONNX Runtime: {e}; termtag needs ONNX Runtime {MIN_VERSION} or newer (`pip install -U onnxruntime`)",
-            found.source
+            "{shown} (from {}): cannot load ONNX Runtime: {e}; termtag needs ONNX Runtime {} or newer (`pip install -U onnxruntime`)",
+            found.source,
+            min_version()
         ))
     })?;
     let env = builder
         .with_name("termtag")
         .build()
         .map_err(|e| InferError::Runtime(format!("{shown}: cannot start ONNX Runtime: {e}")))?;
+    let version = version_of(&found.path, ort::info());
+    if version != "unknown" {
+        check_version(&version, &found.path)?;
+    }
     let rt = Runtime {
-        version: version_of(&found.path),
+        version,
         path: found.path,
         source: found.source,
         env,
@@ -246,11 +284,69 @@ pub fn load(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Runtime, Inf
     Ok(RUNTIME.get_or_init(|| rt).clone())
 }
 
-/// Which GPU providers the loaded library was built with (not whether a GPU is present).
+/// Every execution provider ONNX Runtime knows, by the name `GetAvailableProviders` reports.
+const PROVIDER_NAMES: [&str; 24] = [
+    "TensorrtExecutionProvider",
+    "NvTensorRTRTXExecutionProvider",
+    "CUDAExecutionProvider",
+    "MIGraphXExecutionProvider",
+    "ROCMExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+    "QNNExecutionProvider",
+    "CANNExecutionProvider",
+    "VitisAIExecutionProvider",
+    "DnnlExecutionProvider",
+    "ACLExecutionProvider",
+    "ArmNNExecutionProvider",
+    "NnapiExecutionProvider",
+    "RknpuExecutionProvider",
+    "TvmExecutionProvider",
+    "VSINPUExecutionProvider",
+    "WebGpuExecutionProvider",
+    "WebNNExecutionProvider",
+    "WASMExecutionProvider",
+    "XnnpackExecutionProvider",
+    "AzureExecutionProvider",
+    "CPUExecutionProvider",
+];
+
+/// Asks the runtime about one provider by name: `ort` answers `is_available` from
+/// `GetAvailableProviders` for any type that names a provider, and has types only for the
+/// providers whose features are built in.
+macro_rules! probe {
+    ($($i:literal),*) => {
+        [$({
+            struct Probe;
+            impl ExecutionProvider for Probe {
+                const NAME: &'static str = PROVIDER_NAMES[$i];
+                fn register(
+                    &self,
+                    _: &mut ort::session::builder::SessionBuilder,
+                ) -> ort::Result<()> {
+                    Err(ort::Error::new("only asks whether the runtime has this provider"))
+                }
+            }
+            Probe::is_available().unwrap_or(false)
+        }),*]
+    };
+}
+
+/// The execution providers the loaded library reports (built in, not whether a GPU is present).
 pub fn providers() -> Providers {
+    let has = probe!(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23
+    );
+    let names: Vec<&'static str> = PROVIDER_NAMES
+        .iter()
+        .zip(has)
+        .filter_map(|(n, yes)| yes.then_some(*n))
+        .collect();
     Providers {
-        cuda: ort::ep::CUDA::is_available().unwrap_or(false),
-        tensorrt: ort::ep::TensorRT::is_available().unwrap_or(false),
+        cuda: names.contains(&"CUDAExecutionProvider"),
+        tensorrt: names.contains(&"TensorrtExecutionProvider"),
+        names,
     }
 }
 
@@ -274,6 +370,24 @@ mod tests {
         std::fs::write(dir.path().join("libonnxruntime_providers_shared.so"), b"x").unwrap();
         let p = library_in(dir.path()).unwrap();
         assert!(p.ends_with("libonnxruntime.so.1.31.1"), "{p:?}");
-        assert_eq!(version_of(&p), "1.31.1");
+        assert_eq!(version_of(&p, ""), "1.31.1");
+        assert_eq!(
+            version_of(&p, "ORT Build Info: git-branch=rel-1.22.0, git-commit-id=x"),
+            "1.22.0"
+        );
+    }
+
+    #[test]
+    fn old_runtimes_are_refused() {
+        let p = Path::new("/x/libonnxruntime.so.1.16.3");
+        let e = check_version("1.16.3", p).unwrap_err().to_string();
+        assert!(
+            e.contains("1.16.3 is too old") && e.contains(&min_version()),
+            "{e}"
+        );
+        assert!(check_version(&min_version(), p).is_ok());
+        assert!(check_version("1.31.1", p).is_ok());
+        assert!(check_version("2.0", p).is_ok());
+        assert!(check_version("banana", p).is_err());
     }
 }

@@ -9,6 +9,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::InferError;
 use super::config::{Device, OnnxRuntimeConfig};
+use super::metadata::ModelMeta;
 use super::preprocess::InputData;
 use super::runtime::{Runtime, providers};
 use crate::formats::show_path;
@@ -77,6 +78,8 @@ impl std::fmt::Display for TensorInfo {
 pub struct ModelInfo {
     pub inputs: Vec<TensorInfo>,
     pub outputs: Vec<TensorInfo>,
+    /// What the model's metadata says (Ultralytics `names`, `imgsz`, `task`, `stride`).
+    pub meta: ModelMeta,
 }
 
 impl ModelInfo {
@@ -210,6 +213,10 @@ fn model(session: Session, provider: &'static str, notes: Vec<String>) -> Model 
             .iter()
             .map(|o| tensor_info(o.name(), o.dtype()))
             .collect(),
+        meta: session
+            .metadata()
+            .map(|m| ModelMeta::from_lookup(|k| m.custom(k)))
+            .unwrap_or_default(),
     };
     Model {
         session,

@@ -271,16 +271,6 @@ pub fn cache_path(project: &Project, key: &str) -> Result<PathBuf> {
     safe_join(&project.root.join(STATE_DIR).join(CACHE_DIR), key).map_err(|e| anyhow!("{e}"))
 }
 
-/// The file to show for an image: in the cache for a remote project, else in the source.
-pub fn image_path(project: &Project, key: &str) -> Result<PathBuf> {
-    match project.source_dir() {
-        Some(dir) if project.config.remote.folder.is_none() => {
-            safe_join(&dir, key).map_err(|e| anyhow!("{e}"))
-        }
-        _ => cache_path(project, key),
-    }
-}
-
 /// Progress of a pull or push, for a bar or a status line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {

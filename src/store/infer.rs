@@ -76,25 +76,32 @@ pub const TRAINED_ADAPTER: &str = "trained";
 const RUN_COLUMNS: &str = "id, path, sha256, adapter, started_at, finished_at";
 
 impl Store {
-    /// The run of the model with this sha256 and adapter, if one was started before (the newest),
-    /// or the run `termtag train` registered for it (its adapter is set now).
-    pub fn find_model_run(&mut self, sha256: &str, adapter: &str) -> Result<Option<ModelRun>> {
+    /// The run of the model with this sha256, adapter and settings hash (`config`), if one was
+    /// started before (the newest), or the run `termtag train` registered for it (its adapter and
+    /// settings are set now).
+    pub fn find_model_run(
+        &mut self,
+        sha256: &str,
+        adapter: &str,
+        config: &str,
+    ) -> Result<Option<ModelRun>> {
         let run = self
             .conn
             .query_row(
                 &format!(
-                    "SELECT {RUN_COLUMNS} FROM model_run WHERE sha256 = ?1 AND adapter IN (?2, ?3)
+                    "SELECT {RUN_COLUMNS} FROM model_run WHERE sha256 = ?1
+                     AND ((adapter = ?2 AND config = ?4) OR (adapter = ?3 AND config IS NULL))
                      ORDER BY id DESC LIMIT 1"
                 ),
-                params![sha256, adapter, TRAINED_ADAPTER],
+                params![sha256, adapter, TRAINED_ADAPTER, config],
                 run_row,
             )
             .optional()?;
         match run {
             Some(mut run) if run.adapter == TRAINED_ADAPTER => {
                 self.conn.execute(
-                    "UPDATE model_run SET adapter = ?2 WHERE id = ?1",
-                    params![run.id, adapter],
+                    "UPDATE model_run SET adapter = ?2, config = ?3 WHERE id = ?1",
+                    params![run.id, adapter, config],
                 )?;
                 run.adapter = adapter.to_string();
                 Ok(Some(run))
@@ -104,11 +111,17 @@ impl Store {
     }
 
     /// Records a new model run (not finished yet).
-    pub fn create_model_run(&mut self, path: &str, sha256: &str, adapter: &str) -> Result<i64> {
+    pub fn create_model_run(
+        &mut self,
+        path: &str,
+        sha256: &str,
+        adapter: &str,
+        config: &str,
+    ) -> Result<i64> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO model_run (path, sha256, adapter, started_at) VALUES (?1, ?2, ?3, ?4)",
-            params![path, sha256, adapter, now_ms()],
+            "INSERT INTO model_run (path, sha256, adapter, started_at, config) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![path, sha256, adapter, now_ms(), config],
         )?;
         let id = tx.last_insert_rowid();
         journal(

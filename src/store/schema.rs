@@ -106,6 +106,11 @@ CREATE TABLE claim (
     expires_at INTEGER NOT NULL
 );
 "#,
+    // 2: a model run is identified by everything that changes its output, not by the model file
+    // alone: `config` is a hash of the labels, class map, thresholds and adapter options.
+    r#"
+ALTER TABLE model_run ADD COLUMN config TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -444,7 +444,7 @@ fn event_loop(
                         .into_iter()
                         .filter_map(|id| {
                             let q = state.queue.iter().find(|q| q.id == id)?;
-                            Some((id, crate::remote::image_path(project, &q.key).ok()?))
+                            Some((id, project.image_file(&q.key).ok()?))
                         })
                         .collect();
                     let _ = gfx.send(Request::Prefetch(paths));
@@ -488,13 +488,7 @@ fn event_loop(
                     .gallery_page(cursor, rows)
                     .filter_map(|p| state.queue.get(p))
                     .filter(|q| !thumbs_asked.contains(&q.id))
-                    .filter_map(|q| {
-                        Some((
-                            q.id,
-                            crate::remote::image_path(project, &q.key).ok()?,
-                            cells,
-                        ))
-                    })
+                    .filter_map(|q| Some((q.id, project.image_file(&q.key).ok()?, cells)))
                     .collect();
                 if !wanted.is_empty() {
                     thumbs_asked.extend(wanted.iter().map(|w| w.0));
@@ -572,7 +566,7 @@ fn wanted_job(
     ui: &Ui,
 ) -> Option<Job> {
     let item = state.current_item()?;
-    let path = crate::remote::image_path(project, &item.key).ok()?;
+    let path = project.image_file(&item.key).ok()?;
     let mut overlay = Vec::new();
     let mut crosshair = None;
     if !ui.cell_overlay {

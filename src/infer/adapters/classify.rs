@@ -88,10 +88,22 @@ impl Classify {
                 info.describe()
             ));
         }
-        let input = image_input(info, ctx, Some((224, 224)), Fit::Stretch, Normalize::Unit)?;
+        let input = image_input(
+            info,
+            ctx,
+            Some(info.meta.imgsz.unwrap_or((224, 224))),
+            Fit::Stretch,
+            Normalize::Unit,
+        )?;
+        // Ultralytics `-cls` exports end in a softmax.
+        let ultralytics = info.meta.task.as_deref() == Some("classify");
+        let scores = match ctx.cfg.activation {
+            None if ultralytics => Scores::Probabilities,
+            _ => scores_for(&info.outputs[0], ctx),
+        };
         Ok(Classify {
             input,
-            scores: scores_for(&info.outputs[0], ctx),
+            scores,
             threshold: ctx.threshold,
         })
     }

@@ -53,8 +53,16 @@ pub fn choose(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Box<dyn Adapter>, In
     let kind = match ctx.cfg.adapter {
         Some(k) => k,
         None => {
+            let task = info.meta.task.as_deref();
             if tf_od::matches(info) {
                 AdapterKind::TfOd
+            } else if task == Some("classify") && classify::matches(info) {
+                AdapterKind::Classify
+            } else if let Some(t @ ("segment" | "pose" | "obb")) = task {
+                return Err(InferError::Model(format!(
+                    "the model's metadata says it is an Ultralytics `{t}` model; termtag reads detect and classify exports: export a detect (or -cls) model, or set [model] adapter; {}",
+                    info.describe()
+                )));
             } else if automl::matches(info, ctx) {
                 AdapterKind::Automl
             } else if yolo::matches(info) {

@@ -39,10 +39,11 @@ impl Yolo {
         if out.shape.len() != 3 {
             return Err(format!("output {out} is not [b, 4+classes, boxes]"));
         }
+        // A free input size gets the size the model was exported for (Ultralytics `imgsz`).
         let input = image_input(
             info,
             ctx,
-            Some((640, 640)),
+            Some(info.meta.imgsz.unwrap_or((640, 640))),
             Fit::Letterbox(114),
             Normalize::Unit,
         )?;
