@@ -106,6 +106,36 @@ CREATE TABLE claim (
     expires_at INTEGER NOT NULL
 );
 "#,
+    // 2: what the reviewer decided about each prediction, and journal steps. A dismissed
+    // prediction was rejected; a superseded one was replaced by a label (accepted, moved,
+    // resized or re-classed). Either way it is no longer a proposal. Rows of one user action
+    // share a `step`, so one undo takes back the whole action.
+    r#"
+ALTER TABLE prediction ADD COLUMN decision TEXT CHECK (decision IN ('dismissed','superseded'));
+ALTER TABLE prediction ADD COLUMN decided_by TEXT;
+ALTER TABLE prediction ADD COLUMN decided_at INTEGER;
+ALTER TABLE journal ADD COLUMN step INTEGER;
+CREATE INDEX journal_step ON journal(step);
+
+-- Predictions accepted before decisions were recorded: an identical accepted label supersedes
+-- them, so they do not come back as proposals next to it.
+UPDATE prediction SET decision = 'superseded',
+    decided_by = (SELECT a.author FROM annotation a
+                  WHERE a.image_id = prediction.image_id AND a.class_id = prediction.class_id
+                    AND a.origin = 'accepted_prediction'
+                    AND a.x0 IS prediction.x0 AND a.y0 IS prediction.y0
+                    AND a.x1 IS prediction.x1 AND a.y1 IS prediction.y1),
+    decided_at = (SELECT a.created_at FROM annotation a
+                  WHERE a.image_id = prediction.image_id AND a.class_id = prediction.class_id
+                    AND a.origin = 'accepted_prediction'
+                    AND a.x0 IS prediction.x0 AND a.y0 IS prediction.y0
+                    AND a.x1 IS prediction.x1 AND a.y1 IS prediction.y1)
+WHERE EXISTS (SELECT 1 FROM annotation a
+              WHERE a.image_id = prediction.image_id AND a.class_id = prediction.class_id
+                AND a.origin = 'accepted_prediction'
+                AND a.x0 IS prediction.x0 AND a.y0 IS prediction.y0
+                AND a.x1 IS prediction.x1 AND a.y1 IS prediction.y1);
+"#,
 ];
 
 /// The schema version this build writes.
