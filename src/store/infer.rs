@@ -190,6 +190,9 @@ impl Store {
                                 p.score
                             ])?;
                         }
+                        if !preds.is_empty() {
+                            super::review::inherit_decisions(&tx, run_id, *image_id)?;
+                        }
                     }
                     ImageResult::Broken(why) => {
                         broken.execute(params![image_id, why])?;

@@ -517,6 +517,7 @@ impl Store {
                     ],
                 )?;
             }
+            review::inherit_decisions(&tx, run, image_id)?;
         }
         journal(
             &tx,

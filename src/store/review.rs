@@ -304,6 +304,27 @@ pub struct ProposalCounts {
     pub superseded: usize,
 }
 
+/// A new run's prediction identical to one decided before (same image, class and box: the same
+/// predictions file imported again, the same batch pulled again) keeps that decision, so a
+/// dismissed box does not come back. Part of the caller's transaction.
+pub(crate) fn inherit_decisions(tx: &Transaction, run_id: i64, image_id: i64) -> Result<()> {
+    let earlier = "FROM prediction q
+        WHERE q.image_id = prediction.image_id AND q.class_id = prediction.class_id
+          AND q.run_id != prediction.run_id AND q.decision IS NOT NULL
+          AND q.x0 IS prediction.x0 AND q.y0 IS prediction.y0
+          AND q.x1 IS prediction.x1 AND q.y1 IS prediction.y1";
+    tx.execute(
+        &format!(
+            "UPDATE prediction SET (decision, decided_by, decided_at) =
+                (SELECT q.decision, q.decided_by, q.decided_at {earlier} ORDER BY q.id DESC LIMIT 1)
+             WHERE run_id = ?1 AND image_id = ?2 AND decision IS NULL
+               AND EXISTS (SELECT 1 {earlier})"
+        ),
+        params![run_id, image_id],
+    )?;
+    Ok(())
+}
+
 fn to_json(e: &ImageEdit) -> Result<String> {
     serde_json::to_string(e).map_err(|e| invalid(e.to_string()))
 }
@@ -624,5 +645,47 @@ mod tests {
         e.status = ImageStatus::Reviewed;
         s.apply_edit(id, "accept_image", &e).unwrap();
         assert!(s.proposals(id, 0.5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_same_predictions_imported_again_keep_their_decisions() {
+        use crate::model::{Dataset, ImageLabels, Label};
+        let (_dir, mut s, id) = store();
+        let ds = Dataset {
+            classes: vec!["knot".into()],
+            images: vec![ImageLabels {
+                key: "a.jpg".into(),
+                width: 100,
+                height: 50,
+                labels: [0.1, 0.5]
+                    .map(|x0| Label {
+                        class: "knot".into(),
+                        bbox: Some(BBox {
+                            x0,
+                            y0: 0.1,
+                            x1: x0 + 0.2,
+                            y1: 0.5,
+                        }),
+                        score: Some(0.9),
+                    })
+                    .to_vec(),
+            }],
+        };
+        s.import_predictions(&ds, "p.csv", "import:ald-csv")
+            .unwrap();
+        let props = s.proposals(id, 0.5).unwrap();
+        let mut e = s.image_edit(id).unwrap();
+        e.decisions = vec![Decided {
+            prediction: props[0].prediction,
+            decision: Decision::Dismissed,
+        }];
+        s.apply_edit(id, "dismiss_proposal", &e).unwrap();
+        // A second import is a newer run: its copy of the dismissed box stays dismissed.
+        s.import_predictions(&ds, "p.csv", "import:ald-csv")
+            .unwrap();
+        let again = s.proposals(id, 0.5).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].bbox, props[1].bbox);
+        assert_eq!(s.proposal_counts(0.5).unwrap().dismissed, 2);
     }
 }
