@@ -463,10 +463,11 @@ fn done_on(screen: &str) -> Vec<Done> {
     for line in screen.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         for (i, w) in words.iter().enumerate() {
-            if w.starts_with("img") && w.ends_with(".png") {
-                if words.get(i + 1).map(|s| s.trim_end_matches(':')) == Some("accepted") {
-                    out.push(Done::Accepted(w.to_string()));
-                }
+            if w.starts_with("img")
+                && w.ends_with(".png")
+                && words.get(i + 1).map(|s| s.trim_end_matches(':')) == Some("accepted")
+            {
+                out.push(Done::Accepted(w.to_string()));
             }
             // "dismissed knot 0.90 on img07.png"
             if *w == "dismissed"
