@@ -96,38 +96,60 @@ impl Harness {
 
 /// A detect project with three 100×100 images and model predictions on them.
 fn detect_project() -> (Fixture, Project) {
+    new_project(
+        Task::Detect,
+        &["a.png", "b.png", "c.png"],
+        100,
+        &["knot", "defect"],
+        "a.png,knot,0.1,0.3,0.1,0.3,100,100,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,100,100,,0.6,0.6\n\
+         a.png,knot,0.0,0.1,0.0,0.1,100,100,,0.2,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.6,0.6\n\
+         c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.7,0.7\n",
+    )
+}
+
+/// A project of `size`×`size` images with these classes, and these ALD CSV rows (if any)
+/// imported as model predictions.
+fn new_project(
+    task: Task,
+    names: &[&str],
+    size: u32,
+    classes: &[&str],
+    predictions: &str,
+) -> (Fixture, Project) {
     let f = Fixture::new();
-    for name in ["a.png", "b.png", "c.png"] {
-        write_image(&f.images().join(name), 100, 100);
+    for name in names {
+        write_image(&f.images().join(name), size, size);
     }
+    let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
     let project = Project::init(
         &f.project(),
-        Task::Detect,
-        &["knot".into(), "defect".into()],
+        task,
+        &classes,
         Some(f.images().to_str().unwrap()),
     )
     .unwrap();
     let mut store = project.store().unwrap();
     project.refresh(&mut store, &|_, _| {}).unwrap();
-    let csv = f.write(
-        "totag.csv",
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
-         a.png,knot,0.1,0.3,0.1,0.3,100,100,,0.9,0.6\n\
-         a.png,defect,0.5,0.9,0.5,0.9,100,100,,0.6,0.6\n\
-         a.png,knot,0.0,0.1,0.0,0.1,100,100,,0.2,0.6\n\
-         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.6,0.6\n\
-         c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.7,0.7\n",
-    );
-    project
-        .import(
-            &mut store,
-            &csv,
-            FormatKind::AldCsv,
-            true,
-            &ClassMap::default(),
-            false,
-        )
-        .unwrap();
+    if !predictions.is_empty() {
+        let csv = f.write(
+            "totag.csv",
+            &format!(
+                "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n{predictions}"
+            ),
+        );
+        project
+            .import(
+                &mut store,
+                &csv,
+                FormatKind::AldCsv,
+                true,
+                &ClassMap::default(),
+                false,
+            )
+            .unwrap();
+    }
     (f, project)
 }
 
@@ -559,35 +581,15 @@ fn dismissed_and_moved_proposals_stay_decided_after_back_forth_and_restart() {
 
 #[test]
 fn boxes_on_the_border_resize_and_move_without_panic() {
-    let f = Fixture::new();
-    write_image(&f.images().join("edge.png"), 1000, 1000);
-    let project = Project::init(
-        &f.project(),
-        Task::Detect,
-        &["knot".into()],
-        Some(f.images().to_str().unwrap()),
-    )
-    .unwrap();
-    let mut store = project.store().unwrap();
-    project.refresh(&mut store, &|_, _| {}).unwrap();
     // Within 0.002 of the right and bottom border, and thinner than the minimum size.
-    let csv = f.write(
-        "p.csv",
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
-         edge.png,knot,0.9995,1.0,0.9995,1.0,1000,1000,,0.9,0.9\n\
+    let (_f, project) = new_project(
+        Task::Detect,
+        &["edge.png"],
+        1000,
+        &["knot"],
+        "edge.png,knot,0.9995,1.0,0.9995,1.0,1000,1000,,0.9,0.9\n\
          edge.png,knot,0.0,0.0005,0.0,0.0005,1000,1000,,0.8,0.8\n",
     );
-    project
-        .import(
-            &mut store,
-            &csv,
-            FormatKind::AldCsv,
-            true,
-            &ClassMap::default(),
-            false,
-        )
-        .unwrap();
-    drop(store);
     let mut h = Harness::new(&project);
     let grow = [
         Action::GrowRight,
@@ -648,20 +650,13 @@ fn a_failed_write_is_shown_and_stops_editing() {
 
 #[test]
 fn a_gallery_tag_of_many_images_is_one_undo() {
-    let f = Fixture::new();
-    for name in ["p1.png", "p2.png", "p3.png"] {
-        write_image(&f.images().join(name), 20, 20);
-    }
-    let project = Project::init(
-        &f.project(),
+    let (_f, project) = new_project(
         Task::Multilabel,
-        &["cat".into(), "dog".into()],
-        Some(f.images().to_str().unwrap()),
-    )
-    .unwrap();
-    let mut store = project.store().unwrap();
-    project.refresh(&mut store, &|_, _| {}).unwrap();
-    drop(store);
+        &["p1.png", "p2.png", "p3.png"],
+        20,
+        &["cat", "dog"],
+        "",
+    );
     let mut h = Harness::new(&project);
     h.keys(&[
         Action::Gallery,
@@ -789,20 +784,13 @@ mod random_reviews {
     }
 
     fn multilabel_project() -> (Fixture, Project) {
-        let f = Fixture::new();
-        for name in ["p1.png", "p2.png", "p3.png"] {
-            write_image(&f.images().join(name), 20, 20);
-        }
-        let project = Project::init(
-            &f.project(),
+        new_project(
             Task::Multilabel,
-            &["cat".into(), "dog".into()],
-            Some(f.images().to_str().unwrap()),
+            &["p1.png", "p2.png", "p3.png"],
+            20,
+            &["cat", "dog"],
+            "",
         )
-        .unwrap();
-        let mut store = project.store().unwrap();
-        project.refresh(&mut store, &|_, _| {}).unwrap();
-        (f, project)
     }
 
     fn check(project: &Project, actions: &[Action]) -> Result<(), TestCaseError> {

@@ -128,6 +128,18 @@ fn project() -> Fixture {
     for name in ["a.png", "b.png", "c.png"] {
         write_image(&f.images().join(name), 120, 80);
     }
+    detect_with_predictions(
+        &f,
+        "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
+    );
+    f
+}
+
+/// A detect project (knot, defect) over the fixture's images, with these ALD CSV rows imported
+/// as predictions.
+fn detect_with_predictions(f: &Fixture, rows: &str) {
     f.ok(&[
         "init",
         f.project().to_str().unwrap(),
@@ -140,10 +152,9 @@ fn project() -> Fixture {
     ]);
     f.write(
         "totag.csv",
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
-         a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
-         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
-         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
+        &format!(
+            "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n{rows}"
+        ),
     );
     f.ok(&[
         "import",
@@ -153,7 +164,6 @@ fn project() -> Fixture {
         "--as",
         "predictions",
     ]);
-    f
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -499,34 +509,14 @@ fn kill_9_at_random_moments_keeps_what_was_shown_done() {
         .unwrap_or(8);
     let f = Fixture::new();
     let n = 40;
-    let mut csv = String::from(
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n",
-    );
+    let mut rows = String::new();
     for i in 0..n {
         write_image(&f.images().join(format!("img{i:02}.png")), 32, 24);
-        csv.push_str(&format!(
+        rows.push_str(&format!(
             "img{i:02}.png,knot,0.1,0.3,0.1,0.3,24,32,,0.9,0.7\nimg{i:02}.png,defect,0.5,0.9,0.5,0.9,24,32,,0.7,0.7\n"
         ));
     }
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot,defect",
-        "--source",
-        f.images().to_str().unwrap(),
-    ]);
-    f.write("totag.csv", &csv);
-    f.ok(&[
-        "import",
-        "totag.csv",
-        "--format",
-        "ald-csv",
-        "--as",
-        "predictions",
-    ]);
+    detect_with_predictions(&f, &rows);
     let keys = ["x", "x", "x", "Enter", "Enter", "Enter", "l", "l", "]", "["];
     let mut rng = Rng(seed);
     let mut shown: Vec<Done> = Vec::new();
