@@ -125,7 +125,9 @@ fn bench(picker: &Picker, proto: ProtocolType, files: &[PathBuf], canvas: Rect) 
                 }),
                 score: Some(0.7),
                 kind: ItemKind::Label(Origin::Human),
+                prediction: None,
             }],
+            decisions: Vec::new(),
         });
         state.selected = Some(0);
         let img = termtag::decode::open_upright(path, 250).expect("decode");

@@ -543,6 +543,14 @@ fn print_stats(project: &Project, store: &Store) -> Result<()> {
     outln!("status: {}", statuses.join(", "))?;
     outln!("verified empty: {}", s.verified_empty)?;
     outln!("predicted: {}", s.predicted_images)?;
+    let threshold = project.config.prelabel_threshold;
+    let p = store.proposal_counts(threshold)?;
+    outln!(
+        "proposals: {} open (score ≥ {threshold}), {} dismissed, {} superseded by labels",
+        p.open,
+        p.dismissed,
+        p.superseded
+    )?;
     outln!("{:<24}{:>8}{:>8}", "class", "labels", "images")?;
     for (name, labels, images) in &s.by_class {
         outln!("  {:<22}{labels:>8}{images:>8}", for_terminal(name))?;

@@ -10,7 +10,7 @@ use termtag::project::{ClassMap, Project};
 use termtag::store::{Filter, Store};
 use termtag::tui::action::Action;
 use termtag::tui::app::{StoreCtx, store_effect};
-use termtag::tui::state::{Effect, Mode, Msg, State, update};
+use termtag::tui::state::{Effect, ItemKind, Mode, Msg, State, update};
 
 /// Runs messages through `update()` and the store, as the app would, until nothing is pending.
 struct Harness {
@@ -96,38 +96,60 @@ impl Harness {
 
 /// A detect project with three 100×100 images and model predictions on them.
 fn detect_project() -> (Fixture, Project) {
+    new_project(
+        Task::Detect,
+        &["a.png", "b.png", "c.png"],
+        100,
+        &["knot", "defect"],
+        "a.png,knot,0.1,0.3,0.1,0.3,100,100,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,100,100,,0.6,0.6\n\
+         a.png,knot,0.0,0.1,0.0,0.1,100,100,,0.2,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.6,0.6\n\
+         c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.7,0.7\n",
+    )
+}
+
+/// A project of `size`×`size` images with these classes, and these ALD CSV rows (if any)
+/// imported as model predictions.
+fn new_project(
+    task: Task,
+    names: &[&str],
+    size: u32,
+    classes: &[&str],
+    predictions: &str,
+) -> (Fixture, Project) {
     let f = Fixture::new();
-    for name in ["a.png", "b.png", "c.png"] {
-        write_image(&f.images().join(name), 100, 100);
+    for name in names {
+        write_image(&f.images().join(name), size, size);
     }
+    let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
     let project = Project::init(
         &f.project(),
-        Task::Detect,
-        &["knot".into(), "defect".into()],
+        task,
+        &classes,
         Some(f.images().to_str().unwrap()),
     )
     .unwrap();
     let mut store = project.store().unwrap();
     project.refresh(&mut store, &|_, _| {}).unwrap();
-    let csv = f.write(
-        "totag.csv",
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
-         a.png,knot,0.1,0.3,0.1,0.3,100,100,,0.9,0.6\n\
-         a.png,defect,0.5,0.9,0.5,0.9,100,100,,0.6,0.6\n\
-         a.png,knot,0.0,0.1,0.0,0.1,100,100,,0.2,0.6\n\
-         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.6,0.6\n\
-         c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.7,0.7\n",
-    );
-    project
-        .import(
-            &mut store,
-            &csv,
-            FormatKind::AldCsv,
-            true,
-            &ClassMap::default(),
-            false,
-        )
-        .unwrap();
+    if !predictions.is_empty() {
+        let csv = f.write(
+            "totag.csv",
+            &format!(
+                "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n{predictions}"
+            ),
+        );
+        project
+            .import(
+                &mut store,
+                &csv,
+                FormatKind::AldCsv,
+                true,
+                &ClassMap::default(),
+                false,
+            )
+            .unwrap();
+    }
     (f, project)
 }
 
@@ -464,4 +486,383 @@ fn pull_and_push_run_in_the_background_one_at_a_time() {
     let m = h.state.message.as_ref().unwrap();
     assert!(m.error && m.text == "pull failed: access denied", "{m:?}");
     assert!(matches!(fx[0], Effect::Query { .. }));
+}
+
+/// What the screen shows of the current image, in a form a reload must give back: the labels
+/// in order, the open proposals by prediction, the decisions taken.
+type Shown = (
+    Vec<(String, String, Option<[u64; 4]>)>,
+    Vec<(i64, String)>,
+    Vec<(i64, String)>,
+    ImageStatus,
+);
+
+fn shown(state: &State) -> Option<(i64, Shown)> {
+    let cur = state.current.as_ref()?;
+    let bits = |b: termtag::model::BBox| [b.x0, b.y0, b.x1, b.y1].map(f64::to_bits);
+    let labels = cur
+        .items
+        .iter()
+        .filter_map(|it| match it.kind {
+            ItemKind::Label(o) => {
+                Some((it.class.clone(), o.as_str().to_string(), it.bbox.map(bits)))
+            }
+            ItemKind::Proposal => None,
+        })
+        .collect();
+    let mut proposals: Vec<(i64, String)> = cur
+        .items
+        .iter()
+        .filter(|it| it.is_proposal())
+        .map(|it| (it.prediction.unwrap(), it.class.clone()))
+        .collect();
+    proposals.sort();
+    let decisions = cur
+        .decisions
+        .iter()
+        .map(|d| (d.prediction, d.decision.as_str().to_string()))
+        .collect();
+    Some((cur.id, (labels, proposals, decisions, cur.status)))
+}
+
+#[test]
+fn dismissed_and_moved_proposals_stay_decided_after_back_forth_and_restart() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    assert_eq!(h.key_of_current(), "a.png");
+    // Dismiss the best proposal (knot 0.9); the defect one is selected next: move it right.
+    h.keys(&[Action::DeleteBox, Action::MoveRight]);
+    assert_eq!(h.state.pending, 0, "every write answered");
+    let m = h.state.message.as_ref().unwrap();
+    assert!(!m.error, "{m:?}");
+    let before = shown(&h.state).unwrap();
+    // Away and back: the same.
+    h.keys(&[Action::NextImage, Action::PrevImage]);
+    assert_eq!(shown(&h.state).unwrap(), before);
+    let cur = h.state.current.as_ref().unwrap();
+    assert_eq!(cur.items.len(), 1, "{:?}", cur.items);
+    assert!(!cur.items[0].is_proposal());
+    // Restart: the same, and no doubling.
+    let mut h = Harness::new(&project);
+    assert_eq!(h.key_of_current(), "a.png");
+    assert_eq!(shown(&h.state).unwrap(), before);
+    // Accepting saves exactly the moved box.
+    h.keys(&[Action::AcceptImage]);
+    assert_eq!(
+        h.labels("a.png"),
+        vec![(
+            "defect".into(),
+            "accepted_prediction".into(),
+            Some([520, 500, 920, 900])
+        )]
+    );
+    // Stats and the prediction export agree: b.png and c.png keep one open proposal each.
+    let counts = h.store.proposal_counts(0.5).unwrap();
+    assert_eq!(
+        (counts.open, counts.dismissed, counts.superseded),
+        (2, 1, 1)
+    );
+    let ds = h.store.dataset(true).unwrap();
+    let a = ds.images.iter().find(|i| i.key == "a.png").unwrap();
+    // The 0.2 knot stays a prediction (below the threshold it was never shown).
+    assert_eq!(a.labels.len(), 1);
+    assert_eq!(a.labels[0].score, Some(0.2));
+    // One undo takes back the accept; the next one the move, which reopens the proposal.
+    h.keys(&[Action::Undo]);
+    assert_eq!(h.status("a.png"), ImageStatus::New);
+    h.keys(&[Action::Undo]);
+    assert_eq!(h.key_of_current(), "a.png");
+    let cur = h.state.current.as_ref().unwrap();
+    assert_eq!(cur.items.iter().filter(|i| i.is_proposal()).count(), 1);
+    h.keys(&[Action::Undo]);
+    let cur = h.state.current.as_ref().unwrap();
+    assert_eq!(cur.items.iter().filter(|i| i.is_proposal()).count(), 2);
+}
+
+#[test]
+fn boxes_on_the_border_resize_and_move_without_panic() {
+    // Within 0.002 of the right and bottom border, and thinner than the minimum size.
+    let (_f, project) = new_project(
+        Task::Detect,
+        &["edge.png"],
+        1000,
+        &["knot"],
+        "edge.png,knot,0.9995,1.0,0.9995,1.0,1000,1000,,0.9,0.9\n\
+         edge.png,knot,0.0,0.0005,0.0,0.0005,1000,1000,,0.8,0.8\n",
+    );
+    let mut h = Harness::new(&project);
+    let grow = [
+        Action::GrowRight,
+        Action::GrowDown,
+        Action::GrowLeft,
+        Action::GrowUp,
+        Action::GrowLeftFine,
+        Action::GrowRightFine,
+        Action::MoveRight,
+        Action::MoveDown,
+        Action::MoveLeftFine,
+    ];
+    for _ in 0..2 {
+        for _ in 0..4 {
+            h.keys(&grow);
+            h.keys(&[Action::CycleCorner]);
+        }
+        h.keys(&[Action::NextBox]);
+    }
+    for (_, _, b) in h.labels("edge.png") {
+        let [x0, y0, x1, y1] = b.unwrap();
+        assert!(0 <= x0 && x0 <= x1 && x1 <= 1000 && 0 <= y0 && y0 <= y1 && y1 <= 1000);
+    }
+}
+
+#[test]
+fn a_failed_write_is_shown_and_stops_editing() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    // Another terminal deletes a class while the screen is open.
+    project
+        .store()
+        .unwrap()
+        .delete_class("defect", false)
+        .unwrap();
+    h.keys(&[Action::Class(2)]);
+    assert!(h.state.store_error.is_some());
+    let m = h.state.message.clone().unwrap();
+    assert!(m.error && m.text.contains("not saved"), "{m:?}");
+    // Further edits are refused and the screen keeps what the store has.
+    let before = shown(&h.state);
+    h.keys(&[Action::MoveRight, Action::AcceptImage, Action::Undo]);
+    assert_eq!(shown(&h.state), before);
+    assert_eq!(h.state.pending, 0);
+    assert!(
+        h.state
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("editing is stopped")
+    );
+    assert_eq!(h.status("a.png"), ImageStatus::New);
+    // Moving around still works, and reads the classes that are left.
+    h.keys(&[Action::NextImage]);
+    assert_eq!(h.state.classes, vec!["knot".to_string()]);
+}
+
+#[test]
+fn a_gallery_tag_of_many_images_is_one_undo() {
+    let (_f, project) = new_project(
+        Task::Multilabel,
+        &["p1.png", "p2.png", "p3.png"],
+        20,
+        &["cat", "dog"],
+        "",
+    );
+    let mut h = Harness::new(&project);
+    h.keys(&[
+        Action::Gallery,
+        Action::Confirm,
+        Action::MoveRight,
+        Action::Confirm,
+        Action::MoveRight,
+        Action::Confirm,
+        Action::Class(1),
+    ]);
+    for key in ["p1.png", "p2.png", "p3.png"] {
+        assert_eq!(h.status(key), ImageStatus::Reviewed);
+    }
+    assert!(h.state.message.as_ref().unwrap().text.contains("3 images"));
+    h.keys(&[Action::Undo]);
+    for key in ["p1.png", "p2.png", "p3.png"] {
+        assert_eq!(h.status(key), ImageStatus::New, "{key}");
+        assert_eq!(h.labels(key), vec![]);
+    }
+    let m = h.state.message.as_ref().unwrap();
+    assert!(m.text.contains("undone: tag of 3 images"), "{m:?}");
+}
+
+#[test]
+fn ctrl_c_leaves_in_every_mode() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let keymap = termtag::tui::keymap::Keymap::defaults();
+    let mut s = State::new("t", Task::Detect, vec!["knot".into()]);
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    for mode in [
+        Mode::Normal,
+        Mode::Filter {
+            input: String::new(),
+        },
+        Mode::Help,
+    ] {
+        s.mode = mode;
+        assert_eq!(
+            termtag::tui::app::key_to_msg(&s, &keymap, &ctrl_c),
+            Some(Msg::Shutdown)
+        );
+    }
+    update(&mut s, Msg::Shutdown);
+    assert!(s.quit);
+}
+
+/// Random reviews through `update()` and a real store, then a restart: the screen shows what
+/// it showed before, and every write was answered. `PROPTEST_CASES` runs more.
+mod random_reviews {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DETECT: &[Action] = &[
+        Action::NextImage,
+        Action::PrevImage,
+        Action::NextBox,
+        Action::PrevBox,
+        Action::AcceptBox,
+        Action::DeleteBox,
+        Action::AcceptImage,
+        Action::MarkEmpty,
+        Action::Class(1),
+        Action::Class(2),
+        Action::Class(3),
+        Action::MoveLeft,
+        Action::MoveRight,
+        Action::MoveUpFine,
+        Action::MoveDown,
+        Action::GrowLeft,
+        Action::GrowRight,
+        Action::GrowUp,
+        Action::GrowDownFine,
+        Action::GrowRightFine,
+        Action::CycleCorner,
+        Action::DrawBox,
+        Action::Confirm,
+        Action::Cancel,
+        Action::Undo,
+        Action::Redo,
+        Action::ZoomIn,
+        Action::ZoomOut,
+        Action::ZoomBox,
+        Action::ClassPicker,
+        Action::Help,
+    ];
+
+    const MULTILABEL: &[Action] = &[
+        Action::NextImage,
+        Action::PrevImage,
+        Action::AcceptImage,
+        Action::MarkEmpty,
+        Action::Class(1),
+        Action::Class(2),
+        Action::Confirm,
+        Action::Cancel,
+        Action::Undo,
+        Action::Redo,
+        Action::Gallery,
+        Action::MoveRight,
+        Action::ClassPicker,
+    ];
+
+    /// A detect project whose predictions include boxes on the border and tiny ones.
+    fn edge_project() -> (Fixture, Project) {
+        let (f, project) = detect_project();
+        let mut store = project.store().unwrap();
+        let csv = f.write(
+            "edge.csv",
+            "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
+             b.png,knot,0.9985,1.0,0.0,0.0015,100,100,,0.95,0.9\n\
+             b.png,defect,0.0,1.0,0.0,1.0,100,100,,0.55,0.9\n\
+             c.png,knot,0.0,0.001,0.999,1.0,100,100,,0.75,0.7\n",
+        );
+        project
+            .import(
+                &mut store,
+                &csv,
+                FormatKind::AldCsv,
+                true,
+                &ClassMap::default(),
+                false,
+            )
+            .unwrap();
+        (f, project)
+    }
+
+    fn multilabel_project() -> (Fixture, Project) {
+        new_project(
+            Task::Multilabel,
+            &["p1.png", "p2.png", "p3.png"],
+            20,
+            &["cat", "dog"],
+            "",
+        )
+    }
+
+    fn check(project: &Project, actions: &[Action]) -> Result<(), TestCaseError> {
+        let mut h = Harness::new(project);
+        h.send(Msg::GalleryColumns(2));
+        for (n, a) in actions.iter().enumerate() {
+            h.keys(&[*a]);
+            prop_assert_eq!(h.state.pending, 0, "a write was not answered after {:?}", a);
+            prop_assert!(h.state.store_error.is_none(), "{:?}", h.state.store_error);
+            // After every action the store already holds what the screen shows.
+            if let Some((id, showing)) = shown(&h.state)
+                && !matches!(h.state.mode, Mode::Gallery { .. })
+            {
+                let mut fresh = h.state.clone();
+                fresh.current = None;
+                let loaded = store_effect(&mut h.store, &h.ctx, Effect::Load { id }).unwrap();
+                update(&mut fresh, loaded);
+                prop_assert_eq!(
+                    shown(&fresh),
+                    Some((id, showing)),
+                    "after action {} ({:?})",
+                    n,
+                    a
+                );
+            }
+        }
+        // Leave the modes that hold the image (drawing, gallery) the way a user would.
+        h.keys(&[Action::Cancel, Action::Cancel]);
+        let before = shown(&h.state);
+        let statuses: std::collections::BTreeMap<i64, ImageStatus> =
+            h.state.queue.iter().map(|q| (q.id, q.status)).collect();
+        let classes = h.state.classes.clone();
+        drop(h);
+
+        let mut again = Harness::new(project);
+        let now: std::collections::BTreeMap<i64, ImageStatus> =
+            again.state.queue.iter().map(|q| (q.id, q.status)).collect();
+        prop_assert_eq!(now, statuses);
+        prop_assert_eq!(&again.state.classes, &classes);
+        if let Some((id, _)) = &before {
+            again.state.pos = again.state.queue.iter().position(|q| q.id == *id).unwrap();
+            again.state.current = None;
+            again.effects(vec![Effect::Load { id: *id }]);
+        }
+        prop_assert_eq!(shown(&again.state), before);
+        Ok(())
+    }
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        #[test]
+        fn detect_reviews_reload_as_shown(
+            actions in proptest::collection::vec(proptest::sample::select(DETECT), 1..60)
+        ) {
+            let (_f, project) = edge_project();
+            check(&project, &actions)?;
+        }
+
+        #[test]
+        fn multilabel_reviews_reload_as_shown(
+            actions in proptest::collection::vec(proptest::sample::select(MULTILABEL), 1..40)
+        ) {
+            let (_f, project) = multilabel_project();
+            check(&project, &actions)?;
+        }
+    }
 }

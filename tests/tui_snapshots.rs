@@ -50,6 +50,7 @@ fn state(task: Task) -> State {
                 }),
                 score: None,
                 kind: ItemKind::Label(Origin::Human),
+                prediction: None,
             },
             BoxItem {
                 class: "defect".into(),
@@ -61,8 +62,10 @@ fn state(task: Task) -> State {
                 }),
                 score: Some(0.62),
                 kind: ItemKind::Proposal,
+                prediction: Some(7),
             },
         ],
+        decisions: Vec::new(),
     });
     s.selected = Some(1);
     s

@@ -128,6 +128,18 @@ fn project() -> Fixture {
     for name in ["a.png", "b.png", "c.png"] {
         write_image(&f.images().join(name), 120, 80);
     }
+    detect_with_predictions(
+        &f,
+        "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
+    );
+    f
+}
+
+/// A detect project (knot, defect) over the fixture's images, with these ALD CSV rows imported
+/// as predictions.
+fn detect_with_predictions(f: &Fixture, rows: &str) {
     f.ok(&[
         "init",
         f.project().to_str().unwrap(),
@@ -140,10 +152,9 @@ fn project() -> Fixture {
     ]);
     f.write(
         "totag.csv",
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
-         a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
-         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
-         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
+        &format!(
+            "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n{rows}"
+        ),
     );
     f.ok(&[
         "import",
@@ -153,7 +164,6 @@ fn project() -> Fixture {
         "--as",
         "predictions",
     ]);
-    f
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -274,4 +284,312 @@ fn pull_review_and_push_with_the_keys() {
     assert_eq!(batches, 1);
     t.keys(&["q"]);
     t.wait_for("termtag-exit=0");
+}
+
+/// Polls the store until the pane no longer shows pending writes.
+fn settled(t: &Tmux) -> String {
+    let start = Instant::now();
+    loop {
+        let s = t.screen();
+        if !s.contains("saving") {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "writes never committed:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Rows of an ALD CSV export: (file, class, xmin, xmax, ymin, ymax).
+fn csv_boxes(text: &str) -> Vec<(String, String, [f64; 4])> {
+    let mut out: Vec<_> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            let n = |i: usize| c[i].parse::<f64>().unwrap();
+            (c[0].to_string(), c[1].to_string(), [n(2), n(3), n(4), n(5)])
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    out
+}
+
+fn assert_boxes(got: &[(String, String, [f64; 4])], want: &[(&str, &str, [f64; 4])]) {
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.0.as_str(), g.1.as_str()), (w.0, w.1), "{got:?}");
+        for (a, b) in g.2.iter().zip(w.2) {
+            assert!((a - b).abs() < 1e-9, "{got:?} != {want:?}");
+        }
+    }
+}
+
+#[test]
+fn dismiss_and_move_stay_through_back_forth_restart_and_export() {
+    let f = project();
+    let t = Tmux::new("decide");
+    t.start(&f);
+    t.wait_for("image 1/3");
+    let s = t.wait_for("proposal");
+    assert!(s.contains("a.png"), "{s}");
+    // Dismiss the best proposal (knot 0.90): said once the store has it.
+    t.keys(&["x"]);
+    t.wait_for("dismissed knot 0.90 on a.png");
+    // The defect proposal is selected now: nudge it right (2% of the width).
+    t.keys(&["l"]);
+    settled(&t);
+    t.keys(&["]"]);
+    t.wait_for("image 2/3");
+    t.keys(&["["]);
+    t.wait_for("image 1/3");
+    let s = t.wait_for("accepted");
+    assert!(
+        !s.contains("proposal"),
+        "the decided proposals came back:\n{s}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("termtag-exit=0");
+    drop(t);
+
+    // After a restart the image shows the moved box alone.
+    let t = Tmux::new("decide2");
+    t.start(&f);
+    t.wait_for("image 1/3");
+    for _ in 0..3 {
+        if t.wait_for("boxes").contains("a.png") {
+            break;
+        }
+        t.keys(&["]"]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = t.wait_for("accepted");
+    assert!(s.contains("a.png") && !s.contains("proposal"), "{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("a.png accepted");
+    t.keys(&["q"]);
+    t.wait_for("termtag-exit=0");
+
+    f.ok(&["export", "--format", "ald-csv", "labels.csv"]);
+    assert_boxes(
+        &csv_boxes(&f.read("labels.csv")),
+        &[("a.png", "defect", [0.52, 0.92, 0.5, 0.9])],
+    );
+    f.ok(&[
+        "export",
+        "--format",
+        "ald-csv",
+        "--predictions",
+        "predictions.csv",
+    ]);
+    // a.png has no prediction left to review (the NULL row says so); b.png keeps its own.
+    assert_boxes(
+        &csv_boxes(&f.read("predictions.csv")),
+        &[
+            ("a.png", "NULL", [0.0, 0.0, 0.0, 0.0]),
+            ("b.png", "knot", [0.2, 0.4, 0.2, 0.4]),
+        ],
+    );
+    let stats = f.ok(&["stats"]);
+    assert!(
+        stats.contains("proposals: 1 open (score ≥ 0.5), 1 dismissed, 1 superseded by labels"),
+        "{stats}"
+    );
+    let queue = f.ok(&["queue"]);
+    assert!(
+        queue.contains("b.png") && !queue.contains("a.png"),
+        "{queue}"
+    );
+}
+
+#[test]
+fn sighup_with_pending_edits_saves_them_then_exits() {
+    let f = project();
+    let t = Tmux::new("hup");
+    t.start(&f);
+    t.wait_for("image 1/3");
+    t.wait_for("proposal");
+    // Hold the store's write lock, so the edits wait in the worker.
+    let lock = f.db();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    t.keys(&["x", "l", "Enter"]);
+    t.wait_for("saving 3");
+    let pid = t.termtag_pid();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        f.count("SELECT count(*) FROM prediction WHERE decision IS NOT NULL"),
+        0
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    // It exits as SIGHUP would have, after the writes.
+    t.wait_for("termtag-exit=129");
+    assert_eq!(
+        f.count("SELECT count(*) FROM image WHERE key = 'a.png' AND status = 'reviewed'"),
+        1
+    );
+    assert_eq!(
+        f.count("SELECT count(*) FROM prediction WHERE decision = 'dismissed'"),
+        1
+    );
+    assert_eq!(
+        f.count("SELECT count(*) FROM prediction WHERE decision = 'superseded'"),
+        1
+    );
+    assert_eq!(
+        f.count("SELECT count(*) FROM annotation a JOIN image i ON i.id = a.image_id WHERE i.key = 'a.png' AND abs(a.x0 - 0.52) < 1e-9"),
+        1
+    );
+}
+
+/// A small deterministic generator for the kill trials (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What a screen showed as done.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Done {
+    Accepted(String),
+    Dismissed { image: String, class: String },
+}
+
+fn done_on(screen: &str) -> Vec<Done> {
+    let mut out = Vec::new();
+    for line in screen.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if w.starts_with("img")
+                && w.ends_with(".png")
+                && words.get(i + 1).map(|s| s.trim_end_matches(':')) == Some("accepted")
+            {
+                out.push(Done::Accepted(w.to_string()));
+            }
+            // "dismissed knot 0.90 on img07.png"
+            if *w == "dismissed"
+                && words.get(i + 3) == Some(&"on")
+                && let (Some(class), Some(image)) = (words.get(i + 1), words.get(i + 4))
+            {
+                out.push(Done::Dismissed {
+                    image: image.to_string(),
+                    class: class.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `kill -9` at seeded random moments of a review (right after a keystroke too): the store
+/// stays sound and everything a screen showed as done is in it. `TERMTAG_KILL_TRIALS` and
+/// `TERMTAG_KILL_SEED` run more or other trials (README, "Testing").
+#[test]
+fn kill_9_at_random_moments_keeps_what_was_shown_done() {
+    let trials: u64 = std::env::var("TERMTAG_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("TERMTAG_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let f = Fixture::new();
+    let n = 40;
+    let mut rows = String::new();
+    for i in 0..n {
+        write_image(&f.images().join(format!("img{i:02}.png")), 32, 24);
+        rows.push_str(&format!(
+            "img{i:02}.png,knot,0.1,0.3,0.1,0.3,24,32,,0.9,0.7\nimg{i:02}.png,defect,0.5,0.9,0.5,0.9,24,32,,0.7,0.7\n"
+        ));
+    }
+    detect_with_predictions(&f, &rows);
+    let keys = ["x", "x", "x", "Enter", "Enter", "Enter", "l", "l", "]", "["];
+    let mut rng = Rng(seed);
+    let mut shown: Vec<Done> = Vec::new();
+    for trial in 0..trials {
+        let t = Tmux::new(&format!("kill{trial}"));
+        t.start(&f);
+        t.wait_for("image 1/");
+        let presses = 1 + rng.below(12);
+        let right_after_key = rng.below(3) == 0;
+        for p in 0..presses {
+            t.keys(&[keys[rng.below(keys.len() as u64) as usize]]);
+            let last = p + 1 == presses;
+            if last && right_after_key {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(40)));
+            shown.extend(done_on(&t.screen()));
+        }
+        let pid = t.termtag_pid();
+        Command::new("kill").args(["-9", &pid]).status().unwrap();
+        // The killed screen leaves the terminal as it was, so the shell's exit line may wrap:
+        // wait for the process instead.
+        wait_until("termtag to die", || {
+            !Command::new("kill")
+                .args(["-0", &pid])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        });
+        drop(t);
+
+        let db = f.db();
+        let ok: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "trial {trial}");
+        shown.sort();
+        shown.dedup();
+        for d in &shown {
+            let n = match d {
+                Done::Accepted(image) => f.count(&format!(
+                    "SELECT count(*) FROM image WHERE key = '{image}' AND status = 'reviewed'"
+                )),
+                Done::Dismissed { image, class } => f.count(&format!(
+                    "SELECT count(*) FROM prediction p JOIN image i ON i.id = p.image_id
+                     JOIN class c ON c.id = p.class_id
+                     WHERE i.key = '{image}' AND c.name = '{class}' AND p.decision = 'dismissed'"
+                )),
+            };
+            assert_eq!(
+                n, 1,
+                "trial {trial} (seed {seed}): shown as done, not stored: {d:?}"
+            );
+        }
+        // No box shows twice: an open proposal never sits on a label of its class.
+        assert_eq!(
+            f.count(
+                "SELECT count(*) FROM prediction p JOIN annotation a ON a.image_id = p.image_id
+                 AND a.class_id = p.class_id AND a.x0 = p.x0 AND a.y0 = p.y0
+                 WHERE p.decision IS NULL"
+            ),
+            0,
+            "trial {trial}"
+        );
+    }
+    eprintln!(
+        "{trials} kill -9 trials (seed {seed}): {} actions shown done, all stored",
+        shown.len()
+    );
+    assert!(
+        shown.iter().any(|d| matches!(d, Done::Accepted(_)))
+            && shown.iter().any(|d| matches!(d, Done::Dismissed { .. })),
+        "the trials never showed an action done: {shown:?}"
+    );
 }

@@ -203,6 +203,9 @@ impl Store {
                                 p.score
                             ])?;
                         }
+                        if !preds.is_empty() {
+                            super::review::inherit_decisions(&tx, run_id, *image_id)?;
+                        }
                     }
                     ImageResult::Broken(why) => {
                         broken.execute(params![image_id, why])?;
@@ -224,7 +227,9 @@ impl Store {
     }
 
     /// Every image that some run processed, with the predictions of the newest run that
-    /// processed it (or of `run_id` only), sorted by image id.
+    /// processed it less those a reviewer dismissed or replaced by a label (what the queue
+    /// ranks), or with `run_id` every prediction of that run (what eval measures); sorted by
+    /// image id.
     pub fn predicted_images(&self, run_id: Option<i64>) -> Result<Vec<PredictedImage>> {
         let run_sql = match run_id {
             Some(_) => "?1",
@@ -255,7 +260,8 @@ impl Store {
         let mut st = self.conn.prepare(
             "SELECT p.image_id, p.run_id, c.name, p.x0, p.y0, p.x1, p.y1, p.score
              FROM prediction p JOIN class c ON c.id = p.class_id
-             WHERE ?1 IS NULL OR p.run_id = ?1 ORDER BY p.image_id, p.id",
+             WHERE (?1 IS NULL AND p.decision IS NULL) OR p.run_id = ?1
+             ORDER BY p.image_id, p.id",
         )?;
         let rows = st.query_map(params![run_id], |r| {
             let coords: [Option<f64>; 4] = [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?];

@@ -4,6 +4,7 @@
 mod filter;
 mod infer;
 mod remote;
+mod review;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,6 +21,7 @@ pub use infer::{
     TRAINED_ADAPTER,
 };
 pub use remote::{HeldClaim, NewClaim};
+pub use review::{Decided, Decision, EditLabel, ImageEdit, Proposal, ProposalCounts, Replay};
 pub use schema::VERSION as SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]
@@ -515,6 +517,7 @@ impl Store {
                     ],
                 )?;
             }
+            review::inherit_decisions(&tx, run, image_id)?;
         }
         journal(
             &tx,
@@ -528,7 +531,8 @@ impl Store {
     }
 
     /// The reviewed labels (images that are reviewed or carry labels), sorted by key, or with
-    /// `predictions` the latest model run's predictions for every image it processed.
+    /// `predictions` the latest model run's predictions for every image it processed, less
+    /// those a reviewer dismissed or replaced by a label.
     pub fn dataset(&self, predictions: bool) -> Result<Dataset> {
         let classes = self.class_names()?;
         let (images_sql, labels_sql) = if predictions {
@@ -538,6 +542,7 @@ impl Store {
                 "SELECT p.image_id, c.name, p.x0, p.y0, p.x1, p.y1, p.score
                  FROM prediction p JOIN class c ON c.id = p.class_id
                  WHERE p.run_id = (SELECT max(run_id) FROM predicted d WHERE d.image_id = p.image_id)
+                   AND p.decision IS NULL
                  ORDER BY p.image_id, p.score DESC, p.id",
             )
         } else {
@@ -769,168 +774,7 @@ fn image_id(tx: &Connection, key: &str) -> Result<i64> {
     })
 }
 
-/// One label as the review screen edits it and the journal snapshots it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EditLabel {
-    pub class: String,
-    pub bbox: Option<BBox>,
-    pub origin: Origin,
-    pub score: Option<f64>,
-}
-
-/// Everything an edit of one image can change: its labels and its status.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ImageEdit {
-    pub status: ImageStatus,
-    pub labels: Vec<EditLabel>,
-}
-
 impl Store {
-    /// Current labels and status of an image.
-    pub fn image_edit(&self, image_id: i64) -> Result<ImageEdit> {
-        read_edit(&self.conn, image_id)
-    }
-
-    /// Replaces an image's labels and status in one transaction, journalling the state before
-    /// and after (which is what undo and redo replay). A new edit discards the redo history.
-    pub fn apply_edit(&mut self, image_id: i64, action: &str, edit: &ImageEdit) -> Result<()> {
-        self.apply_edits(&[(image_id, edit.clone())], action)
-    }
-
-    /// Several images' edits in one transaction, one journal row each.
-    pub fn apply_edits(&mut self, edits: &[(i64, ImageEdit)], action: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute("UPDATE journal SET undone = 2 WHERE undone = 1", [])?;
-        let json = |e: &ImageEdit| serde_json::to_string(e).map_err(|e| invalid(e.to_string()));
-        for (image_id, edit) in edits {
-            let before = read_edit(&tx, *image_id)?;
-            write_edit(&tx, &self.author, *image_id, edit)?;
-            tx.execute(
-                "INSERT INTO journal (at, author, action, image_id, before, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![now_ms(), self.author, action, image_id, json(&before)?, json(edit)?],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Undoes this author's newest edit still in force; returns the image and action undone.
-    pub fn undo(&mut self) -> Result<Option<(i64, String)>> {
-        self.replay(
-            "SELECT id, image_id, action, before FROM journal
-             WHERE undone = 0 AND before IS NOT NULL AND image_id IS NOT NULL AND author = ?1
-             ORDER BY id DESC LIMIT 1",
-            1,
-        )
-    }
-
-    /// Redoes the edit undone last; returns the image and action redone.
-    pub fn redo(&mut self) -> Result<Option<(i64, String)>> {
-        self.replay(
-            "SELECT id, image_id, action, after FROM journal
-             WHERE undone = 1 AND image_id IS NOT NULL AND author = ?1
-             ORDER BY id ASC LIMIT 1",
-            0,
-        )
-    }
-
-    fn replay(&mut self, pick: &str, mark: i64) -> Result<Option<(i64, String)>> {
-        let tx = self.conn.transaction()?;
-        let row: Option<(i64, i64, String, String)> = tx
-            .query_row(pick, params![self.author], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
-        let Some((jid, image_id, action, state)) = row else {
-            return Ok(None);
-        };
-        let edit: ImageEdit = serde_json::from_str(&state)
-            .map_err(|e| invalid(format!("journal row {jid} is unreadable: {e}")))?;
-        write_edit(&tx, &self.author, image_id, &edit)?;
-        tx.execute(
-            "UPDATE journal SET undone = ?2 WHERE id = ?1",
-            params![jid, mark],
-        )?;
-        tx.commit()?;
-        Ok(Some((image_id, action)))
-    }
-}
-
-fn read_edit(conn: &Connection, image_id: i64) -> Result<ImageEdit> {
-    let status: String = conn
-        .query_row(
-            "SELECT status FROM image WHERE id = ?1",
-            params![image_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .ok_or_else(|| invalid(format!("no image with id {image_id}")))?;
-    let mut st = conn.prepare(
-        "SELECT c.name, a.x0, a.y0, a.x1, a.y1, a.origin, a.score FROM annotation a
-         JOIN class c ON c.id = a.class_id WHERE a.image_id = ?1 ORDER BY a.id",
-    )?;
-    let labels = st
-        .query_map(params![image_id], |r| {
-            let coords: [Option<f64>; 4] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?];
-            let origin: String = r.get(5)?;
-            Ok(EditLabel {
-                class: r.get(0)?,
-                bbox: bbox_of(coords),
-                origin: Origin::parse(&origin).unwrap_or(Origin::Human),
-                score: r.get(6)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(ImageEdit {
-        status: status.parse().unwrap_or(ImageStatus::New),
-        labels,
-    })
-}
-
-fn write_edit(tx: &Transaction, author: &str, image_id: i64, edit: &ImageEdit) -> Result<()> {
-    let classes = class_ids(tx)?;
-    let now = now_ms();
-    tx.execute(
-        "DELETE FROM annotation WHERE image_id = ?1",
-        params![image_id],
-    )?;
-    for l in &edit.labels {
-        let cid = lookup_class(&classes, &l.class)?;
-        insert_label(tx, image_id, cid, l.bbox, l.origin, l.score, author, now)?;
-    }
-    let reviewed = edit.status == ImageStatus::Reviewed;
-    tx.execute(
-        "UPDATE image SET status = ?2,
-            reviewed_at = CASE WHEN ?3 THEN ?4 ELSE NULL END,
-            reviewed_by = CASE WHEN ?3 THEN ?5 ELSE NULL END
-         WHERE id = ?1",
-        params![image_id, edit.status.as_str(), reviewed, now, author],
-    )?;
-    Ok(())
-}
-
-impl Store {
-    /// The latest model run's predictions for an image scoring at least `threshold`, best first.
-    pub fn proposals(&self, image_id: i64, threshold: f64) -> Result<Vec<EditLabel>> {
-        let mut st = self.conn.prepare(
-            "SELECT c.name, p.x0, p.y0, p.x1, p.y1, p.score FROM prediction p
-             JOIN class c ON c.id = p.class_id
-             WHERE p.image_id = ?1 AND p.score >= ?2
-               AND p.run_id = (SELECT max(run_id) FROM predicted d WHERE d.image_id = ?1)
-             ORDER BY p.score DESC, p.id",
-        )?;
-        let rows = st.query_map(params![image_id, threshold], |r| {
-            let coords: [Option<f64>; 4] = [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?];
-            Ok(EditLabel {
-                class: r.get(0)?,
-                bbox: bbox_of(coords),
-                origin: Origin::AcceptedPrediction,
-                score: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     /// Records that an image could not be decoded, with the reason.
     pub fn mark_broken(&mut self, image_id: i64, error: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
@@ -947,99 +791,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn store() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("labels.db"), "alice").unwrap();
-        s.add_classes(&["knot".into(), "defect".into()]).unwrap();
-        s.add_images(&[NewImage {
-            key: "a.jpg".into(),
-            width: 100,
-            height: 50,
-            orientation: 1,
-            size: 10,
-            error: None,
-        }])
-        .unwrap();
-        let id = s.images(&Filter::default()).unwrap()[0].id;
-        (dir, s, id)
-    }
-
-    fn knot(x0: f64) -> EditLabel {
-        EditLabel {
-            class: "knot".into(),
-            bbox: Some(BBox {
-                x0,
-                y0: 0.1,
-                x1: x0 + 0.2,
-                y1: 0.5,
-            }),
-            origin: Origin::Human,
-            score: None,
-        }
-    }
-
-    #[test]
-    fn edits_undo_and_redo_survive_reopening() {
-        let (dir, mut s, id) = store();
-        let one = ImageEdit {
-            status: ImageStatus::Reviewed,
-            labels: vec![knot(0.1)],
-        };
-        let two = ImageEdit {
-            status: ImageStatus::Reviewed,
-            labels: vec![knot(0.1), knot(0.5)],
-        };
-        s.apply_edit(id, "draw", &one).unwrap();
-        s.apply_edit(id, "draw", &two).unwrap();
-        assert_eq!(s.image_edit(id).unwrap(), two);
-        drop(s);
-
-        // A restart keeps the history.
-        let mut s = Store::open(&dir.path().join("labels.db"), "alice").unwrap();
-        assert_eq!(s.undo().unwrap(), Some((id, "draw".into())));
-        assert_eq!(s.image_edit(id).unwrap(), one);
-        s.undo().unwrap();
-        let first = s.image_edit(id).unwrap();
-        assert_eq!(first.status, ImageStatus::New);
-        assert!(first.labels.is_empty());
-        assert_eq!(s.undo().unwrap(), None);
-        s.redo().unwrap();
-        assert_eq!(s.image_edit(id).unwrap(), one);
-        // A new edit drops what could have been redone.
-        let three = ImageEdit {
-            status: ImageStatus::Reviewed,
-            labels: vec![],
-        };
-        s.apply_edit(id, "mark_empty", &three).unwrap();
-        assert_eq!(s.redo().unwrap(), None);
-        assert_eq!(s.undo().unwrap(), Some((id, "mark_empty".into())));
-        assert_eq!(s.image_edit(id).unwrap(), one);
-        // Another annotator's undo does not touch alice's edits.
-        drop(s);
-        let mut bob = Store::open(&dir.path().join("labels.db"), "bob").unwrap();
-        assert_eq!(bob.undo().unwrap(), None);
-    }
-
-    #[test]
-    fn an_edit_with_an_unknown_class_changes_nothing() {
-        let (_dir, mut s, id) = store();
-        let bad = ImageEdit {
-            status: ImageStatus::Reviewed,
-            labels: vec![
-                knot(0.1),
-                EditLabel {
-                    class: "nope".into(),
-                    ..knot(0.3)
-                },
-            ],
-        };
-        assert!(s.apply_edit(id, "draw", &bad).is_err());
-        let now = s.image_edit(id).unwrap();
-        assert!(now.labels.is_empty());
-        assert_eq!(now.status, ImageStatus::New);
-        assert_eq!(s.journal_len().unwrap(), 2, "only the setup rows");
-    }
 
     #[test]
     fn refuses_a_store_from_a_newer_termtag() {

@@ -111,6 +111,36 @@ CREATE TABLE claim (
     r#"
 ALTER TABLE model_run ADD COLUMN config TEXT;
 "#,
+    // 3: what the reviewer decided about each prediction, and journal steps. A dismissed
+    // prediction was rejected; a superseded one was replaced by a label (accepted, moved,
+    // resized or re-classed). Either way it is no longer a proposal. Rows of one user action
+    // share a `step`, so one undo takes back the whole action.
+    r#"
+ALTER TABLE prediction ADD COLUMN decision TEXT CHECK (decision IN ('dismissed','superseded'));
+ALTER TABLE prediction ADD COLUMN decided_by TEXT;
+ALTER TABLE prediction ADD COLUMN decided_at INTEGER;
+ALTER TABLE journal ADD COLUMN step INTEGER;
+CREATE INDEX journal_step ON journal(step);
+
+-- Predictions accepted before decisions were recorded: an identical accepted label supersedes
+-- them, so they do not come back as proposals next to it.
+UPDATE prediction SET decision = 'superseded',
+    decided_by = (SELECT a.author FROM annotation a
+                  WHERE a.image_id = prediction.image_id AND a.class_id = prediction.class_id
+                    AND a.origin = 'accepted_prediction'
+                    AND a.x0 IS prediction.x0 AND a.y0 IS prediction.y0
+                    AND a.x1 IS prediction.x1 AND a.y1 IS prediction.y1),
+    decided_at = (SELECT a.created_at FROM annotation a
+                  WHERE a.image_id = prediction.image_id AND a.class_id = prediction.class_id
+                    AND a.origin = 'accepted_prediction'
+                    AND a.x0 IS prediction.x0 AND a.y0 IS prediction.y0
+                    AND a.x1 IS prediction.x1 AND a.y1 IS prediction.y1)
+WHERE EXISTS (SELECT 1 FROM annotation a
+              WHERE a.image_id = prediction.image_id AND a.class_id = prediction.class_id
+                AND a.origin = 'accepted_prediction'
+                AND a.x0 IS prediction.x0 AND a.y0 IS prediction.y0
+                AND a.x1 IS prediction.x1 AND a.y1 IS prediction.y1);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -135,4 +165,42 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
         tx.commit()?;
     }
     Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predictions_accepted_before_decisions_existed_are_superseded() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(
+            "UPDATE schema_version SET version = 1;
+             INSERT INTO image (id, key, added_at) VALUES (1, 'a.jpg', 0);
+             INSERT INTO class (id, name, position) VALUES (1, 'knot', 0);
+             INSERT INTO model_run (id, path, adapter, started_at) VALUES (1, 'm', 'yolo', 0);
+             INSERT INTO predicted VALUES (1, 1);
+             INSERT INTO prediction (id, run_id, image_id, class_id, x0, y0, x1, y1, score)
+               VALUES (1, 1, 1, 1, 0.1, 0.1, 0.3, 0.3, 0.9), (2, 1, 1, 1, 0.5, 0.5, 0.7, 0.7, 0.8);
+             INSERT INTO annotation (image_id, class_id, x0, y0, x1, y1, origin, author, created_at, updated_at)
+               VALUES (1, 1, 0.1, 0.1, 0.3, 0.3, 'accepted_prediction', 'alice', 5, 5);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c).unwrap(), VERSION);
+        let rows: Vec<(i64, Option<String>, Option<String>)> = c
+            .prepare("SELECT id, decision, decided_by FROM prediction ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (1, Some("superseded".into()), Some("alice".into())),
+                (2, None, None)
+            ]
+        );
+    }
 }

@@ -25,6 +25,8 @@ enum AppEvent {
     Term(Event),
     Msg(Msg),
     Picture(Reply),
+    /// SIGTERM, SIGHUP or SIGINT: leave once the pending writes are committed.
+    Signal(i32),
 }
 
 /// What the store worker needs besides the store.
@@ -104,42 +106,40 @@ pub fn queue_items(
     Ok(items)
 }
 
-/// Carries out one store effect; the message it returns goes back to `update()`.
+/// Carries out one store effect; the message it returns goes back to `update()`. Every write
+/// is answered, once its transaction committed or failed.
 pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option<Msg> {
+    let err = |e: crate::store::StoreError| e.to_string();
+    let write = effect.is_write();
     let result: Result<Option<Msg>, String> = (|| {
-        let err = |e: crate::store::StoreError| e.to_string();
         Ok(match effect {
             Effect::Load { id } => Some(Msg::Loaded {
                 id,
                 edit: store.image_edit(id).map_err(err)?,
                 proposals: store.proposals(id, ctx.threshold).map_err(err)?,
+                classes: store.class_names().map_err(err)?,
             }),
-            Effect::Save { id, action, edit } => {
+            Effect::Save {
+                id,
+                action,
+                edit,
+                note,
+            } => {
                 store.apply_edit(id, &action, &edit).map_err(err)?;
-                None
+                Some(Msg::Saved { note })
             }
             Effect::MarkBroken { id, error } => {
                 store.mark_broken(id, &error).map_err(err)?;
-                None
+                Some(Msg::Saved { note: None })
             }
-            Effect::Undo | Effect::Redo => {
-                let done = if effect == Effect::Undo {
-                    store.undo()
-                } else {
-                    store.redo()
-                };
-                match done.map_err(err)? {
-                    Some((id, action)) => Some(Msg::Undone { id, action }),
-                    None => Some(Msg::Error(format!(
-                        "nothing to {}",
-                        if effect == Effect::Undo {
-                            "undo"
-                        } else {
-                            "redo"
-                        }
-                    ))),
-                }
-            }
+            Effect::Undo => Some(Msg::Replayed {
+                undo: true,
+                replay: store.undo().map_err(err)?,
+            }),
+            Effect::Redo => Some(Msg::Replayed {
+                undo: false,
+                replay: store.redo().map_err(err)?,
+            }),
             Effect::Query { filter, metric } => {
                 let f = Filter::parse(&filter)?;
                 let params = QueueParams {
@@ -166,6 +166,7 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                 class,
                 add,
                 only,
+                note,
             } => {
                 let mut edits = Vec::new();
                 for id in ids {
@@ -186,11 +187,15 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                     edits.push((id, edit));
                 }
                 store.apply_edits(&edits, "tag").map_err(err)?;
-                None
+                Some(Msg::Saved { note })
             }
         })
     })();
-    result.unwrap_or_else(|e| Some(Msg::Error(e)))
+    match result {
+        Ok(msg) => msg,
+        Err(e) if write => Some(Msg::StoreFailed(e)),
+        Err(e) => Some(Msg::Error(e)),
+    }
 }
 
 /// Loads the theme and keymap: presets and defaults, with the user's files laid over them.
@@ -235,8 +240,13 @@ pub fn ui_config(project: &Project) -> (Theme, Keymap, Vec<String>) {
 
 /// Maps a terminal key to a message, given the mode (text fields take characters).
 pub fn key_to_msg(state: &State, keymap: &Keymap, ev: &crossterm::event::KeyEvent) -> Option<Msg> {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    // Ctrl-C always leaves (after saving), whatever the keymap and the mode: the raw terminal
+    // turns it into a key rather than a signal.
+    if ev.code == KeyCode::Char('c') && ev.modifiers.contains(KeyModifiers::CONTROL) {
+        return Some(Msg::Shutdown);
+    }
     if let Mode::Filter { .. } = state.mode {
-        use crossterm::event::KeyCode;
         match ev.code {
             KeyCode::Char(c)
                 if !ev
@@ -269,6 +279,8 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     let metric = ctx.queue.metric;
 
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    // From here every way out, early errors and panics included, restores the terminal.
+    let screen = Screen::take();
     let picker = graphics::picker(choice);
     if choice != GraphicsChoice::Halfblocks {
         // A terminal that leaves part of the graphics query unanswered leaves ratatui-image's
@@ -299,7 +311,8 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
                 }
             }
         })?;
-    let store_tx = spawn_store_worker(store, ctx, tx.clone());
+    let signals = listen_for_signals(tx.clone())?;
+    let (store_tx, worker) = spawn_store_worker(store, ctx, tx.clone())?;
     let gfx_tx_reply = tx.clone();
     let gfx = graphics::spawn(picker, max_mp, move |r| {
         let _ = gfx_tx_reply.send(AppEvent::Picture(r));
@@ -310,25 +323,114 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     if !problems.is_empty() {
         update(&mut state, Msg::Error(problems.join("; ")));
     }
-    let result = event_loop(
-        &mut terminal,
-        &mut state,
-        &rx,
-        &store_tx,
-        &gfx,
-        &tx,
-        project,
-        &Ui {
-            theme: &theme,
-            thumbs: None,
-            keymap: &keymap,
-            picture: None,
-            cell_overlay,
-            protocol,
-        },
-    );
-    ratatui::restore();
-    result
+    let ui = Ui {
+        theme: &theme,
+        thumbs: None,
+        keymap: &keymap,
+        picture: None,
+        cell_overlay,
+        protocol,
+    };
+    let mut signal = None;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        event_loop(
+            &mut terminal,
+            &mut state,
+            &rx,
+            &store_tx,
+            &gfx,
+            &tx,
+            project,
+            &ui,
+            &mut signal,
+        )
+    }));
+    // Whatever ended the loop (q, Ctrl-C, a signal, a terminal gone, a panic), the writes
+    // already sent are committed before termtag exits: the worker runs all it was sent.
+    if state.pending > 0 && matches!(outcome, Ok(Ok(()))) {
+        state.message = Some(super::state::Message {
+            text: format!("saving {} edits before quitting…", state.pending),
+            error: false,
+        });
+        let _ = terminal.draw(|f| view::draw(f, &state, &ui));
+    }
+    drop(store_tx);
+    let worker_died = worker.join().is_err();
+    signals.close();
+    drop(screen);
+    let outcome = match outcome {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    // Failures reported while draining, and a signal that arrived as the terminal went away.
+    for ev in rx.try_iter() {
+        match ev {
+            AppEvent::Msg(Msg::StoreFailed(e)) => state.store_error = Some(e),
+            AppEvent::Signal(s) => signal = signal.or(Some(s)),
+            _ => {}
+        }
+    }
+    if worker_died {
+        bail!("the store worker stopped unexpectedly: see .termtag/termtag.log");
+    }
+    if let Some(e) = &state.store_error {
+        bail!("the label store failed, so editing stopped: {e} (what was shown as saved is saved)");
+    }
+    if let Some(sig) = signal {
+        tracing::info!(sig, "review screen stopped by a signal after saving");
+        // Exit as the signal would have (the parent sees it), now that everything is saved.
+        let _ = signal_hook::low_level::emulate_default_handler(sig);
+    }
+    outcome
+}
+
+/// The terminal while the review screen has it. A panic on the screen's own thread restores
+/// the terminal, then reports as usual; a panic on a worker thread goes to the log (printing it
+/// would garble the screen) and its worker reports the failure on screen. Dropped, it restores
+/// the terminal and the default panic hook.
+struct Screen;
+
+impl Screen {
+    fn take() -> Screen {
+        // ratatui's hook restores the terminal for a panic on any thread.
+        let restore_and_report = std::panic::take_hook();
+        let ui = std::thread::current().id();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().id() == ui {
+                restore_and_report(info);
+            } else {
+                let thread = std::thread::current().name().unwrap_or("?").to_string();
+                tracing::error!(thread, "panic: {info}");
+            }
+        }));
+        Screen
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        ratatui::restore();
+        let _ = std::panic::take_hook();
+    }
+}
+
+/// SIGTERM, SIGHUP (the SSH link dropped) and SIGINT become events of the loop, which then
+/// leaves as `q` does: after the pending writes are committed.
+fn listen_for_signals(tx: Sender<AppEvent>) -> Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .context("cannot listen for signals")?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("termtag-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(AppEvent::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(handle)
 }
 
 /// Runs a pull or push on its own thread, with its own store connection (SQLite serialises the
@@ -398,21 +500,47 @@ fn spawn_sync(project: &Project, pull: bool, tx: Sender<AppEvent>) {
     }
 }
 
-fn spawn_store_worker(mut store: Store, ctx: StoreCtx, tx: Sender<AppEvent>) -> Sender<Effect> {
+/// The store worker owns the store. It carries out every effect it was sent, in order, even
+/// when nobody listens any more (that is how pending writes are drained on exit), and answers
+/// every write. A panic in it is answered as a store failure, and it writes nothing after that.
+fn spawn_store_worker(
+    mut store: Store,
+    ctx: StoreCtx,
+    tx: Sender<AppEvent>,
+) -> Result<(Sender<Effect>, std::thread::JoinHandle<()>)> {
     let (etx, erx) = mpsc::channel::<Effect>();
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("termtag-store".into())
         .spawn(move || {
+            let mut broken: Option<String> = None;
             for effect in erx {
-                if let Some(msg) = store_effect(&mut store, &ctx, effect)
-                    && tx.send(AppEvent::Msg(msg)).is_err()
-                {
-                    break;
+                let write = effect.is_write();
+                let reply = match &broken {
+                    Some(why) if write => Some(Msg::StoreFailed(why.clone())),
+                    Some(why) => Some(Msg::Error(why.clone())),
+                    None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        store_effect(&mut store, &ctx, effect)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let text = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        let why = format!(
+                            "internal error in the store worker ({text}); see .termtag/termtag.log"
+                        );
+                        broken = Some(why.clone());
+                        Some(Msg::StoreFailed(why))
+                    }),
+                };
+                if let Some(msg) = reply {
+                    let _ = tx.send(AppEvent::Msg(msg));
                 }
             }
         })
-        .expect("spawn store worker");
-    etx
+        .context("cannot start the store worker")?;
+    Ok((etx, handle))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -425,6 +553,7 @@ fn event_loop(
     sync_tx: &Sender<AppEvent>,
     project: &Project,
     ui_base: &Ui,
+    signal: &mut Option<i32>,
 ) -> Result<()> {
     let mut picture: Option<Picture> = None;
     let mut thumbs: std::collections::HashMap<i64, ratatui_image::protocol::Protocol> =
@@ -450,7 +579,16 @@ fn event_loop(
                     let _ = gfx.send(Request::Prefetch(paths));
                 }
                 other => {
-                    let _ = store_tx.send(other);
+                    let write = other.is_write();
+                    if store_tx.send(other).is_err() && write {
+                        // The worker is gone: say so rather than drop the write.
+                        update(
+                            state,
+                            Msg::StoreFailed(
+                                "the store worker stopped: see .termtag/termtag.log".into(),
+                            ),
+                        );
+                    }
                 }
             }
         }
@@ -527,6 +665,10 @@ fn event_loop(
                 // Thumbnails are sized to their tiles, which do not change; the page may.
             }
             AppEvent::Term(_) => continue,
+            AppEvent::Signal(sig) => {
+                *signal = Some(sig);
+                dispatch(state, Msg::Shutdown);
+            }
             AppEvent::Msg(msg) => dispatch(state, msg),
             AppEvent::Picture(Reply::Ready(p)) => {
                 if p.generation == generation {

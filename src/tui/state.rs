@@ -3,7 +3,7 @@
 
 use crate::model::{BBox, ImageStatus, Origin, Task};
 use crate::queue::Metric;
-use crate::store::{EditLabel, ImageEdit, Stats};
+use crate::store::{Decided, Decision, EditLabel, ImageEdit, Proposal, Replay, Stats};
 
 use super::action::Action;
 
@@ -37,6 +37,8 @@ pub struct BoxItem {
     pub bbox: Option<BBox>,
     pub score: Option<f64>,
     pub kind: ItemKind,
+    /// The prediction a proposal shows: the decision about it is stored there.
+    pub prediction: Option<i64>,
 }
 
 impl BoxItem {
@@ -51,6 +53,56 @@ pub struct Current {
     pub id: i64,
     pub status: ImageStatus,
     pub items: Vec<BoxItem>,
+    /// Decisions taken on the image's predictions (sorted by prediction id).
+    pub decisions: Vec<Decided>,
+}
+
+impl Current {
+    fn decide(&mut self, prediction: Option<i64>, decision: Decision) {
+        let Some(prediction) = prediction else { return };
+        self.decisions.retain(|d| d.prediction != prediction);
+        self.decisions.push(Decided {
+            prediction,
+            decision,
+        });
+        self.decisions.sort_by_key(|d| d.prediction);
+    }
+
+    /// Item `i`, a proposal, becomes the user's label: the prediction is superseded.
+    fn adopt(&mut self, i: usize) {
+        let Some(item) = self.items.get_mut(i) else {
+            return;
+        };
+        if item.kind != ItemKind::Proposal {
+            return;
+        }
+        item.kind = ItemKind::Label(Origin::AcceptedPrediction);
+        let p = item.prediction.take();
+        self.decide(p, Decision::Superseded);
+    }
+
+    /// Removes item `i`; a proposal removed is dismissed, or superseded when a label of its
+    /// class takes its place.
+    fn remove(&mut self, i: usize, decision: Decision) -> Option<BoxItem> {
+        if i >= self.items.len() {
+            return None;
+        }
+        let item = self.items.remove(i);
+        self.decide(item.prediction, decision);
+        Some(item)
+    }
+
+    /// Keeps the items `keep` says yes to, deciding about the proposals it drops.
+    fn retain(&mut self, decision: Decision, mut keep: impl FnMut(&BoxItem) -> bool) {
+        let mut i = 0;
+        while i < self.items.len() {
+            if keep(&self.items[i]) {
+                i += 1;
+            } else {
+                self.remove(i, decision);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,13 +167,24 @@ pub enum Msg {
     Loaded {
         id: i64,
         edit: ImageEdit,
-        proposals: Vec<EditLabel>,
+        proposals: Vec<Proposal>,
+        /// The project's classes now (another terminal may have changed them).
+        classes: Vec<String>,
     },
     Queue(Vec<QueueItem>),
-    Undone {
-        id: i64,
-        action: String,
+    /// A write committed; `note` says what is now done.
+    Saved {
+        note: Option<String>,
     },
+    /// An undo (`undo == true`) or redo committed.
+    Replayed {
+        undo: bool,
+        replay: Replay,
+    },
+    /// A write failed (nothing of it is stored): editing stops.
+    StoreFailed(String),
+    /// Leave after the pending writes are committed (Ctrl-C, SIGTERM, SIGHUP).
+    Shutdown,
     Stats(Stats),
     /// Classes of images shown in the gallery.
     GalleryLabels(Vec<(i64, Vec<String>)>),
@@ -152,6 +215,8 @@ pub enum Effect {
         id: i64,
         action: String,
         edit: ImageEdit,
+        /// Shown once the write committed.
+        note: Option<String>,
     },
     MarkBroken {
         id: i64,
@@ -184,7 +249,22 @@ pub enum Effect {
         class: String,
         add: bool,
         only: bool,
+        note: Option<String>,
     },
+}
+
+impl Effect {
+    /// Writes to the store: each is answered by `Saved`, `Replayed` or `StoreFailed`.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Effect::Save { .. }
+                | Effect::MarkBroken { .. }
+                | Effect::Undo
+                | Effect::Redo
+                | Effect::Tag { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +300,10 @@ pub struct State {
     pub sync: Option<String>,
     /// Shown once the queue that a finished transfer asked for arrives.
     pub after_queue: Option<Message>,
+    /// Writes sent to the store and not yet committed.
+    pub pending: usize,
+    /// Why a write failed: set, it stops editing.
+    pub store_error: Option<String>,
     pub quit: bool,
 }
 
@@ -245,12 +329,33 @@ impl State {
             metric: Metric::default(),
             sync: None,
             after_queue: None,
+            pending: 0,
+            store_error: None,
             quit: false,
         }
     }
 
     pub fn current_item(&self) -> Option<&QueueItem> {
         self.queue.get(self.pos)
+    }
+
+    /// The classes changed under the screen (a class renamed, merged or deleted meanwhile).
+    fn set_classes(&mut self, classes: Vec<String>) {
+        self.classes = classes;
+        let n = self.classes.len();
+        self.last_class = self.last_class.min(n.saturating_sub(1));
+        if let Mode::Picker { index } = &mut self.mode {
+            *index = (*index).min(n.saturating_sub(1));
+        }
+    }
+
+    /// An image's key as the screen shows it.
+    fn key_of(&self, id: i64) -> String {
+        self.queue
+            .iter()
+            .find(|q| q.id == id)
+            .map(|q| crate::sanitize::for_terminal(&q.key))
+            .unwrap_or_else(|| format!("image {id}"))
     }
 
     pub fn selected_item(&self) -> Option<&BoxItem> {
@@ -312,10 +417,11 @@ impl State {
         fx
     }
 
-    /// The labels (not proposals) of the current image as the store keeps them.
+    /// The labels (not proposals) and decisions of the current image as the store keeps them.
     fn edit_of(cur: &Current, status: ImageStatus) -> ImageEdit {
         ImageEdit {
             status,
+            decisions: cur.decisions.clone(),
             labels: cur
                 .items
                 .iter()
@@ -334,6 +440,11 @@ impl State {
 
     /// Saves the current image after a change of its labels, keeping its status.
     fn save(&mut self, action: &str) -> Vec<Effect> {
+        self.save_noting(action, None)
+    }
+
+    /// Saves, and says `note` once the store has it.
+    fn save_noting(&mut self, action: &str, note: Option<String>) -> Vec<Effect> {
         let Some(cur) = &self.current else {
             return Vec::new();
         };
@@ -342,6 +453,7 @@ impl State {
             id: cur.id,
             action: action.to_string(),
             edit,
+            note,
         }]
     }
 
@@ -361,22 +473,21 @@ impl State {
             .get(self.pos)
             .map(|q| q.key.clone())
             .unwrap_or_default();
+        let key = crate::sanitize::for_terminal(&key);
+        // Said once the store has it.
+        let note = if self.pos + 1 < self.queue.len() {
+            format!("{key} {status_note}")
+        } else {
+            format!("{key} {status_note}: end of the queue")
+        };
         let mut fx = vec![Effect::Save {
             id,
             action: action.to_string(),
             edit,
+            note: Some(note),
         }];
-        self.info(format!(
-            "{} {status_note}",
-            crate::sanitize::for_terminal(&key)
-        ));
         if self.pos + 1 < self.queue.len() {
             fx.extend(self.goto(self.pos + 1));
-        } else {
-            self.info(format!(
-                "{} {status_note}: end of the queue",
-                crate::sanitize::for_terminal(&key)
-            ));
         }
         fx
     }
@@ -397,16 +508,15 @@ impl State {
         };
         f(b, px, coarse, corner);
         // Editing a proposal makes it the user's label.
-        if item.kind == ItemKind::Proposal {
-            item.kind = ItemKind::Label(Origin::AcceptedPrediction);
-        }
+        cur.adopt(i);
         true
     }
 
     fn move_box(&mut self, dx: f64, dy: f64) -> Vec<Effect> {
         let moved = self.with_selected(|b, _, _, _| {
-            let dx = dx.clamp(-b.x0, 1.0 - b.x1);
-            let dy = dy.clamp(-b.y0, 1.0 - b.y1);
+            // min/max rather than clamp: an imported box may poke out of the image.
+            let dx = dx.min(1.0 - b.x1).max(-b.x0);
+            let dy = dy.min(1.0 - b.y1).max(-b.y0);
             b.x0 += dx;
             b.x1 += dx;
             b.y0 += dy;
@@ -427,15 +537,18 @@ impl State {
                 Corner::TopRight => (false, true),
                 Corner::BottomLeft => (true, false),
             };
+            // Not `clamp`: a box whose edge lies within MIN_SIZE of the border (models and
+            // imports make them) would give it bounds the wrong way round. The image border
+            // wins over the minimum size.
             if left {
-                b.x0 = (b.x0 + dx).clamp(0.0, b.x1 - MIN_SIZE);
+                b.x0 = (b.x0 + dx).min(b.x1 - MIN_SIZE).max(0.0);
             } else {
-                b.x1 = (b.x1 + dx).clamp(b.x0 + MIN_SIZE, 1.0);
+                b.x1 = (b.x1 + dx).max(b.x0 + MIN_SIZE).min(1.0);
             }
             if top {
-                b.y0 = (b.y0 + dy).clamp(0.0, b.y1 - MIN_SIZE);
+                b.y0 = (b.y0 + dy).min(b.y1 - MIN_SIZE).max(0.0);
             } else {
-                b.y1 = (b.y1 + dy).clamp(b.y0 + MIN_SIZE, 1.0);
+                b.y1 = (b.y1 + dy).max(b.y0 + MIN_SIZE).min(1.0);
             }
         });
         if grown {
@@ -472,18 +585,19 @@ impl State {
             bbox: None,
             score: None,
             kind: ItemKind::Label(Origin::Human),
+            prediction: None,
         };
         match task {
             Task::Detect => {
-                let Some(item) = selected.and_then(|i| cur.items.get_mut(i)) else {
+                let Some(i) = selected.filter(|i| *i < cur.items.len()) else {
                     return self.no_box();
                 };
-                item.class = class;
-                if item.kind == ItemKind::Proposal {
-                    item.kind = ItemKind::Label(Origin::AcceptedPrediction);
+                if cur.items[i].is_proposal() {
+                    cur.adopt(i);
                 } else {
-                    item.kind = ItemKind::Label(Origin::Human);
+                    cur.items[i].kind = ItemKind::Label(Origin::Human);
                 }
+                cur.items[i].class = class;
             }
             Task::Classify => {
                 cur.items.retain(BoxItem::is_proposal);
@@ -497,7 +611,8 @@ impl State {
                 {
                     cur.items.remove(i);
                 } else {
-                    cur.items.retain(|it| it.class != class);
+                    // The user's label takes the place of a proposal of its class.
+                    cur.retain(Decision::Superseded, |it| it.class != class);
                     cur.items.push(human(class));
                 }
             }
@@ -731,9 +846,9 @@ impl State {
                 let Some(cur) = &mut self.current else {
                     return Vec::new();
                 };
-                match cur.items.get_mut(i) {
+                match cur.items.get(i) {
                     Some(item) if item.is_proposal() => {
-                        item.kind = ItemKind::Label(Origin::AcceptedPrediction);
+                        cur.adopt(i);
                         self.save("accept_box")
                     }
                     _ => Vec::new(),
@@ -746,17 +861,25 @@ impl State {
                 let Some(cur) = &mut self.current else {
                     return Vec::new();
                 };
-                if i >= cur.items.len() {
+                let cur_id = cur.id;
+                let Some(removed) = cur.remove(i, Decision::Dismissed) else {
                     return Vec::new();
-                }
-                let removed = cur.items.remove(i);
+                };
                 self.selected = match cur.items.len() {
                     0 => None,
                     n => Some(i.min(n - 1)),
                 };
                 if removed.is_proposal() {
-                    // A rejected proposal is not a label: nothing to store until the image is accepted.
-                    Vec::new()
+                    let key = self.key_of(cur_id);
+                    let score = removed
+                        .score
+                        .map(|s| format!(" {s:.2}"))
+                        .unwrap_or_default();
+                    let note = format!(
+                        "dismissed {}{score} on {key}",
+                        crate::sanitize::for_terminal(&removed.class)
+                    );
+                    self.save_noting("dismiss_proposal", Some(note))
                 } else {
                     self.save("delete_box")
                 }
@@ -764,26 +887,24 @@ impl State {
             Action::AcceptImage => {
                 let task = self.task;
                 if let Some(cur) = &mut self.current {
-                    let has_label = cur.items.iter().any(|it| !it.is_proposal());
-                    let mut kept_one = false;
-                    cur.items.retain_mut(|it| {
-                        if !it.is_proposal() {
-                            return true;
-                        }
-                        // A classify image takes one class: the user's, else the best proposal.
-                        if task == Task::Classify && (has_label || kept_one) {
-                            return false;
-                        }
-                        kept_one = true;
-                        it.kind = ItemKind::Label(Origin::AcceptedPrediction);
-                        true
-                    });
+                    // A classify image takes one class: the user's, else the best proposal.
+                    if task == Task::Classify {
+                        let mut kept = cur.items.iter().any(|it| !it.is_proposal());
+                        cur.retain(Decision::Dismissed, |it| {
+                            let keep = !it.is_proposal() || !kept;
+                            kept |= it.is_proposal();
+                            keep
+                        });
+                    }
+                    for i in 0..cur.items.len() {
+                        cur.adopt(i);
+                    }
                 }
                 self.finish("accept_image", "accepted")
             }
             Action::MarkEmpty => {
                 if let Some(cur) = &mut self.current {
-                    cur.items.clear();
+                    cur.retain(Decision::Dismissed, |_| false);
                 }
                 self.selected = None;
                 self.finish("mark_empty", "marked empty")
@@ -928,6 +1049,12 @@ impl State {
                     .filter_map(|p| self.queue.get(*p).map(|q| q.id))
                     .collect();
                 let only = self.task == Task::Classify;
+                // A tag reviews the images.
+                for p in &targets {
+                    if let Some(q) = self.queue.get_mut(*p) {
+                        q.status = ImageStatus::Reviewed;
+                    }
+                }
                 // Multi-label: add the class unless every target already has it, then remove it.
                 let all_have = ids.iter().all(|id| {
                     self.gallery_labels
@@ -936,16 +1063,17 @@ impl State {
                 });
                 let add = only || !all_have;
                 let n = ids.len();
-                self.info(format!(
+                let note = format!(
                     "{} {class} {} {n} images",
                     if add { "tagged" } else { "untagged" },
                     if add { "on" } else { "from" }
-                ));
+                );
                 let mut fx = vec![Effect::Tag {
                     ids: ids.clone(),
                     class,
                     add,
                     only,
+                    note: Some(note),
                 }];
                 fx.push(Effect::GalleryLabels { ids });
                 return fx;
@@ -954,9 +1082,13 @@ impl State {
                 let c = *cursor;
                 return self.goto(c);
             }
+            Action::Undo => return vec![Effect::Undo],
+            Action::Redo => return vec![Effect::Redo],
             Action::Cancel | Action::Gallery | Action::Quit => {
+                // Tags may have changed the image under the gallery: read it again.
                 self.mode = Mode::Normal;
-                return Vec::new();
+                let pos = self.pos;
+                return self.goto(pos);
             }
             _ => return Vec::new(),
         }
@@ -989,6 +1121,7 @@ impl State {
             bbox: Some(bbox),
             score: None,
             kind: ItemKind::Label(Origin::Human),
+            prediction: None,
         });
         self.selected = Some(cur.items.len() - 1);
         self.info(format!("new {class} box: a digit or c changes its class"));
@@ -998,6 +1131,33 @@ impl State {
 
 /// The one place state changes.
 pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    // Once a write failed, nothing more is written: an action that would write is undone on
+    // the screen and refused, so what the screen shows never runs ahead of a broken store.
+    let before = state.store_error.is_some().then(|| state.clone());
+    let acked = matches!(
+        msg,
+        Msg::Saved { .. } | Msg::Replayed { .. } | Msg::StoreFailed(_)
+    );
+    if acked {
+        state.pending = state.pending.saturating_sub(1);
+    }
+    let fx = handle(state, msg);
+    let writes = fx.iter().filter(|e| e.is_write()).count();
+    if writes > 0
+        && let Some(mut before) = before
+    {
+        let why = before.store_error.clone().unwrap_or_default();
+        before.error(format!(
+            "not saved: the label store failed ({why}); editing is stopped, q quits"
+        ));
+        *state = before;
+        return fx.into_iter().filter(|e| !e.is_write()).collect();
+    }
+    state.pending += writes;
+    fx
+}
+
+fn handle(state: &mut State, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Action(a) => state.action(a),
         Msg::Input(c) => {
@@ -1016,11 +1176,16 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             id,
             edit,
             proposals,
+            classes,
         } => {
+            if classes != state.classes {
+                state.set_classes(classes);
+            }
             // A result for an image we already left is stale.
             if state.current_item().map(|q| q.id) != Some(id) {
                 return Vec::new();
             }
+            // The store decides what is still a proposal: shown as it comes.
             let mut items: Vec<BoxItem> = edit
                 .labels
                 .into_iter()
@@ -1029,29 +1194,16 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                     bbox: l.bbox,
                     score: l.score,
                     kind: ItemKind::Label(l.origin),
+                    prediction: None,
                 })
                 .collect();
-            // Proposals only for images not yet reviewed, and not where a label already is.
-            if edit.status != ImageStatus::Reviewed {
-                for p in proposals {
-                    let covered = items.iter().any(|it| {
-                        it.class == p.class
-                            && match (it.bbox, p.bbox) {
-                                (Some(a), Some(b)) => a.iou(&b) > 0.9,
-                                (None, None) => true,
-                                _ => false,
-                            }
-                    });
-                    if !covered {
-                        items.push(BoxItem {
-                            class: p.class,
-                            bbox: p.bbox,
-                            score: p.score,
-                            kind: ItemKind::Proposal,
-                        });
-                    }
-                }
-            }
+            items.extend(proposals.into_iter().map(|p| BoxItem {
+                class: p.class,
+                bbox: p.bbox,
+                score: Some(p.score),
+                kind: ItemKind::Proposal,
+                prediction: Some(p.prediction),
+            }));
             state.selected = (!items.is_empty()).then_some(0);
             if let Some(q) = state.queue.get_mut(state.pos) {
                 q.status = edit.status;
@@ -1060,7 +1212,62 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                 id,
                 status: edit.status,
                 items,
+                decisions: edit.decisions,
             });
+            Vec::new()
+        }
+        Msg::Saved { note } => {
+            if let Some(note) = note {
+                state.info(note);
+            }
+            Vec::new()
+        }
+        Msg::Replayed { undo, replay } => {
+            let verb = if undo { "undo" } else { "redo" };
+            match replay {
+                Replay::Nothing => {
+                    state.info(format!("nothing to {verb}"));
+                    Vec::new()
+                }
+                Replay::Stale { image_id, action } => {
+                    let key = state.key_of(image_id);
+                    state.error(format!(
+                        "cannot {verb} {action} on {key}: the image was changed since (by another annotator or a command); dropped from your history"
+                    ));
+                    Vec::new()
+                }
+                Replay::Done { action, images } => {
+                    let done = if undo { "undone" } else { "redone" };
+                    let what = if images.len() > 1 {
+                        format!("{action} of {} images", images.len())
+                    } else {
+                        action
+                    };
+                    for (id, status) in &images {
+                        if let Some(q) = state.queue.iter_mut().find(|q| q.id == *id) {
+                            q.status = *status;
+                        }
+                    }
+                    let first = images.first().map(|i| i.0);
+                    let fx = match state.queue.iter().position(|q| Some(q.id) == first) {
+                        Some(pos) if !matches!(state.mode, Mode::Gallery { .. }) => state.goto(pos),
+                        // The gallery stays where it is; its labels are read again.
+                        _ => state.gallery_page_effects(),
+                    };
+                    state.info(format!("{done}: {what}"));
+                    fx
+                }
+            }
+        }
+        Msg::StoreFailed(e) => {
+            state.error(format!(
+                "not saved: {e}; editing is stopped, q quits (edits saved before are kept)"
+            ));
+            state.store_error = Some(e);
+            Vec::new()
+        }
+        Msg::Shutdown => {
+            state.quit = true;
             Vec::new()
         }
         Msg::Queue(items) => {
@@ -1074,13 +1281,6 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                 state.message = Some(m);
             }
             state.goto(0)
-        }
-        Msg::Undone { id, action } => {
-            state.info(format!("undone / redone: {action}"));
-            match state.queue.iter().position(|q| q.id == id) {
-                Some(pos) => state.goto(pos),
-                None => Vec::new(),
-            }
         }
         Msg::Stats(s) => {
             state.stats = Some(s);

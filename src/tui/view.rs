@@ -167,6 +167,7 @@ fn draw_canvas(f: &mut Frame, canvas: Rect, state: &State, ui: &Ui) {
                     bbox: Some(b),
                     score: None,
                     kind: ItemKind::Proposal,
+                    prediction: None,
                 };
                 cell_box(
                     f.buffer_mut(),
@@ -490,6 +491,15 @@ fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
     if let Some(sync) = &state.sync {
         spans.push(Span::styled(
             format!("⇅ {}", for_terminal(sync)),
+            ui.theme.key(),
+        ));
+    }
+    // Writes not committed yet, or the failure that stopped editing.
+    if state.store_error.is_some() {
+        spans.push(Span::styled(" ✗ not saved ", ui.theme.error_style()));
+    } else if state.pending > 0 {
+        spans.push(Span::styled(
+            format!(" saving {}… ", state.pending),
             ui.theme.key(),
         ));
     }
