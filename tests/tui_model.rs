@@ -126,6 +126,7 @@ fn detect_project() -> (Fixture, Project) {
             true,
             &ClassMap::default(),
             false,
+            false,
         )
         .unwrap();
     (f, project)

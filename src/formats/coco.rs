@@ -166,7 +166,11 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     } else {
         import_instances(path, text, ctx, &mut warnings)?
     };
-    Ok(Imported { dataset, warnings })
+    Ok(Imported {
+        dataset,
+        warnings,
+        ..Imported::default()
+    })
 }
 
 /// Reads the `instances` layout.

@@ -57,7 +57,7 @@ pub fn cmd_predict(
         outln!("  not used: {}", for_terminal(n))?;
     }
     for (key, why) in &report.broken {
-        eprintln!("broken: {}: {}", for_terminal(key), for_terminal(why));
+        errln!("broken: {}: {}", for_terminal(key), for_terminal(why));
     }
     if !report.dropped.is_empty() {
         let list: Vec<String> = report
@@ -180,7 +180,7 @@ pub fn cmd_queue(
             top.join(", ")
         )?;
     }
-    eprintln!(
+    errln!(
         "{} of {} images waiting for review shown ({}, {} order, empty images {}){}",
         shown.min(ranked.len()),
         ranked.len(),
@@ -241,7 +241,7 @@ pub fn cmd_eval(
     }
     let unseen = gt_by_image.len() - images.len();
     if unseen > 0 {
-        eprintln!(
+        errln!(
             "note: {unseen} reviewed images were not predicted by model run {run} and are left out"
         );
     }
