@@ -45,7 +45,7 @@ fn assert_mid(log: &[Seen], kind: &str, faults: usize) {
         .filter(|(_, s)| s.fault.is_some())
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(hit.len(), faults, "faults on {kind}: {of_kind:#?}");
+    assert_eq!(hit.len(), faults, "faults on {kind}: {of_kind:#?}\nall: {:#?}", &log[..log.len().min(40)]);
     for i in hit {
         assert!(
             of_kind[..i].iter().any(|s| s.fault.is_none())
@@ -69,7 +69,7 @@ fn faults_mid_pull_are_retried_and_nothing_is_lost() {
 
     let proxy = FaultProxy::start(azurite_port());
     let get_image = format!("GET /devstoreaccount1/{images}/img_");
-    let put_claim = format!("PUT /devstoreaccount1/{labels}/termtag/claims/");
+    let put_claim = format!("PUT /devstoreaccount1/{labels}/termtag%2Fclaims%2F");
     proxy.add(Rule::new(&get_image, 3, Fault::Status(503)));
     proxy.add(Rule::new(&get_image, 6, Fault::Drop));
     proxy.add(Rule::new(
@@ -80,6 +80,8 @@ fn faults_mid_pull_are_retried_and_nothing_is_lost() {
     proxy.add(Rule::new(&get_image, 11, Fault::Status(500)));
     proxy.add(Rule::new(&put_claim, 4, Fault::Status(503)));
     proxy.add(Rule::new(&put_claim, 7, Fault::Drop));
+    // The claim is written, but its answer is lost: the retry meets our own claim.
+    proxy.add(Rule::new(&put_claim, 10, Fault::LoseAnswer));
 
     let b = through(&direct, &proxy);
     let dir = tempfile::tempdir().unwrap();
@@ -95,7 +97,7 @@ fn faults_mid_pull_are_retried_and_nothing_is_lost() {
         .unwrap();
     let log = proxy.log();
     assert_mid(&log, &get_image, 4);
-    assert_mid(&log, &put_claim, 2);
+    assert_mid(&log, &put_claim, 3);
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     let keys: HashSet<&String> = r.claimed.iter().collect();
     assert_eq!((r.claimed.len(), keys.len()), (16, 16), "every image once");
@@ -147,16 +149,23 @@ fn faults_mid_push_are_retried_and_nothing_is_duplicated() {
     .unwrap();
     label_claimed(&mut s);
 
-    // During the push: the batch upload answered 503 once, done markers dropped and failed,
+    // During the push: the batch upload answered 503, then stored with its answer lost; done
+    // markers dropped and failed,
     // a claim release stalled, the tagged CSV upload dropped.
     let put = format!("PUT /devstoreaccount1/{labels}/");
-    let done = format!("PUT /devstoreaccount1/{labels}/termtag/done/");
-    let release = format!("DELETE /devstoreaccount1/{labels}/termtag/claims/");
+    let done = format!("PUT /devstoreaccount1/{labels}/termtag%2Fdone%2F");
+    let release = format!("DELETE /devstoreaccount1/{labels}/termtag%2Fclaims%2F");
     let before = proxy.log().len();
     proxy.add(Rule::new(
-        &format!("{put}termtag/batches/"),
+        &format!("{put}termtag%2Fbatches%2F"),
         1,
         Fault::Status(503),
+    ));
+    // The batch is stored, but its answer is lost: the retry must not store a second one.
+    proxy.add(Rule::new(
+        &format!("{put}termtag%2Fbatches%2F"),
+        2,
+        Fault::LoseAnswer,
     ));
     proxy.add(Rule::new(&done, 3, Fault::Drop));
     proxy.add(Rule::new(&done, 7, Fault::Status(500)));
@@ -174,8 +183,13 @@ fn faults_mid_push_are_retried_and_nothing_is_duplicated() {
     assert_mid(&log, &release, 1);
     assert!(
         log.iter()
-            .any(|x| x.line.contains("termtag/batches/") && x.fault == Some(Fault::Status(503))),
+            .any(|x| x.line.contains("termtag%2Fbatches%2F") && x.fault == Some(Fault::Status(503))),
         "the batch upload was failed once: {log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|x| x.line.contains("termtag%2Fbatches%2F") && x.fault == Some(Fault::LoseAnswer)),
+        "the batch was stored with its answer lost: {log:#?}"
     );
     assert!(
         log.iter()

@@ -226,6 +226,21 @@ fn no_secret_reaches_output_logs_exports_or_screen() {
         planted.assert_absent(&format!("export {format}"), &exported);
     }
 
+    // A SAS URL pasted where a file belongs: the error names the path, not the signature.
+    run(
+        "import (SAS URL as a file)",
+        &[
+            "-C",
+            &p,
+            "import",
+            &format!("{url}/{labels}/tagged.csv?{sas}"),
+            "--format",
+            "ald-csv",
+        ],
+        &[],
+        false,
+    );
+
     // Failures: a wrong key, a forged SAS, a SAS that may not write, nothing listening, no such host.
     let t = run(
         "pull (wrong key)",
@@ -265,7 +280,11 @@ fn no_secret_reaches_output_logs_exports_or_screen() {
         t.contains("connection refused") && t.contains("tried 2 times"),
         "{t}"
     );
-    assert_eq!(t.matches("termtag:").count(), 1, "one error line: {t}");
+    assert_eq!(
+        t.lines().filter(|l| l.starts_with("termtag: ")).count(),
+        1,
+        "one error line: {t}"
+    );
     let r = init(
         d,
         "nohost",
@@ -285,10 +304,13 @@ fn no_secret_reaches_output_logs_exports_or_screen() {
 
     // The review screen: pull from it (F) with logs at trace into .termtag/termtag.log, then
     // again with a wrong key, whose error shows on the screen.
-    if Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    assert!(
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "tmux is not installed: run scripts/test.sh, which installs it"
+    );
     {
         for (what, env) in [
             (

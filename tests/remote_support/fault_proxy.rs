@@ -16,6 +16,8 @@ pub enum Fault {
     Stall(Duration),
     /// Answer this status with an empty body; the request never reaches the storage.
     Status(u16),
+    /// Forward the request (the storage carries it out), then close without the answer.
+    LoseAnswer,
 }
 
 /// The `nth` (1-based) request whose request line contains `contains` gets `fault`.
@@ -160,13 +162,13 @@ fn serve(
         line: line.clone(),
         fault: fault.clone(),
     });
-    match fault {
+    match &fault {
         Some(Fault::Drop) => {
             let _ = conn.shutdown(Shutdown::Both);
             return Ok(());
         }
         Some(Fault::Status(s)) => {
-            let reason = if s == 503 {
+            let reason = if *s == 503 {
                 "Service Unavailable"
             } else {
                 "Internal Server Error"
@@ -177,8 +179,8 @@ fn serve(
             )?;
             return Ok(());
         }
-        Some(Fault::Stall(d)) => std::thread::sleep(d),
-        None => {}
+        Some(Fault::Stall(d)) => std::thread::sleep(*d),
+        Some(Fault::LoseAnswer) | None => {}
     }
     let mut up = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let mut out = String::new();
@@ -191,7 +193,11 @@ fn serve(
     out.push_str("Connection: close\r\n\r\n");
     up.write_all(out.as_bytes())?;
     up.write_all(&body)?;
-    std::io::copy(&mut up, &mut conn)?;
+    if fault == Some(Fault::LoseAnswer) {
+        std::io::copy(&mut up, &mut std::io::sink())?;
+    } else {
+        std::io::copy(&mut up, &mut conn)?;
+    }
     let _ = conn.shutdown(Shutdown::Both);
     Ok(())
 }
