@@ -119,8 +119,9 @@ impl Bytes<'_> {
 }
 
 /// The model-output decoders: a model whose declared and actual outputs have any shape, any
-/// length and any values (NaN, infinities), forced to each adapter.
-pub fn outputs(data: &[u8]) {
+/// length and any values (NaN, infinities), forced to each adapter. True when an adapter accepted
+/// the model and decoding ran.
+pub fn outputs(data: &[u8]) -> bool {
     let mut b = Bytes(data, 0);
     let adapter = [
         AdapterKind::TfOd,
@@ -128,32 +129,69 @@ pub fn outputs(data: &[u8]) {
         AdapterKind::Automl,
         AdapterKind::Classify,
     ][usize::from(b.u8() % 4)];
-    let input_shape = match b.u8() % 3 {
-        0 => vec![1, 3, 32, 32],
-        1 => vec![-1, -1, -1, 3],
+    let input_shape = match b.u8() % 6 {
+        0 | 1 => vec![1, 3, 32, 32],
+        2 | 3 => vec![-1, -1, -1, 3],
+        4 => vec![2, 32, 32, 3],
         _ => (0..usize::from(b.u8() % 6)).map(|_| b.dim()).collect(),
     };
-    let names = [
-        "detection_boxes",
-        "detection_scores",
-        "detection_classes",
-        "num_detections",
-        "boxes",
-        "labels",
-        "scores",
-        "output0",
-    ];
-    let n_out = usize::from(b.u8() % 5);
+    // Mostly the layout the adapter expects, with fuzzed sizes; sometimes anything at all.
+    let n = b.dim();
+    let nc = b.dim();
+    let layout: Vec<(String, Vec<i64>)> = match (adapter, b.u8() % 4) {
+        (_, 0) => {
+            let names = [
+                "detection_boxes",
+                "detection_scores",
+                "detection_classes",
+                "num_detections",
+                "boxes_0",
+                "labels_0",
+                "scores_0",
+                "output0",
+            ];
+            (0..usize::from(b.u8() % 5))
+                .map(|_| {
+                    let name = names[usize::from(b.u8()) % names.len()].to_string();
+                    let shape = (0..usize::from(b.u8() % 4)).map(|_| b.dim()).collect();
+                    (name, shape)
+                })
+                .collect()
+        }
+        (AdapterKind::TfOd, _) => vec![
+            ("detection_boxes".into(), vec![1, n, 4]),
+            ("detection_scores".into(), vec![1, n]),
+            ("detection_classes".into(), vec![1, n]),
+            ("num_detections".into(), vec![1]),
+        ],
+        (AdapterKind::Yolo, k) => vec![(
+            "output0".into(),
+            if k == 1 {
+                vec![1, 4 + nc, n]
+            } else {
+                vec![1, n, 5 + nc]
+            },
+        )],
+        (AdapterKind::Automl, 1) => vec![("output0".into(), vec![n, 6])],
+        (AdapterKind::Automl, _) => (0..=usize::from(b.u8() % 2))
+            .flat_map(|i| {
+                [
+                    (format!("boxes_{i}"), vec![n, 4]),
+                    (format!("labels_{i}"), vec![n]),
+                    (format!("scores_{i}"), vec![n]),
+                ]
+            })
+            .collect(),
+        (AdapterKind::Classify, _) => vec![("output0".into(), vec![1, nc])],
+    };
     let mut declared = Vec::new();
     let mut actual = Vec::new();
-    for _ in 0..n_out {
-        let name = names[usize::from(b.u8()) % names.len()].to_string();
-        let shape: Vec<i64> = (0..usize::from(b.u8() % 4)).map(|_| b.dim()).collect();
+    for (name, shape) in layout {
         // The run may give another shape than declared, and data of another length.
         let run_shape: Vec<usize> = shape
             .iter()
             .map(|&d| {
-                if d < 0 {
+                if d < 0 || b.u8() % 8 == 0 {
                     usize::from(b.u8() % 8)
                 } else {
                     d as usize
@@ -165,7 +203,14 @@ pub fn outputs(data: &[u8]) {
         } else {
             run_shape.iter().product::<usize>().min(4096)
         };
-        let values: Vec<f32> = (0..len).map(|_| b.f32()).collect();
+        let values: Vec<f32> = (0..len)
+            .map(|_| match b.u8() % 8 {
+                0 => b.f32(),
+                1 => f32::NAN,
+                2 => f32::INFINITY,
+                _ => f32::from(b.u8()) / 255.0,
+            })
+            .collect();
         declared.push(TensorInfo {
             name: name.clone(),
             dtype: DType::F32,
@@ -201,7 +246,9 @@ pub fn outputs(data: &[u8]) {
         automl_labels: b.u8() % 2 == 0,
         threshold: f32::from(b.u8()) / 255.0,
     };
-    let Ok(a) = choose(&info, &ctx) else { return };
+    let Ok(a) = choose(&info, &ctx) else {
+        return false;
+    };
     let spec = a.input();
     let geom = Geometry::new(
         u32::from(b.u8()) + 1,
@@ -222,4 +269,5 @@ pub fn outputs(data: &[u8]) {
             }
         }
     }
+    true
 }

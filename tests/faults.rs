@@ -45,7 +45,12 @@ fn assert_mid(log: &[Seen], kind: &str, faults: usize) {
         .filter(|(_, s)| s.fault.is_some())
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(hit.len(), faults, "faults on {kind}: {of_kind:#?}\nall: {:#?}", &log[..log.len().min(40)]);
+    assert_eq!(
+        hit.len(),
+        faults,
+        "faults on {kind}: {of_kind:#?}\nall: {:#?}",
+        &log[..log.len().min(40)]
+    );
     for i in hit {
         assert!(
             of_kind[..i].iter().any(|s| s.fault.is_none())

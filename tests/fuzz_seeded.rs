@@ -196,17 +196,26 @@ fn fuzz_config_parser() {
     );
 }
 
+static DECODED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn outputs_counted(data: &[u8]) {
+    if fuzz_common::outputs(data) {
+        DECODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn fuzz_output_decoders() {
     let mut rng = Rng(env_num("TERMTAG_FUZZ_SEED", 16));
     let corpus: Vec<Vec<u8>> = (0..64)
         .map(|_| (0..256).map(|_| rng.below(256) as u8).collect())
         .collect();
-    run(
-        "outputs",
-        fuzz_common::outputs,
-        corpus,
-        env_num("TERMTAG_FUZZ_ITERS", 300) * 10,
-        3,
+    let iters = env_num("TERMTAG_FUZZ_ITERS", 300) * 10;
+    run("outputs", outputs_counted, corpus, iters, 3);
+    // The mutants must get past the adapters' model checks often enough to test the decoders.
+    let decoded = DECODED.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        decoded * 20 >= iters,
+        "only {decoded} of {iters} inputs reached a decoder"
     );
 }
