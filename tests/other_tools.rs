@@ -247,6 +247,25 @@ fn rows_that_cannot_be_placed_fail_unless_skip_missing() {
         assert_eq!(labels(&f).len(), 0, "store unchanged");
         assert_eq!(f.count("SELECT count(*) FROM journal"), before);
     }
+    // A COCO results list names images without a size: those the project lacks cannot be placed.
+    f.write(
+        "results.json",
+        r#"[{"image_id": "a.jpg", "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9},
+            {"image_id": "nowhere.jpg", "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.8}]"#,
+    );
+    let e = f.fails(&[
+        "import",
+        "results.json",
+        "--format",
+        "coco",
+        "--as",
+        "predictions",
+    ]);
+    assert!(
+        e.contains("1 row for 1 image not in this project (`nowhere.jpg`)"),
+        "{e}"
+    );
+    assert_eq!(f.count("SELECT count(*) FROM prediction"), 0);
     let out = f
         .cmd()
         .args([
