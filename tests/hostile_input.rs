@@ -543,6 +543,9 @@ fn an_invalid_termtag_toml_is_one_line_naming_it() {
     }
 }
 
+/// Damages a file in place.
+type Spoil = Box<dyn Fn(&Path)>;
+
 /// A damaged `labels.db`: garbage bytes, a truncated file, a schema version no build writes.
 #[test]
 fn a_corrupt_labels_db_is_one_line_and_left_alone() {
@@ -551,7 +554,7 @@ fn a_corrupt_labels_db_is_one_line_and_left_alone() {
     project_over(&f);
     let db = f.project().join(".termtag/labels.db");
     let good = std::fs::read(&db).unwrap();
-    let damage: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let damage: Vec<(&str, Spoil)> = vec![
         (
             "garbage",
             Box::new(|p: &Path| {
