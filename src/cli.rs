@@ -182,6 +182,10 @@ pub struct ImportArgs {
     /// Add classes the project does not have yet instead of refusing them.
     #[arg(long)]
     pub add_classes: bool,
+    /// Import the rest when some rows name images the project does not have (they are counted
+    /// and reported); without it such a file is refused and nothing is imported.
+    #[arg(long)]
+    pub skip_missing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -448,9 +452,10 @@ fn import(project: &Project, store: &mut Store, args: &ImportArgs) -> Result<()>
         predictions,
         &map,
         args.add_classes,
+        args.skip_missing,
     )?;
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if !report.classes_added.is_empty() {
         outln!(
@@ -460,7 +465,7 @@ fn import(project: &Project, store: &mut Store, args: &ImportArgs) -> Result<()>
     }
     let c = &report.counts;
     outln!(
-        "imported {} {} on {} images ({} with none){}",
+        "imported {} {} on {} images ({} with none){}; skipped {} rows (images not in the project)",
         c.labels,
         if predictions { "predictions" } else { "labels" },
         c.images,
@@ -468,7 +473,8 @@ fn import(project: &Project, store: &mut Store, args: &ImportArgs) -> Result<()>
         report
             .run_id
             .map(|r| format!(" as model run {r}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        report.skipped_rows
     )?;
     Ok(())
 }
@@ -518,10 +524,10 @@ fn print_refresh(r: &RefreshReport) -> Result<()> {
         return Ok(());
     }
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     for (key, why) in &r.broken {
-        eprintln!("broken: {}: {}", for_terminal(key), for_terminal(why));
+        errln!("broken: {}: {}", for_terminal(key), for_terminal(why));
     }
     outln!("added {} images ({} broken)", r.added, r.broken.len())?;
     Ok(())
@@ -578,25 +584,12 @@ fn format_day(ms: i64) -> String {
 
 /// The review screen owns the terminal: logs go to `.termtag/termtag.log` (level from TERMTAG_LOG).
 fn log_to_file(project: &Project) {
-    let path = project
-        .root
-        .join(crate::project::STATE_DIR)
-        .join("termtag.log");
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    else {
-        return;
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TERMTAG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .try_init();
+    crate::logging::to_file(
+        &project
+            .root
+            .join(crate::project::STATE_DIR)
+            .join("termtag.log"),
+    );
 }
 
 /// What the review screen would draw with here.

@@ -49,6 +49,7 @@ pub fn build(dir: &Path) -> Result<Project> {
         false,
         &ClassMap::default(),
         false,
+        false,
     )?;
     Ok(project)
 }

@@ -1,6 +1,6 @@
 //! Scans an image folder: finds images recursively and reads their size and EXIF orientation from
-//! the headers, without decoding pixels. A file that cannot be read is recorded as broken with the
-//! reason; it never stops the scan.
+//! the headers, without decoding pixels. A file that cannot be read, or a JPEG cut short (no end
+//! marker: a cheap tail read), is recorded as broken with the reason; it never stops the scan.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -119,7 +119,8 @@ pub fn probe(key: &str, path: &Path, max_megapixels: u32) -> NewImage {
 }
 
 fn read_header(path: &Path) -> Result<(u32, u32, u8), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    crate::decode::check_complete(&mut file)?;
     let reader = ImageReader::new(BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;

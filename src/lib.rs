@@ -11,8 +11,15 @@ macro_rules! outln {
     ($($arg:tt)*) => {
         std::io::Write::write_fmt(
             &mut std::io::stdout().lock(),
-            format_args!("{}\n", format_args!($($arg)*)),
+            format_args!("{}\n", $crate::remote::auth::redact(&format!($($arg)*))),
         )
+    };
+}
+
+/// `eprintln!` through the redaction layer (see [`logging`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::remote::auth::redact(&format!($($arg)*)))
     };
 }
 
@@ -23,6 +30,7 @@ pub mod eval;
 pub mod formats;
 pub mod index;
 pub mod infer;
+pub mod logging;
 pub mod model;
 pub mod project;
 pub mod queue;

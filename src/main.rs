@@ -5,13 +5,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = termtag::cli::Cli::parse();
     if !cli.is_tui() {
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("TERMTAG_LOG")
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-            )
-            .with_writer(std::io::stderr)
-            .init();
+        termtag::logging::to_stderr();
     }
     match termtag::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -23,9 +17,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            // One line: the error and its causes, joined.
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("termtag: {msg}");
+            eprintln!("{}", termtag::logging::error_line(&e));
             ExitCode::FAILURE
         }
     }

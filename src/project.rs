@@ -255,6 +255,8 @@ pub struct ImportReport {
     pub run_id: Option<i64>,
     pub classes_added: Vec<String>,
     pub warnings: Vec<String>,
+    /// Rows left out because their image is not in the project (`--skip-missing`).
+    pub skipped_rows: usize,
 }
 
 /// How imported class names map to project classes (`--class-map a=b,c=-`: `-` drops `c`).
@@ -481,6 +483,9 @@ impl Project {
     }
 
     /// Imports labels or predictions from `path`; the store changes only if the whole file is good.
+    /// Rows for images the project does not have fail the import unless `skip_missing`; skipped,
+    /// they are counted in a warning.
+    #[allow(clippy::too_many_arguments)]
     pub fn import(
         &self,
         store: &mut Store,
@@ -489,6 +494,7 @@ impl Project {
         as_predictions: bool,
         class_map: &ClassMap,
         add_classes: bool,
+        skip_missing: bool,
     ) -> Result<ImportReport> {
         let task = self.config.task;
         let index = ImageIndex::new(store.known_images()?);
@@ -546,11 +552,12 @@ impl Project {
 
         // Images: resolve names to project keys; bring boxes into the displayed orientation.
         let mut merged: BTreeMap<String, ImageLabels> = BTreeMap::new();
-        let mut missing = Vec::new();
+        let mut missing = imported.unplaced;
         let mut rotated = 0usize;
         for im in ds.images {
             let Some(known) = index.resolve(&im.key) else {
-                missing.push(for_terminal(&im.key));
+                // An image with no label is still one row (ALD `NULL`, an empty YOLO file).
+                missing.push((im.key, im.labels.len().max(1)));
                 continue;
             };
             let raw_layout = im.width > 0
@@ -575,13 +582,29 @@ impl Project {
             entry.labels.extend(labels);
         }
         if !missing.is_empty() {
-            let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
-            report.warnings.push(format!(
-                "{file}: {} images are not in this project and were skipped ({}{}); run `termtag refresh` if they were added since",
+            let rows: usize = missing.iter().map(|(_, n)| n).sum();
+            let shown: Vec<String> = missing
+                .iter()
+                .take(5)
+                .map(|(k, _)| format!("`{}`", for_terminal(k)))
+                .collect();
+            let what = format!(
+                "{rows} row{} for {} image{} not in this project ({}{})",
+                if rows == 1 { "" } else { "s" },
                 missing.len(),
+                if missing.len() == 1 { "" } else { "s" },
                 shown.join(", "),
                 if missing.len() > 5 { ", …" } else { "" }
-            ));
+            );
+            if !skip_missing {
+                bail!(
+                    "{file}: {what}; nothing imported: run `termtag refresh` if they were added since, or pass --skip-missing to import the rest"
+                );
+            }
+            report.skipped_rows = rows;
+            report
+                .warnings
+                .push(format!("{file}: skipped {what} (--skip-missing)"));
         }
         if rotated > 0 {
             report.warnings.push(format!(

@@ -7,8 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use remote_support::{Backend, OwnAzurite, azurite_url, count};
-use termtag::model::{BBox, Dataset, ImageLabels, Label};
+use remote_support::{Backend, OwnAzurite, azurite_url, count, label_claimed};
 use termtag::project::Project;
 use termtag::remote::{self, PullOptions, PullReport, PushReport, RemoteSet};
 use termtag::store::Store;
@@ -51,39 +50,6 @@ async fn pull(p: &Project, s: &mut Store, set: &RemoteSet, n: usize) -> PullRepo
 
 async fn push(p: &Project, s: &mut Store, set: &RemoteSet) -> PushReport {
     remote::push(p, s, set, &|_| {}).await.unwrap()
-}
-
-/// Reviews every claimed image: one `can` box each.
-fn label_claimed(s: &mut Store) -> Vec<String> {
-    let keys: Vec<String> = s
-        .held_claims()
-        .unwrap()
-        .into_iter()
-        .map(|c| c.key)
-        .collect();
-    let ds = Dataset {
-        classes: vec!["can".into(), "bottle".into()],
-        images: keys
-            .iter()
-            .map(|k| ImageLabels {
-                key: k.clone(),
-                width: 16,
-                height: 12,
-                labels: vec![Label {
-                    class: "can".into(),
-                    bbox: Some(BBox {
-                        x0: 0.25,
-                        y0: 0.25,
-                        x1: 0.75,
-                        y1: 0.5,
-                    }),
-                    score: None,
-                }],
-            })
-            .collect(),
-    };
-    s.import_labels(&ds, "test").unwrap();
-    keys
 }
 
 async fn round_trip(b: Backend) {

@@ -147,6 +147,7 @@ fn new_project(
                 true,
                 &ClassMap::default(),
                 false,
+                false,
             )
             .unwrap();
     }

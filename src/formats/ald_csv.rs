@@ -1,17 +1,19 @@
 //! active-learning-detect (ALD) CSV, Microsoft's active-learning pipeline for object detection.
 //!
-//! Two layouts, told apart by the header:
-//! - `tagged` (reviewed labels):
-//!   `filename,class,xmin,xmax,ymin,ymax,height,width,folder`
+//! Four layouts, told apart by the header. ALD writes the `folder` column only when its config says
+//! `user_folders = True` (images in sub-folders); otherwise the same columns without it:
+//! - `tagged` (reviewed labels): `filename,class,xmin,xmax,ymin,ymax,height,width[,folder]`
 //! - `totag` / `tagging` (model predictions): the same plus `box_confidence,image_confidence`.
 //!
 //! Coordinates are normalised (note the order xmin, xmax, ymin, ymax); `height`/`width` are the
 //! image's pixel size. An image with no object is one row of class `NULL` with zero coordinates.
-//! The image key is `folder/filename` (just `filename` when `folder` is empty); rows of one image
-//! need not be adjacent.
+//! The image key is `folder/filename` (just `filename` when `folder` is empty or absent); rows of
+//! one image need not be adjacent.
 //!
-//! Export of predictions writes `image_confidence` as the image's lowest box score, which is what
-//! ALD itself writes (its review queue picks the images whose least certain box is least certain).
+//! Export writes the layout the target project uses: with `folder` when any image sits in a
+//! sub-folder (ALD's `user_folders = True`), without it when all images are in one folder.
+//! Predictions get `image_confidence` = the image's lowest box score, which is what ALD itself
+//! writes (its review queue picks the images whose least certain box is least certain).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,24 +25,73 @@ use super::{
 use crate::model::{Dataset, ImageLabels, Label, Task};
 use crate::sanitize::{check_relative_key, for_terminal};
 
-/// Columns of a `tagged` file (labels).
-const TAGGED: [&str; 9] = [
-    "filename", "class", "xmin", "xmax", "ymin", "ymax", "height", "width", "folder",
+/// Columns every layout starts with, in this order.
+const BASE: [&str; 8] = [
+    "filename", "class", "xmin", "xmax", "ymin", "ymax", "height", "width",
 ];
-/// Columns of a `totag`/`tagging` file (predictions): `TAGGED` plus the two confidences.
-const TOTAG: [&str; 11] = [
-    "filename",
-    "class",
-    "xmin",
-    "xmax",
-    "ymin",
-    "ymax",
-    "height",
-    "width",
-    "folder",
-    "box_confidence",
-    "image_confidence",
-];
+const FOLDER: &str = "folder";
+const SCORES: [&str; 2] = ["box_confidence", "image_confidence"];
+
+/// One of ALD's four CSV layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    folder: bool,
+    scores: bool,
+}
+
+impl Layout {
+    const ALL: [Layout; 4] = [
+        Layout {
+            folder: true,
+            scores: false,
+        },
+        Layout {
+            folder: false,
+            scores: false,
+        },
+        Layout {
+            folder: true,
+            scores: true,
+        },
+        Layout {
+            folder: false,
+            scores: true,
+        },
+    ];
+
+    fn columns(self) -> Vec<&'static str> {
+        let mut c = BASE.to_vec();
+        if self.folder {
+            c.push(FOLDER);
+        }
+        if self.scores {
+            c.extend(SCORES);
+        }
+        c
+    }
+
+    /// Index of `box_confidence`.
+    fn score_col(self) -> usize {
+        BASE.len() + usize::from(self.folder)
+    }
+
+    fn name(self) -> &'static str {
+        if self.scores {
+            "totag/tagging"
+        } else {
+            "tagged"
+        }
+    }
+}
+
+/// The columns of a `tagged` file, with or without `folder`.
+pub fn tagged_columns(folder: bool) -> Vec<&'static str> {
+    Layout {
+        folder,
+        scores: false,
+    }
+    .columns()
+}
 
 /// The class ALD writes for an image that holds no object.
 const NULL_CLASS: &str = "NULL";
@@ -81,31 +132,24 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
         .from_reader(text.as_bytes());
     let mut records = reader.records();
 
-    let bad_header = || {
-        FormatError::invalid(
-            path,
-            "line 1",
-            format!(
-                "header must be `{}` (tagged) or `{}` (totag/tagging)",
-                TAGGED.join(","),
-                TOTAG.join(",")
-            ),
-        )
-    };
     let header = match records.next() {
         Some(r) => r.map_err(|e| csv_error(path, e))?,
         None => return Err(FormatError::invalid(path, "line 1", "the file is empty")),
     };
     let header: Vec<&str> = header.iter().collect();
-    let columns: &[&str] = if header == TOTAG {
-        &TOTAG
-    } else if header == TAGGED {
-        &TAGGED
-    } else {
-        return Err(bad_header());
+    let Some(layout) = Layout::ALL.into_iter().find(|l| l.columns() == header) else {
+        let shown: Vec<String> = Layout::ALL
+            .iter()
+            .map(|l| format!("`{}` ({})", l.columns().join(","), l.name()))
+            .collect();
+        return Err(FormatError::invalid(
+            path,
+            "line 1",
+            format!("header must be one of {}", shown.join(", ")),
+        ));
     };
-    let has_scores = columns.len() == TOTAG.len();
-    if ctx.predictions && !has_scores {
+    let columns = layout.columns();
+    if ctx.predictions && !layout.scores {
         return Err(FormatError::invalid(
             path,
             "line 1",
@@ -154,7 +198,11 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
         }
         let height = pixels(num(6)?, path, &place(6), "height")?;
         let width = pixels(num(7)?, path, &place(7), "width")?;
-        let folder = field(8).trim_end_matches('/');
+        let folder = if layout.folder {
+            field(BASE.len()).trim_end_matches('/')
+        } else {
+            ""
+        };
         let key = if folder.is_empty() {
             filename.to_string()
         } else {
@@ -225,8 +273,8 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
         }
         let (xmin, xmax, ymin, ymax) = (num(2)?, num(3)?, num(4)?, num(5)?);
         let bbox = norm_box((xmin, ymin, xmax, ymax), path, &at, &mut out.warnings)?;
-        let score = if ctx.predictions && has_scores {
-            Some(num(9)?)
+        let score = if ctx.predictions && layout.scores {
+            Some(num(layout.score_col())?)
         } else {
             None
         };
@@ -267,7 +315,8 @@ fn csv_error(path: &Path, e: csv::Error) -> FormatError {
     FormatError::invalid(path, format!("line {line}"), format!("unreadable CSV: {e}"))
 }
 
-/// Writes labels as a `tagged` file, predictions as a `totag` file (every box needs a score).
+/// Writes labels as a `tagged` file, predictions as a `totag` file (every box needs a score), with
+/// the `folder` column only when some image sits in a sub-folder.
 pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError> {
     detect_only(ctx.task)?;
     let out = ctx.out;
@@ -275,11 +324,11 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
     let io = |e: csv::Error| FormatError::io(out, e.into());
-    if ctx.predictions {
-        w.write_record(TOTAG).map_err(io)?;
-    } else {
-        w.write_record(TAGGED).map_err(io)?;
-    }
+    let layout = Layout {
+        folder: ds.images.iter().any(|im| im.key.contains('/')),
+        scores: ctx.predictions,
+    };
+    w.write_record(layout.columns()).map_err(io)?;
 
     for im in &ds.images {
         check_relative_key(&im.key).map_err(|e| FormatError::invalid(out, "image key", e))?;
@@ -307,8 +356,11 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
             "0".to_string()
         };
         let mut row = |class: &str, x0: &str, x1: &str, y0: &str, y1: &str, conf: &str| {
-            let mut r = vec![filename, class, x0, x1, y0, y1, &h, &w_px, folder];
-            if ctx.predictions {
+            let mut r = vec![filename, class, x0, x1, y0, y1, &h, &w_px];
+            if layout.folder {
+                r.push(folder);
+            }
+            if layout.scores {
                 r.extend([conf, image_conf.as_str()]);
             }
             w.write_record(r).map_err(io)

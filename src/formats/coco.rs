@@ -161,12 +161,17 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     let text = read_to_string(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut warnings = Vec::new();
+    let mut unplaced = Vec::new();
     let dataset = if text.trim_start().starts_with('[') {
-        import_results(path, text, ctx, &mut warnings)?
+        import_results(path, text, ctx, &mut warnings, &mut unplaced)?
     } else {
-        import_instances(path, text, ctx, &mut warnings)?
+        import_instances(path, text, ctx, &mut warnings, &mut unplaced)?
     };
-    Ok(Imported { dataset, warnings })
+    Ok(Imported {
+        dataset,
+        warnings,
+        unplaced,
+    })
 }
 
 /// Reads the `instances` layout.
@@ -175,6 +180,7 @@ fn import_instances(
     text: &str,
     ctx: &ImportCtx,
     warnings: &mut Vec<String>,
+    unplaced: &mut Vec<(String, usize)>,
 ) -> Result<Dataset, FormatError> {
     let coco: InFile = from_json(file, text)?;
 
@@ -223,10 +229,12 @@ fn import_instances(
             (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
             _ => None,
         };
-        images.push(image_entry(&im.file_name, stated, file, ctx, warnings));
+        images.push(image_entry(&im.file_name, stated, ctx));
     }
 
     let mut counts = Counts::default();
+    // Annotations of each image, counted for the images that cannot be placed.
+    let mut rows = vec![0usize; images.len()];
     for (i, a) in coco.annotations.iter().enumerate() {
         let at = format!("$.annotations[{i}]");
         let &slot = by_id.get(&a.image_id).ok_or_else(|| {
@@ -257,6 +265,9 @@ fn import_instances(
                 ));
             }
         }
+        if images[slot].is_none() {
+            rows[slot] += 1;
+        }
         if let Some(im) = images[slot].as_mut() {
             let entry = Entry {
                 class,
@@ -267,6 +278,11 @@ fn import_instances(
         }
     }
     counts.warn(file, warnings);
+    for (i, im) in images.iter().enumerate() {
+        if im.is_none() {
+            unplaced.push((coco.images[i].file_name.clone(), rows[i].max(1)));
+        }
+    }
     Ok(Dataset {
         classes,
         images: images.into_iter().flatten().collect(),
@@ -279,6 +295,7 @@ fn import_results(
     text: &str,
     ctx: &ImportCtx,
     warnings: &mut Vec<String>,
+    unplaced: &mut Vec<(String, usize)>,
 ) -> Result<Dataset, FormatError> {
     if !ctx.predictions {
         return Err(invalid(
@@ -291,6 +308,7 @@ fn import_results(
     let results: Vec<InResult> = from_json(file, text)?;
     let mut images: Vec<Option<ImageLabels>> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
+    let mut rows: Vec<usize> = Vec::new();
     let mut counts = Counts::default();
     for (i, r) in results.iter().enumerate() {
         let at = format!("$[{i}]");
@@ -332,9 +350,13 @@ fn import_results(
                 )
             })?;
         let slot = *by_name.entry(name).or_insert_with(|| {
-            images.push(image_entry(name, None, file, ctx, warnings));
+            images.push(image_entry(name, None, ctx));
+            rows.push(0);
             images.len() - 1
         });
+        if images[slot].is_none() {
+            rows[slot] += 1;
+        }
         if let Some(im) = images[slot].as_mut() {
             let entry = Entry {
                 class,
@@ -345,32 +367,25 @@ fn import_results(
         }
     }
     counts.warn(file, warnings);
+    for (name, &slot) in &by_name {
+        if images[slot].is_none() {
+            unplaced.push((name.to_string(), rows[slot]));
+        }
+    }
+    unplaced.sort();
     Ok(Dataset {
         classes: ctx.classes.to_vec(),
         images: images.into_iter().flatten().collect(),
     })
 }
 
-/// A new image for `name`, sized from the file or the project; `None` (with a warning) for a
-/// detection image whose size is known to neither, since its pixel boxes cannot be placed.
-fn image_entry(
-    name: &str,
-    stated: Option<(u32, u32)>,
-    file: &Path,
-    ctx: &ImportCtx,
-    warnings: &mut Vec<String>,
-) -> Option<ImageLabels> {
+/// A new image for `name`, sized from the file or the project; `None` for a detection image whose
+/// size is known to neither, since its pixel boxes cannot be placed (the caller reports it unplaced).
+fn image_entry(name: &str, stated: Option<(u32, u32)>, ctx: &ImportCtx) -> Option<ImageLabels> {
     let size = stated.or_else(|| ctx.images.resolve(name).map(|k| (k.width, k.height)));
     let (width, height) = match size {
         Some(s) => s,
-        None if ctx.task.is_detect() => {
-            warnings.push(format!(
-                "{}: image `{}` has no size in the file and is not in the project; skipped",
-                super::show_path(file),
-                for_terminal(name)
-            ));
-            return None;
-        }
+        None if ctx.task.is_detect() => return None,
         None => (0, 0),
     };
     Some(ImageLabels {
@@ -795,7 +810,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_size_comes_from_the_project_or_skips() {
+    fn missing_size_comes_from_the_project_or_is_unplaced() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("i.json");
         std::fs::write(
@@ -812,12 +827,8 @@ mod tests {
         let x = &got.dataset.images[0];
         assert_eq!((x.key.as_str(), x.width, x.height), ("x.jpg", 100, 50));
         assert_box(x.labels[0].bbox, bb(0.0, 0.0, 0.5, 0.5));
-        assert_eq!(got.warnings.len(), 1);
-        assert!(
-            got.warnings[0].contains("`gone.jpg` has no size"),
-            "{:?}",
-            got.warnings
-        );
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        assert_eq!(got.unplaced, [("gone.jpg".to_string(), 1)]);
     }
 
     #[test]
@@ -964,18 +975,20 @@ mod tests {
         assert_eq!(b.key, "c.jpg");
         assert_box(b.labels[0].bbox, bb(0.1, 0.1, 0.4, 0.5));
 
-        // An image the project does not know: no size, skipped with a warning.
+        // An image the project does not know: no size, unplaced with its rows counted.
         let few = ImageIndex::new(vec![known("c.jpg", 100, 50)]);
         let mut c = ctx(Task::Detect, &few, &classes);
         c.predictions = true;
         let got = import(&fixture("results.json"), &c).unwrap();
         assert_eq!(got.dataset.images.len(), 1);
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
         assert_eq!(
-            got.warnings.len(),
+            got.unplaced.len(),
             1,
-            "one warning per image: {:?}",
-            got.warnings
+            "one entry per image: {:?}",
+            got.unplaced
         );
+        assert_eq!(got.unplaced[0].1, 2, "{:?}", got.unplaced);
     }
 
     #[test]

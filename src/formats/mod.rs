@@ -201,6 +201,10 @@ pub struct ImportCtx<'a> {
 pub struct Imported {
     pub dataset: Dataset,
     pub warnings: Vec<String>,
+    /// Rows the importer could not place, as (image name as written, rows): images the project
+    /// does not have, for formats that need the project's image to read a row. The project layer
+    /// refuses the import over them unless told to skip.
+    pub unplaced: Vec<(String, usize)>,
 }
 
 /// What an exporter needs besides the labels.
@@ -261,12 +265,18 @@ pub fn read_to_string(path: &Path) -> Result<String, FormatError> {
     std::fs::read_to_string(path).map_err(|e| FormatError::io(path, e))
 }
 
-/// Writes a file, creating its parent folders.
+/// Writes a file, creating its parent folders. Text passes the redaction layer first: an export
+/// never carries a credential (a SAS in an image URL, a key in a class name).
 pub fn write_file(path: &Path, contents: &[u8]) -> Result<(), FormatError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| FormatError::io(parent, e))?;
     }
-    std::fs::write(path, contents).map_err(|e| FormatError::io(path, e))
+    let redacted = std::str::from_utf8(contents)
+        .ok()
+        .map(crate::remote::auth::redact)
+        .filter(|r| r.as_bytes() != contents);
+    std::fs::write(path, redacted.as_deref().map_or(contents, str::as_bytes))
+        .map_err(|e| FormatError::io(path, e))
 }
 
 /// Path of the per-image file for `key` under `root` with its extension replaced by `ext`,
@@ -429,6 +439,26 @@ mod tests {
             "not the q in another folder"
         );
         assert_eq!(key("b/nothing"), None);
+    }
+
+    #[test]
+    fn exports_pass_the_redaction_layer() {
+        crate::remote::auth::register_secret("export-planted-secret-42");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x/out.json");
+        write_file(
+            &p,
+            b"{\"url\": \"https://a/b.jpg?sv=1&sig=c2VjcmV0\", \"k\": \"export-planted-secret-42\"}",
+        )
+        .unwrap();
+        let got = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            got,
+            "{\"url\": \"https://a/b.jpg?sv=1&sig=REDACTED\", \"k\": \"REDACTED\"}"
+        );
+        // Bytes that are not text are written as they are.
+        write_file(&p, &[0xff, 0x00, 0x01]).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), [0xff, 0x00, 0x01]);
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     Ok(Imported {
         dataset: Dataset { classes, images },
         warnings,
+        ..Imported::default()
     })
 }
 

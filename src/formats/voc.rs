@@ -75,7 +75,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
             .and_then(|d| d.strip_prefix(root).ok())
             .map(slash_path)
             .unwrap_or_default();
-        let Some(im) = read_one(file, &rel_dir, ctx, &mut out.warnings)? else {
+        let Some(im) = read_one(file, &rel_dir, ctx, &mut out.warnings, &mut out.unplaced)? else {
             continue;
         };
         if let Some(first) = seen.insert(im.key.clone(), file.clone()) {
@@ -142,6 +142,7 @@ fn read_one(
     rel_dir: &str,
     ctx: &ImportCtx,
     warnings: &mut Vec<String>,
+    unplaced: &mut Vec<(String, usize)>,
 ) -> Result<Option<ImageLabels>, FormatError> {
     let text = read_to_string(file)?;
     let root = parse_xml(&text, file)?;
@@ -174,11 +175,8 @@ fn read_one(
     let Some((width, height)) =
         stated.or_else(|| ctx.images.resolve(&key).map(|k| (k.width, k.height)))
     else {
-        warnings.push(format!(
-            "{}: image `{}` has no <size> and is not in the project; skipped",
-            show_path(file),
-            for_terminal(&key)
-        ));
+        // No size to place its pixel boxes on: one row per object (one for an empty image).
+        unplaced.push((key, root.children("object").count().max(1)));
         return Ok(None);
     };
 
@@ -669,7 +667,7 @@ mod tests {
     }
 
     #[test]
-    fn no_size_and_unknown_image_is_skipped() {
+    fn no_size_and_unknown_image_is_unplaced() {
         let ix = ImageIndex::default();
         let got = import(
             &fixtures().join("labelimg/odd/nofilename.xml"),
@@ -677,8 +675,9 @@ mod tests {
         )
         .unwrap();
         assert!(got.dataset.images.is_empty());
-        assert_eq!(got.warnings.len(), 1);
-        assert!(got.warnings[0].contains("nofilename.xml: image `nofilename` has no <size>"));
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        assert_eq!(got.unplaced.len(), 1);
+        assert_eq!(got.unplaced[0].0, "nofilename");
     }
 
     #[test]

@@ -1,20 +1,35 @@
 //! VoTT CSV export (import only): header `image,xmin,ymin,xmax,ymax,label`, one row per box, pixel
 //! coordinates, fields usually quoted (`"img.jpg",10,20,30,40,"car"`). The file states no image
 //! size, so boxes are placed on the project image's displayed size; rows for images the project
-//! does not have are skipped with one warning. Images without boxes have no row, so the format
+//! does not have are handed back as unplaced. Images without boxes have no row, so the format
 //! carries no verified-empty images, and no scores.
+//!
+//! VoTT names an asset by the last component of its `encodeURI`d path with `#` and `?` encoded too
+//! (`AssetService.createAssetFromFilePath` → `encodeFileURI(path, true)`), and its CSV exporter
+//! writes that name as is: `my%20rocket.jpg` for `my rocket.jpg`. Names are percent-decoded; a name
+//! that only resolves as written (a literal `%` from another writer) is taken as written.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{FormatError, ImportCtx, Imported, parse_num, pixel_box, show_path};
+use super::{FormatError, ImportCtx, Imported, KnownImage, parse_num, pixel_box};
 use crate::model::{Dataset, ImageLabels, Label};
-use crate::sanitize::for_terminal;
 
 const COLUMNS: [&str; 6] = ["image", "xmin", "ymin", "xmax", "ymax", "label"];
 
-/// How many names of images missing from the project the warning lists.
-const SHOW_MISSING: usize = 5;
+/// The project image VoTT means by `name`, and the name that found it (decoded when it was
+/// percent-encoded).
+fn resolve<'a>(ctx: &'a ImportCtx, name: &str) -> Option<(&'a KnownImage, String)> {
+    let decoded = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok();
+    if let Some(d) = decoded.filter(|d| d != name)
+        && let Some(known) = ctx.images.resolve(&d)
+    {
+        return Some((known, d.into_owned()));
+    }
+    ctx.images.resolve(name).map(|k| (k, name.to_string()))
+}
 
 pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     if !ctx.task.is_detect() {
@@ -45,7 +60,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     let mut warnings = Vec::new();
     let mut images: Vec<ImageLabels> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut missing: Vec<String> = Vec::new();
+    let mut unplaced: Vec<(String, usize)> = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| csv_error(path, e))?;
         let place = format!("line {}", rec.position().map_or(0, |p| p.line()));
@@ -62,9 +77,10 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
         }
         let num = |i: usize| parse_num(field(i), path, &place, &format!("column `{}`", COLUMNS[i]));
         let corners = (num(1)?, num(2)?, num(3)?, num(4)?);
-        let Some(known) = ctx.images.resolve(image) else {
-            if !missing.iter().any(|m| m == image) {
-                missing.push(image.to_string());
+        let Some((known, name)) = resolve(ctx, image) else {
+            match unplaced.iter_mut().find(|(m, _)| m == image) {
+                Some((_, rows)) => *rows += 1,
+                None => unplaced.push((image.to_string(), 1)),
             }
             continue;
         };
@@ -76,9 +92,9 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
             &place,
             &mut warnings,
         )?;
-        let i = *by_name.entry(image.to_string()).or_insert_with(|| {
+        let i = *by_name.entry(name.clone()).or_insert_with(|| {
             images.push(ImageLabels {
-                key: image.to_string(),
+                key: name,
                 width: known.width,
                 height: known.height,
                 labels: Vec::new(),
@@ -91,26 +107,6 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
             score: None,
         });
     }
-    if !missing.is_empty() {
-        let shown: Vec<String> = missing
-            .iter()
-            .take(SHOW_MISSING)
-            .map(|m| format!("`{}`", for_terminal(m)))
-            .collect();
-        let more = missing.len().saturating_sub(SHOW_MISSING);
-        warnings.push(format!(
-            "{}: skipped the rows of {} image{} not in the project: {}{}",
-            show_path(path),
-            missing.len(),
-            if missing.len() == 1 { "" } else { "s" },
-            shown.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        ));
-    }
     let mut classes: Vec<String> = Vec::new();
     for l in images.iter().flat_map(|i| &i.labels) {
         if !classes.contains(&l.class) {
@@ -120,6 +116,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     Ok(Imported {
         dataset: Dataset { classes, images },
         warnings,
+        unplaced,
     })
 }
 
@@ -230,17 +227,65 @@ mod tests {
         assert_eq!(ds.images.len(), 1);
         assert_eq!(ds.images[0].key, "sub/img2.png");
         assert_box(ds.images[0].labels[0].bbox, (0.05, 0.1, 0.15, 0.2));
-        assert_eq!(got.warnings.len(), 1, "{:?}", got.warnings);
-        let w = &got.warnings[0];
-        assert!(
-            w.contains("quoted_missing.csv: skipped the rows of 7 images not in the project"),
-            "{w}"
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        let unplaced: Vec<(&str, usize)> =
+            got.unplaced.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+        assert_eq!(
+            unplaced,
+            [
+                ("m1.jpg", 2),
+                ("m2.jpg", 1),
+                ("m3.jpg", 1),
+                ("m4.jpg", 1),
+                ("m5.jpg", 1),
+                ("m6.jpg", 1),
+                ("m7.jpg", 1)
+            ],
+            "every row of an unknown image is counted"
         );
-        assert!(
-            w.contains("`m1.jpg`, `m2.jpg`, `m3.jpg`, `m4.jpg`, `m5.jpg` and 2 more"),
-            "{w}"
+    }
+
+    /// VoTT's `encodeFileURI(path, true)` (src/common/utils.ts) names `my rocket #1?.jpg`
+    /// `my%20rocket%20%231%3F.jpg`; `CsvExportProvider.export` (src/providers/export/csv.ts)
+    /// writes that name into the `image` column through json2csv, quoted.
+    #[test]
+    fn decodes_vott_url_encoded_names() {
+        let ix = ImageIndex::new(
+            [("my rocket #1?.jpg", 100, 50), ("100%.jpg", 100, 50)]
+                .iter()
+                .map(|&(k, w, h)| KnownImage {
+                    key: k.into(),
+                    width: w,
+                    height: h,
+                    orientation: 1,
+                })
+                .collect(),
         );
-        assert!(!w.contains("m6.jpg"), "{w}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vott.csv");
+        std::fs::write(
+            &p,
+            "\"image\",\"xmin\",\"ymin\",\"xmax\",\"ymax\",\"label\"\n\
+             \"my%20rocket%20%231%3F.jpg\",10,5,20,10,\"car\"\n\
+             \"100%25.jpg\",0,0,50,25,\"car\"\n\
+             \"100%.jpg\",0,0,50,25,\"car\"",
+        )
+        .unwrap();
+        let ctx = ImportCtx {
+            task: Task::Detect,
+            images: &ix,
+            classes: &[],
+            predictions: false,
+        };
+        let got = import(&p, &ctx).unwrap();
+        assert!(got.unplaced.is_empty(), "{:?}", got.unplaced);
+        let keys: Vec<(&str, usize)> = got
+            .dataset
+            .images
+            .iter()
+            .map(|i| (i.key.as_str(), i.labels.len()))
+            .collect();
+        assert_eq!(keys, [("my rocket #1?.jpg", 1), ("100%.jpg", 2)]);
     }
 
     fn import_text(text: &str) -> String {

@@ -81,6 +81,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
             images,
         },
         warnings,
+        ..Imported::default()
     })
 }
 

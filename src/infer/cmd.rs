@@ -49,7 +49,7 @@ pub fn cmd_predict(project: &Project, store: &mut Store, opts: PredictOptions) -
         outln!("  not used: {}", for_terminal(n))?;
     }
     for (key, why) in &report.broken {
-        eprintln!("broken: {}: {}", for_terminal(key), for_terminal(why));
+        errln!("broken: {}: {}", for_terminal(key), for_terminal(why));
     }
     if let Some(line) = dropped_summary(&report) {
         outln!("{line}")?;
@@ -209,7 +209,7 @@ pub fn cmd_queue(
             top.join(", ")
         )?;
     }
-    eprintln!(
+    errln!(
         "{} of {} images waiting for review shown ({}, {} order, empty images {}){}",
         shown.min(ranked.len()),
         ranked.len(),
@@ -269,7 +269,7 @@ pub fn cmd_eval(
     }
     let unseen = gt_by_image.len() - predicted.len();
     if unseen > 0 {
-        eprintln!(
+        errln!(
             "note: {unseen} reviewed images were not predicted by model run {run} and are left out"
         );
     }

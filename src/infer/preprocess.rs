@@ -193,6 +193,7 @@ pub fn decode_image(
     min_long_side: u32,
 ) -> Result<RgbImage, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot open: {e}"))?;
+    crate::decode::check_complete(&mut Cursor::new(&bytes))?;
     if min_long_side > 0
         && bytes.starts_with(&[0xFF, 0xD8])
         && let Some(img) = decode_jpeg_scaled(&bytes, max_megapixels, min_long_side)?

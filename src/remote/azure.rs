@@ -1,14 +1,17 @@
 //! Azure Blob Storage through the official SDK (`azure_storage_blob` 1.x). Conditions map to
 //! `If-None-Match: *` and `If-Match: <etag>`; 409/412 answers become [`RemoteError::Conflict`].
-//! The SDK's pipeline retries 408/429/5xx and connection failures with exponential backoff.
+//!
+//! Retries have one budget, here ([`AzureRemote::retrying`]); the SDK's own retry policy is off and
+//! the layers above do not retry again. Failures retrying can fix (5xx, 408, 429, a connection
+//! reset or timed out) are retried with backoff for up to [`BUDGET`]; failures it rarely fixes
+//! (connection refused, a host name that does not resolve) get one more try; a refusal by the
+//! service (denied, not found, conflict) none. The final message says what was tried.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core::error::ErrorKind;
-use azure_core::http::{
-    ClientOptions, Etag, ExponentialRetryOptions, RequestContent, RetryOptions, StatusCode,
-};
+use azure_core::http::{ClientOptions, Etag, RequestContent, RetryOptions, StatusCode};
 use azure_storage_blob::models::{
     BlobClientDeleteOptions, BlobClientUploadOptions, BlobContainerClientListBlobsOptions,
 };
@@ -20,6 +23,64 @@ use super::backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult}
 use crate::sanitize::for_terminal;
 
 const PAGE_SIZE: i32 = 5000;
+
+/// How long one operation may keep retrying failures that retrying can fix.
+pub const BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+/// The wait before the one extra try of a failure retrying rarely fixes.
+const HOPELESS_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What a failed request says about trying it again.
+#[derive(Debug, Clone, PartialEq)]
+enum Retry {
+    /// The service or the network failed in passing: try again within the budget.
+    Transient,
+    /// Nothing listens there, or the name does not resolve: one more try, then say so.
+    Hopeless(&'static str),
+    /// The service answered and refused: trying again gives the same answer.
+    Never,
+}
+
+fn classify(e: &azure_core::Error) -> Retry {
+    match e.kind() {
+        ErrorKind::HttpResponse { status, .. } => {
+            let s = u16::from(*status);
+            if s >= 500
+                || *status == StatusCode::RequestTimeout
+                || *status == StatusCode::TooManyRequests
+            {
+                Retry::Transient
+            } else {
+                Retry::Never
+            }
+        }
+        ErrorKind::Io | ErrorKind::Connection => {
+            let mut text = String::new();
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+            while let Some(err) = cur {
+                if let Some(io) = err.downcast_ref::<std::io::Error>()
+                    && io.kind() == std::io::ErrorKind::ConnectionRefused
+                {
+                    return Retry::Hopeless("connection refused: nothing listens at that address");
+                }
+                text.push_str(&err.to_string().to_ascii_lowercase());
+                text.push(' ');
+                cur = err.source();
+            }
+            if text.contains("connection refused") {
+                Retry::Hopeless("connection refused: nothing listens at that address")
+            } else if text.contains("dns error")
+                || text.contains("failed to lookup address")
+                || text.contains("name or service not known")
+                || text.contains("no such host")
+            {
+                Retry::Hopeless("the host name does not resolve")
+            } else {
+                Retry::Transient
+            }
+        }
+        _ => Retry::Never,
+    }
+}
 
 pub struct AzureRemote {
     client: BlobContainerClient,
@@ -43,12 +104,8 @@ impl AzureRemote {
         let shown = for_terminal(shown.as_str());
         let options = BlobContainerClientOptions {
             client_options: ClientOptions {
-                retry: RetryOptions::exponential(ExponentialRetryOptions {
-                    initial_delay: azure_core::time::Duration::milliseconds(200),
-                    max_retries: 6,
-                    max_total_elapsed: azure_core::time::Duration::seconds(30),
-                    max_delay: azure_core::time::Duration::seconds(4),
-                }),
+                // The one retry budget is `retrying`.
+                retry: RetryOptions::none(),
                 ..ClientOptions::default()
             },
             ..BlobContainerClientOptions::default()
@@ -67,6 +124,54 @@ impl AzureRemote {
             self.shown.clone()
         } else {
             format!("{}/{}", self.shown, for_terminal(name))
+        }
+    }
+
+    /// Runs `op` within the retry budget (see the module comment); the error says what was tried.
+    async fn retrying<T, F, Fut>(&self, name: &str, mut op: F) -> RemoteResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = azure_core::Result<T>>,
+    {
+        let start = std::time::Instant::now();
+        let mut delay = std::time::Duration::from_millis(200);
+        let mut attempts = 1u32;
+        loop {
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let class = classify(&e);
+            let wait = match class {
+                Retry::Transient if start.elapsed() + delay < BUDGET => Some(delay),
+                Retry::Hopeless(_) if attempts < 2 => Some(HOPELESS_RETRY),
+                _ => None,
+            };
+            let Some(wait) = wait else {
+                let mut err = self.map_err(name, e);
+                if let (RemoteError::Unreachable { msg, .. }, false) =
+                    (&mut err, class == Retry::Never)
+                {
+                    if let Retry::Hopeless(why) = class {
+                        *msg = format!("{why}; {msg}");
+                    }
+                    msg.push_str(&format!(
+                        "; tried {attempts} time{} over {:.1} s",
+                        if attempts == 1 { "" } else { "s" },
+                        start.elapsed().as_secs_f64()
+                    ));
+                }
+                return Err(err);
+            };
+            tracing::debug!(
+                "{}: attempt {attempts} failed, retrying in {} ms: {}",
+                self.what(name),
+                wait.as_millis(),
+                redact(&e.to_string())
+            );
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(4));
+            attempts += 1;
         }
     }
 
@@ -118,31 +223,31 @@ impl Remote for AzureRemote {
     }
 
     async fn ensure_exists(&self) -> RemoteResult<()> {
-        match self.client.create(None).await {
-            Ok(_) => Ok(()),
-            Err(e) => match self.map_err("", e) {
-                RemoteError::Conflict(_) => Ok(()),
-                other => Err(other),
-            },
+        match self.retrying("", || self.client.create(None)).await {
+            Ok(_) | Err(RemoteError::Conflict(_)) => Ok(()),
+            Err(other) => Err(other),
         }
     }
 
     async fn list_page(&self, prefix: &str, marker: Option<String>) -> RemoteResult<Page> {
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
-            marker,
-            maxresults: Some(PAGE_SIZE),
-            ..Default::default()
-        };
-        let mut pages = self
-            .client
-            .list_blobs(Some(options))
-            .map_err(|e| self.map_err("", e))?
-            .into_pages();
-        let Some(page) = pages.try_next().await.map_err(|e| self.map_err("", e))? else {
+        let model = self
+            .retrying("", || async {
+                let options = BlobContainerClientListBlobsOptions {
+                    prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
+                    marker: marker.clone(),
+                    maxresults: Some(PAGE_SIZE),
+                    ..Default::default()
+                };
+                let mut pages = self.client.list_blobs(Some(options))?.into_pages();
+                match pages.try_next().await? {
+                    Some(page) => page.into_model().map(Some),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        let Some(model) = model else {
             return Ok(Page::default());
         };
-        let model = page.into_model().map_err(|e| self.map_err("", e))?;
         let items = model
             .blob_items
             .into_iter()
@@ -167,46 +272,47 @@ impl Remote for AzureRemote {
 
     async fn get(&self, name: &str) -> RemoteResult<(Vec<u8>, String)> {
         let blob = self.client.blob_client(name);
-        let r = blob
-            .download(None)
-            .await
-            .map_err(|e| self.map_err(name, e))?;
-        let etag = r
-            .properties
-            .etag
-            .as_ref()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        let body = r.body.collect().await.map_err(|e| self.map_err(name, e))?;
-        Ok((body.to_vec(), etag))
+        self.retrying(name, || async {
+            let r = blob.download(None).await?;
+            let etag = r
+                .properties
+                .etag
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let body = r.body.collect().await?;
+            Ok((body.to_vec(), etag))
+        })
+        .await
     }
 
     async fn put(&self, name: &str, data: Vec<u8>, mode: PutMode) -> RemoteResult<String> {
         let blob = self.client.blob_client(name);
-        let mut options = BlobClientUploadOptions::default();
-        match &mode {
-            PutMode::Overwrite => {}
-            PutMode::Create => options.if_none_match = Some(Etag::from("*")),
-            PutMode::IfMatch(etag) => options.if_match = Some(Etag::from(etag.as_str())),
-        }
-        let content: RequestContent<_, _> = azure_core::Bytes::from(data).into();
-        let r = blob
-            .upload(content, Some(options))
-            .await
-            .map_err(|e| self.map_err(name, e))?;
-        Ok(r.etag.map(|e| e.to_string()).unwrap_or_default())
+        let data = azure_core::Bytes::from(data);
+        self.retrying(name, || async {
+            let mut options = BlobClientUploadOptions::default();
+            match &mode {
+                PutMode::Overwrite => {}
+                PutMode::Create => options.if_none_match = Some(Etag::from("*")),
+                PutMode::IfMatch(etag) => options.if_match = Some(Etag::from(etag.as_str())),
+            }
+            let content: RequestContent<_, _> = data.clone().into();
+            let r = blob.upload(content, Some(options)).await?;
+            Ok(r.etag.map(|e| e.to_string()).unwrap_or_default())
+        })
+        .await
     }
 
     async fn delete(&self, name: &str, if_match: Option<&str>) -> RemoteResult<()> {
         let blob = self.client.blob_client(name);
-        let options = BlobClientDeleteOptions {
-            if_match: if_match.map(Etag::from),
-            ..Default::default()
-        };
-        blob.delete(Some(options))
-            .await
-            .map(|_| ())
-            .map_err(|e| self.map_err(name, e))
+        self.retrying(name, || async {
+            let options = BlobClientDeleteOptions {
+                if_match: if_match.map(Etag::from),
+                ..Default::default()
+            };
+            blob.delete(Some(options)).await.map(|_| ())
+        })
+        .await
     }
 }
 

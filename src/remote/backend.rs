@@ -48,7 +48,7 @@ pub enum RemoteError {
     #[error("{what}: the container does not exist ({msg}); create it or fix the [remote] settings")]
     NoContainer { what: String, msg: String },
     #[error(
-        "{what}: cannot reach the storage after retries ({msg}); check the network and run the command again: it resumes"
+        "{what}: cannot reach the storage ({msg}); check the network, the endpoint and that the storage runs, then run the command again: it resumes"
     )]
     Unreachable { what: String, msg: String },
     #[error("{what}: {msg}")]
@@ -56,7 +56,8 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
-    /// Worth trying again: the service or the network failed, not the request.
+    /// The service or the network failed, not the request: a later run may succeed (the backend
+    /// has already spent its retry budget).
     pub fn is_transient(&self) -> bool {
         matches!(self, RemoteError::Unreachable { .. })
     }
@@ -97,27 +98,4 @@ pub trait Remote: Send + Sync {
 /// Every blob under `prefix`, following the pages.
 pub async fn list_all(remote: &dyn Remote, prefix: &str) -> RemoteResult<Vec<BlobInfo>> {
     remote.list_all(prefix).await
-}
-
-/// Runs `op` again after transient failures, waiting 0.2 s, 0.4 s, ... up to `attempts` times.
-/// The SDK already retries single requests; this covers an outage longer than its budget,
-/// which is safe because every operation here is idempotent or conditional.
-pub async fn with_retry<T, F, Fut>(attempts: u32, mut op: F) -> RemoteResult<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = RemoteResult<T>>,
-{
-    let mut delay = std::time::Duration::from_millis(200);
-    let mut tries = 0;
-    loop {
-        match op().await {
-            Err(e) if e.is_transient() && tries + 1 < attempts => {
-                tries += 1;
-                tracing::warn!("retrying after: {e}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
-            }
-            other => return other,
-        }
-    }
 }

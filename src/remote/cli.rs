@@ -62,10 +62,10 @@ pub fn cmd_pull(project: &Project, store: &mut Store, count: usize) -> Result<()
     bar.finish_and_clear();
     let report = report?;
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     for (name, why) in &report.refused {
-        eprintln!("refused: {name}: {}", for_terminal(why));
+        errln!("refused: {name}: {}", for_terminal(why));
     }
     if report.resumed > 0 {
         outln!("resumed {} claims of an interrupted pull", report.resumed)?;
@@ -89,7 +89,7 @@ pub fn cmd_push(project: &Project, store: &mut Store) -> Result<()> {
     bar.finish_and_clear();
     let report = report?;
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     match &report.batch_id {
         None => outln!(

@@ -126,7 +126,8 @@ impl Lock {
         let mut name = dest.as_os_str().to_owned();
         name.push(LOCK_SUFFIX);
         let path = PathBuf::from(name);
-        let deadline = SystemTime::now() + Duration::from_secs(20);
+        // Longer than STALE_LOCK, so that a lock left by a killed writer is outwaited and broken.
+        let deadline = SystemTime::now() + STALE_LOCK + Duration::from_secs(10);
         loop {
             match std::fs::File::create_new(&path) {
                 Ok(_) => return Ok(Lock(path)),

@@ -27,9 +27,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-pub use backend::{
-    BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, list_all, with_retry,
-};
+pub use backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, list_all};
 
 use crate::formats::{ExportCtx, FormatKind, show_path};
 use crate::model::{Dataset, Task};
@@ -44,8 +42,6 @@ pub const CACHE_DIR: &str = "cache";
 const PULL_JOURNAL: &str = "pull-pending.json";
 const PUSH_JOURNAL: &str = "push-pending.json";
 const INSTANCE_FILE: &str = "remote-id";
-/// Attempts of a whole operation on transient failure, on top of the SDK's own retries.
-const OP_ATTEMPTS: u32 = 6;
 /// Batches pushed this long before the newest `tagged` CSV are merged into the next one, so
 /// that two pushes at the same moment cannot drop each other's rows for good.
 const MERGE_WINDOW_MS: i64 = 10 * 60 * 1000;
@@ -353,7 +349,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
 
 /// Creates the labels container on first use (an images-only container from another tool).
 async fn ensure_labels(set: &RemoteSet) -> Result<()> {
-    match with_retry(OP_ATTEMPTS, || set.labels.list_page(&set.prefix, None)).await {
+    match set.labels.list_page(&set.prefix, None).await {
         Err(RemoteError::NoContainer { .. }) => Ok(set.labels.ensure_exists().await?),
         Err(e) => Err(e.into()),
         Ok(_) => Ok(()),
@@ -363,7 +359,7 @@ async fn ensure_labels(set: &RemoteSet) -> Result<()> {
 /// The newest `<kind>_<ms>.csv` in the labels container, with its ms.
 async fn newest_csv(set: &RemoteSet, kind: &str) -> Result<Option<(i64, String)>> {
     let prefix = format!("{}{kind}_", set.prefix);
-    let blobs = with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), &prefix)).await?;
+    let blobs = list_all(set.labels.as_ref(), &prefix).await?;
     Ok(blobs
         .iter()
         .filter_map(|b| {
@@ -377,7 +373,7 @@ async fn newest_csv(set: &RemoteSet, kind: &str) -> Result<Option<(i64, String)>
 }
 
 async fn get_text(remote: &dyn Remote, name: &str) -> Result<String> {
-    let (bytes, _) = with_retry(OP_ATTEMPTS, || remote.get(name)).await?;
+    let (bytes, _) = remote.get(name).await?;
     String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", for_terminal(name)))
 }
 
@@ -415,6 +411,38 @@ fn parse_ald(text: &str, what: &str) -> Result<AldRows> {
 }
 
 impl AldRows {
+    /// The same rows under `header` (ALD writes `folder` only with `user_folders = True`): columns
+    /// matched by name, a missing one left empty; refused when that would lose a row's folder.
+    fn conform(self, header: &csv::StringRecord) -> Result<AldRows> {
+        if self.header == *header {
+            return Ok(self);
+        }
+        let from: Vec<Option<usize>> = header
+            .iter()
+            .map(|h| self.header.iter().position(|c| c.trim() == h.trim()))
+            .collect();
+        let folder = self.header.iter().position(|c| c.trim() == "folder");
+        let keeps_folder = header.iter().any(|c| c.trim() == "folder");
+        let mut rows = Vec::with_capacity(self.rows.len());
+        for (k, r) in self.rows {
+            if !keeps_folder && folder.and_then(|i| r.get(i)).is_some_and(|f| !f.is_empty()) {
+                bail!(
+                    "it has no `folder` column, but image `{}` sits in a sub-folder",
+                    for_terminal(&k)
+                );
+            }
+            let rec: csv::StringRecord = from
+                .iter()
+                .map(|i| i.and_then(|i| r.get(i)).unwrap_or_default())
+                .collect();
+            rows.push((k, rec));
+        }
+        Ok(AldRows {
+            header: header.clone(),
+            rows,
+        })
+    }
+
     fn to_csv(&self, keep: impl Fn(&str) -> bool) -> Result<String> {
         let mut w = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
@@ -475,11 +503,7 @@ async fn try_claim(set: &RemoteSet, key: &str, doc: &ClaimDoc) -> RemoteResult<C
     let name = set.claim_name(key);
     let body = serde_json::to_vec(doc).unwrap_or_default();
     for _ in 0..4 {
-        match with_retry(OP_ATTEMPTS, || {
-            set.labels.put(&name, body.clone(), PutMode::Create)
-        })
-        .await
-        {
+        match set.labels.put(&name, body.clone(), PutMode::Create).await {
             Ok(etag) => {
                 return Ok(ClaimOutcome::Won {
                     etag,
@@ -489,7 +513,7 @@ async fn try_claim(set: &RemoteSet, key: &str, doc: &ClaimDoc) -> RemoteResult<C
             Err(RemoteError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
-        let (bytes, etag) = match with_retry(OP_ATTEMPTS, || set.labels.get(&name)).await {
+        let (bytes, etag) = match set.labels.get(&name).await {
             Ok(x) => x,
             Err(RemoteError::NotFound(_)) => continue, // released meanwhile: try to create again
             Err(e) => return Err(e),
@@ -502,11 +526,10 @@ async fn try_claim(set: &RemoteSet, key: &str, doc: &ClaimDoc) -> RemoteResult<C
         if !ours && !expired {
             return Ok(ClaimOutcome::Lost);
         }
-        match with_retry(OP_ATTEMPTS, || {
-            set.labels
-                .put(&name, body.clone(), PutMode::IfMatch(etag.clone()))
-        })
-        .await
+        match set
+            .labels
+            .put(&name, body.clone(), PutMode::IfMatch(etag.clone()))
+            .await
         {
             Ok(etag) => {
                 return Ok(ClaimOutcome::Won {
@@ -558,8 +581,7 @@ pub async fn pull(
     // What exists, what is done, what is claimed.
     progress(Progress::Step("listing"));
     ensure_labels(set).await?;
-    let image_blobs =
-        with_retry(OP_ATTEMPTS, || list_all(set.images.as_ref(), &set.prefix)).await?;
+    let image_blobs = list_all(set.images.as_ref(), &set.prefix).await?;
     progress(Progress::Listing {
         found: image_blobs.len(),
     });
@@ -578,24 +600,22 @@ pub async fn pull(
         keys.push(key.to_string());
     }
     let done_prefix = set.done_name("");
-    let mut done: HashSet<String> =
-        with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), &done_prefix))
-            .await?
-            .into_iter()
-            .map(|b| b.name[done_prefix.len()..].to_string())
-            .collect();
+    let mut done: HashSet<String> = list_all(set.labels.as_ref(), &done_prefix)
+        .await?
+        .into_iter()
+        .map(|b| b.name[done_prefix.len()..].to_string())
+        .collect();
     if let Some((_, name)) = newest_csv(set, "tagged").await? {
         let text = get_text(set.labels.as_ref(), &name).await?;
         let rows = parse_ald(&text, &for_terminal(&name))?;
         done.extend(rows.rows.into_iter().map(|(k, _)| k));
     }
     let claim_prefix = set.claim_name("");
-    let claimed: HashSet<String> =
-        with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), &claim_prefix))
-            .await?
-            .into_iter()
-            .map(|b| b.name[claim_prefix.len()..].to_string())
-            .collect();
+    let claimed: HashSet<String> = list_all(set.labels.as_ref(), &claim_prefix)
+        .await?
+        .into_iter()
+        .map(|b| b.name[claim_prefix.len()..].to_string())
+        .collect();
     let totag = match newest_csv(set, "totag").await? {
         Some((_, name)) => {
             let text = get_text(set.labels.as_ref(), &name).await?;
@@ -724,7 +744,7 @@ pub async fn pull(
                 let r = async {
                     let dest = cache_path(project, &key)?;
                     let blob = format!("{}{key}", set.prefix);
-                    let (bytes, _) = with_retry(OP_ATTEMPTS, || set.images.get(&blob)).await?;
+                    let (bytes, _) = set.images.get(&blob).await?;
                     let n = bytes.len() as u64;
                     let dest2 = dest.clone();
                     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -856,7 +876,7 @@ pub async fn pull(
                     u.join(", ")
                 ));
             }
-            match project.import(store, &tmp, FormatKind::AldCsv, true, &map, false) {
+            match project.import(store, &tmp, FormatKind::AldCsv, true, &map, false, true) {
                 Ok(r) => {
                     report.predictions = r.counts.labels;
                     report.warnings.extend(
@@ -974,11 +994,7 @@ pub async fn push(
         progress(Progress::Step("uploading the batch"));
         let name = set.batch_name(&journal.batch.batch_id);
         let body = serde_json::to_vec_pretty(&journal.batch)?;
-        match with_retry(OP_ATTEMPTS, || {
-            set.labels.put(&name, body.clone(), PutMode::Create)
-        })
-        .await
-        {
+        match set.labels.put(&name, body.clone(), PutMode::Create).await {
             Ok(_) | Err(RemoteError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -995,11 +1011,7 @@ pub async fn push(
                 let body = batch_id.clone().into_bytes();
                 async move {
                     let name = set.done_name(&key);
-                    let r = match with_retry(OP_ATTEMPTS, || {
-                        set.labels.put(&name, body.clone(), PutMode::Create)
-                    })
-                    .await
-                    {
+                    let r = match set.labels.put(&name, body.clone(), PutMode::Create).await {
                         Ok(_) | Err(RemoteError::Conflict(_)) => Ok(()),
                         Err(e) => Err(e),
                     };
@@ -1036,8 +1048,7 @@ pub async fn push(
             futures::stream::iter(journal.claims.clone())
                 .map(|(key, etag): (String, Option<String>)| async move {
                     let name = set.claim_name(&key);
-                    let r =
-                        with_retry(OP_ATTEMPTS, || set.labels.delete(&name, etag.as_deref())).await;
+                    let r = set.labels.delete(&name, etag.as_deref()).await;
                     (key, r)
                 })
                 .buffer_unordered(concurrency)
@@ -1139,7 +1150,7 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
     if batch.tagged_csv.is_empty() {
         return Ok(Vec::new());
     }
-    let mine = parse_ald(&batch.tagged_csv, "batch")?;
+    let mut mine = parse_ald(&batch.tagged_csv, "batch")?;
     let newest_tagged = newest_csv(set, "tagged").await?;
     // Rows by image key; later sources replace earlier ones for the same image.
     let mut merged: BTreeMap<String, Vec<csv::StringRecord>> = BTreeMap::new();
@@ -1156,37 +1167,54 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
     {
         let text = get_text(set.labels.as_ref(), name).await?;
         let rows = parse_ald(&text, &for_terminal(name))?;
-        if rows.header != mine.header {
-            bail!(
-                "{}: its columns differ from termtag's tagged CSV; move it aside or fix it",
+        // Keep the layout the project already uses.
+        mine = mine.conform(&rows.header).map_err(|e| {
+            anyhow!(
+                "{}: its columns differ from termtag's tagged CSV ({e}); move it aside or fix it",
                 for_terminal(name)
-            );
-        }
+            )
+        })?;
         add(&mut merged, rows);
         since = tms - MERGE_WINDOW_MS;
+    } else if let Some((_, name)) = newest_csv(set, "totag").await? {
+        // The first tagged CSV takes the layout of the project's predictions.
+        let text = get_text(set.labels.as_ref(), &name).await?;
+        let folder = parse_ald(&text, &for_terminal(&name))?
+            .header
+            .iter()
+            .any(|c| c.trim() == "folder");
+        let header = crate::formats::ald_csv::tagged_columns(folder)
+            .into_iter()
+            .collect();
+        mine = mine.conform(&header).map_err(|e| {
+            anyhow!(
+                "{}: {e}; termtag cannot write its tagged CSV in the same layout",
+                for_terminal(&name)
+            )
+        })?;
     }
     // Batches pushed around the same time by others, which the newest CSV may lack.
     let bprefix = set.batch_name("");
     let bprefix = bprefix.trim_end_matches(".json");
-    let mut recent: Vec<BlobInfo> =
-        with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), bprefix))
-            .await?
-            .into_iter()
-            .filter(|b| {
-                b.name[bprefix.len()..]
-                    .split('-')
-                    .next()
-                    .and_then(|m| m.parse::<i64>().ok())
-                    .is_some_and(|m| m >= since)
-            })
-            .filter(|b| b.name != set.batch_name(&batch.batch_id))
-            .collect();
+    let mut recent: Vec<BlobInfo> = list_all(set.labels.as_ref(), bprefix)
+        .await?
+        .into_iter()
+        .filter(|b| {
+            b.name[bprefix.len()..]
+                .split('-')
+                .next()
+                .and_then(|m| m.parse::<i64>().ok())
+                .is_some_and(|m| m >= since)
+        })
+        .filter(|b| b.name != set.batch_name(&batch.batch_id))
+        .collect();
     recent.sort_by(|a, b| a.name.cmp(&b.name));
     for b in recent {
         let text = get_text(set.labels.as_ref(), &b.name).await?;
         if let Ok(doc) = serde_json::from_str::<BatchDoc>(&text)
             && !doc.tagged_csv.is_empty()
             && let Ok(rows) = parse_ald(&doc.tagged_csv, "batch")
+            && let Ok(rows) = rows.conform(&mine.header)
         {
             add(&mut merged, rows);
         }
@@ -1196,11 +1224,12 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
         .cloned()
         .chain(mine.rows.iter().map(|(k, _)| k.clone()))
         .collect();
+    let header = mine.header.clone();
     add(&mut merged, mine);
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
-    w.write_record(&parse_ald(&batch.tagged_csv, "batch")?.header)?;
+    w.write_record(&header)?;
     for rows in merged.values() {
         for r in rows {
             w.write_record(r)?;
@@ -1213,13 +1242,12 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
         let text = get_text(set.labels.as_ref(), &name).await?;
         let rows = parse_ald(&text, &for_terminal(&name))?;
         let claim_prefix = set.claim_name("");
-        let claimed: HashSet<String> =
-            with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), &claim_prefix))
-                .await?
-                .into_iter()
-                .map(|b| b.name[claim_prefix.len()..].to_string())
-                .filter(|k| !batch.images.iter().any(|i| &i.key == k))
-                .collect();
+        let claimed: HashSet<String> = list_all(set.labels.as_ref(), &claim_prefix)
+            .await?
+            .into_iter()
+            .map(|b| b.name[claim_prefix.len()..].to_string())
+            .filter(|k| !batch.images.iter().any(|i| &i.key == k))
+            .collect();
         let totag = rows.to_csv(|k| !tagged_keys.contains(k))?;
         let tagging = rows.to_csv(|k| claimed.contains(k) && !tagged_keys.contains(k))?;
         files.push((format!("{}totag_{ms}.csv", set.prefix), totag.into_bytes()));
@@ -1230,11 +1258,7 @@ async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Ve
     }
     let mut written = Vec::new();
     for (name, body) in files {
-        match with_retry(OP_ATTEMPTS, || {
-            set.labels.put(&name, body.clone(), PutMode::Create)
-        })
-        .await
-        {
+        match set.labels.put(&name, body.clone(), PutMode::Create).await {
             Ok(_) | Err(RemoteError::Conflict(_)) => written.push(name),
             Err(e) => return Err(e.into()),
         }
@@ -1247,7 +1271,7 @@ pub async fn read_batches(set: &RemoteSet) -> Result<Vec<BatchDoc>> {
     let prefix = set.batch_name("");
     let prefix = prefix.trim_end_matches(".json");
     let mut out = Vec::new();
-    for b in with_retry(OP_ATTEMPTS, || list_all(set.labels.as_ref(), prefix)).await? {
+    for b in list_all(set.labels.as_ref(), prefix).await? {
         let text = get_text(set.labels.as_ref(), &b.name).await?;
         out.push(
             serde_json::from_str(&text)

@@ -154,7 +154,10 @@ impl Store {
                 supported: schema::VERSION,
             });
         }
-        schema::migrate(&mut conn).map_err(open_err)?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            schema::MigrateError::Sql(e) => open_err(e),
+            other => invalid(format!("label store {shown}: {other}")),
+        })?;
         Ok(Store {
             conn,
             author: author.to_string(),

@@ -146,7 +146,22 @@ WHERE EXISTS (SELECT 1 FROM annotation a
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
+/// Why a store cannot be opened by this build.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error(
+        "the store's schema version is {0}, which no termtag writes (this build knows 0 to {VERSION}); the file is damaged: restore labels.db from a backup"
+    )]
+    Corrupt(i64),
+    #[error(
+        "the store's schema version is {0}, newer than this build's {VERSION}: it was written by a newer termtag; upgrade termtag to open it"
+    )]
+    TooNew(i64),
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<i64, MigrateError> {
     let has_table: bool = conn.query_row(
         "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
         [],
@@ -157,9 +172,18 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
     } else {
         0
     };
-    while (current as usize) < MIGRATIONS.len() {
+    if current < 0 {
+        return Err(MigrateError::Corrupt(current));
+    }
+    if current > VERSION {
+        return Err(MigrateError::TooNew(current));
+    }
+    while let Some(sql) = usize::try_from(current)
+        .ok()
+        .and_then(|i| MIGRATIONS.get(i))
+    {
         let tx = conn.transaction()?;
-        tx.execute_batch(MIGRATIONS[current as usize])?;
+        tx.execute_batch(sql)?;
         current += 1;
         tx.execute("UPDATE schema_version SET version = ?1", params![current])?;
         tx.commit()?;
@@ -202,5 +226,21 @@ mod tests {
                 (2, None, None)
             ]
         );
+    }
+
+    #[test]
+    fn a_stored_version_out_of_range_is_an_error_not_a_panic() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), VERSION);
+        for (v, want) in [
+            (-1, "damaged"),
+            (i64::MIN, "damaged"),
+            (VERSION + 1, "newer"),
+        ] {
+            conn.execute("UPDATE schema_version SET version = ?1", [v])
+                .unwrap();
+            let e = migrate(&mut conn).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains(&v.to_string()), "{e}");
+        }
     }
 }

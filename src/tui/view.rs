@@ -414,7 +414,10 @@ fn draw_message(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             ui.theme.ok_style()
         };
         f.render_widget(
-            Paragraph::new(Line::styled(for_terminal(&m.text), style)),
+            Paragraph::new(Line::styled(
+                for_terminal(&crate::remote::auth::redact(&m.text)),
+                style,
+            )),
             area,
         );
     }

@@ -266,6 +266,8 @@ impl Backend {
 
 use futures::StreamExt as _;
 
+pub mod fault_proxy;
+
 /// Count of blobs under `prefix`.
 pub async fn count(remote: &dyn Remote, prefix: &str) -> usize {
     termtag::remote::list_all(remote, prefix)
@@ -335,4 +337,38 @@ impl Delayed {
             ..set.clone()
         }
     }
+}
+
+/// Reviews every claimed image: one `can` box each.
+pub fn label_claimed(s: &mut termtag::store::Store) -> Vec<String> {
+    let keys: Vec<String> = s
+        .held_claims()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.key)
+        .collect();
+    use termtag::model::{BBox, Dataset, ImageLabels, Label};
+    let ds = Dataset {
+        classes: vec!["can".into(), "bottle".into()],
+        images: keys
+            .iter()
+            .map(|k| ImageLabels {
+                key: k.clone(),
+                width: 16,
+                height: 12,
+                labels: vec![Label {
+                    class: "can".into(),
+                    bbox: Some(BBox {
+                        x0: 0.25,
+                        y0: 0.25,
+                        x1: 0.75,
+                        y1: 0.5,
+                    }),
+                    score: None,
+                }],
+            })
+            .collect(),
+    };
+    s.import_labels(&ds, "test").unwrap();
+    keys
 }

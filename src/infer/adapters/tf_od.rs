@@ -60,7 +60,10 @@ impl Adapter for TfOd {
         let scores = get("detection_scores")?;
         let classes = get("detection_classes")?;
         let per = scores.shape.get(1).copied().unwrap_or(0);
-        if boxes.data.len() < (b + 1) * per * 4 || classes.data.len() < (b + 1) * per {
+        if boxes.data.len() < (b + 1) * per * 4
+            || classes.data.len() < (b + 1) * per
+            || scores.data.len() < (b + 1) * per
+        {
             return Err(InferError::Run(format!(
                 "detection outputs disagree in size: boxes {:?}, scores {:?}, classes {:?}",
                 boxes.shape, scores.shape, classes.shape
