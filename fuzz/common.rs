@@ -234,6 +234,7 @@ pub fn outputs(data: &[u8]) -> bool {
             shape: input_shape,
         }],
         outputs: declared,
+        meta: Default::default(),
     };
     let cfg = ModelConfig {
         adapter: Some(adapter),

@@ -779,6 +779,7 @@ mod random_reviews {
                 true,
                 &ClassMap::default(),
                 false,
+                false,
             )
             .unwrap();
         (f, project)

@@ -593,7 +593,7 @@ mod tests {
     fn decisions_are_journalled_undone_and_survive_a_resumed_run() {
         let (_dir, mut s, id) = store();
         let knot_id = s.classes().unwrap()[0].id;
-        let run = s.create_model_run("m.onnx", "abc", "yolo").unwrap();
+        let run = s.create_model_run("m.onnx", "abc", "yolo", "cfg").unwrap();
         let pred = |x0: f64, score: f64| NewPrediction {
             class_id: knot_id,
             bbox: Some(BBox {
