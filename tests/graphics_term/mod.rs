@@ -84,9 +84,15 @@ impl TestTerm {
         self.placeholders.clear();
     }
 
-    /// How many images the terminal stores.
-    pub fn stored(&self) -> usize {
-        self.images.len()
+    /// Text written into a cell covers what was drawn there.
+    pub fn erase_cell(&mut self, cx: u32, cy: u32) {
+        for y in cy * self.cell.1..(cy + 1) * self.cell.1 {
+            for x in cx * self.cell.0..(cx + 1) * self.cell.0 {
+                if x < self.pixels.width() && y < self.pixels.height() {
+                    self.pixels.put_pixel(x, y, Rgba([0, 0, 0, 0]));
+                }
+            }
+        }
     }
 
     /// Cells now holding kitty placeholders (set from the screen's cells).

@@ -2,7 +2,7 @@
 //! the first full frame only the cells whose pixels changed are re-encoded, as cell-aligned strips
 //! written at their cell positions. A new picture, position or cleared screen sends a full frame.
 
-use image::RgbaImage;
+use image::{Rgba, RgbaImage};
 
 use super::{Driver, Scene, Shown, cursor_to};
 
@@ -34,15 +34,17 @@ impl<E: TileEncoder> Tiled<E> {
     }
 }
 
-/// A run of changed cells in one cell row: (first column, columns, row).
-type Run = (u32, u32, u32);
+/// Changed cells as a rectangle: first column, first row, columns, rows.
+type Rect4 = (u32, u32, u32, u32);
 
-/// Cells of `cell` size whose pixels differ between `a` and `b`, as runs per cell row.
-pub fn changed_runs(a: &RgbaImage, b: &RgbaImage, cell: (u16, u16)) -> Vec<Run> {
+/// Cells of `cell` size whose pixels differ between `a` and `b`: runs per cell row, and runs
+/// with the same columns on consecutive rows merged (a box's side is one rectangle).
+pub fn changed_cells(a: &RgbaImage, b: &RgbaImage, cell: (u16, u16)) -> Vec<Rect4> {
     let (cw, ch) = (u32::from(cell.0.max(1)), u32::from(cell.1.max(1)));
     let (w, h) = b.dimensions();
     let (cols, rows) = (w.div_ceil(cw), h.div_ceil(ch));
-    let mut runs = Vec::new();
+    let mut done: Vec<Rect4> = Vec::new();
+    let mut open: Vec<Rect4> = Vec::new();
     for row in 0..rows {
         let mut dirty = vec![false; cols as usize];
         for y in row * ch..((row + 1) * ch).min(h) {
@@ -51,25 +53,38 @@ pub fn changed_runs(a: &RgbaImage, b: &RgbaImage, cell: (u16, u16)) -> Vec<Run> 
                 if *d {
                     continue;
                 }
-                let x0 = col as usize * cw as usize * 4;
+                let x0 = col * cw as usize * 4;
                 let x1 = ((col + 1) * cw as usize * 4).min(rb.len());
                 *d = ra[x0..x1] != rb[x0..x1];
             }
         }
+        let mut next_open = Vec::new();
         let mut col = 0;
         while col < cols {
-            if dirty[col as usize] {
-                let start = col;
-                while col < cols && dirty[col as usize] {
-                    col += 1;
-                }
-                runs.push((start, col - start, row));
-            } else {
+            if !dirty[col as usize] {
+                col += 1;
+                continue;
+            }
+            let start = col;
+            while col < cols && dirty[col as usize] {
                 col += 1;
             }
+            let n = col - start;
+            match open.iter().position(|r| r.0 == start && r.2 == n) {
+                Some(i) => {
+                    let mut r = open.swap_remove(i);
+                    r.3 += 1;
+                    next_open.push(r);
+                }
+                None => next_open.push((start, row, n, 1)),
+            }
         }
+        done.append(&mut open);
+        open = next_open;
     }
-    runs
+    done.append(&mut open);
+    done.sort_by_key(|r| (r.1, r.0));
+    done
 }
 
 fn row_bytes(img: &RgbaImage, y: u32) -> &[u8] {
@@ -84,28 +99,34 @@ impl<E: TileEncoder> Driver for Tiled<E> {
             self.shown = None;
             return;
         };
-        let mut pixels = s.base.clone();
-        s.overlay.paint_pixels(&mut pixels);
+        let mut picture = s.base.clone();
+        s.overlay.paint_pixels(&mut picture);
+        // Whole cells: the part of the last column and row that the picture does not fill is
+        // painted too, so nothing of an earlier picture stays there.
+        let (cw, ch) = (u32::from(s.cell.0.max(1)), u32::from(s.cell.1.max(1)));
+        let (cols, rows) = s.cells();
+        let mut pixels =
+            RgbaImage::from_pixel(u32::from(cols) * cw, u32::from(rows) * ch, Rgba([0, 0, 0, 255]));
+        image::imageops::replace(&mut pixels, &picture, 0, 0);
         let (w, h) = pixels.dimensions();
-        let (cw, ch) = (u32::from(s.cell.0), u32::from(s.cell.1));
-        // Strips of changed cells when the terminal shows this picture at this place.
-        let runs = match &self.shown {
+        // Rectangles of changed cells when the terminal shows this picture at this place.
+        let changed = match &self.shown {
             Some(p) if p.key == s.key && p.at == s.at && p.pixels.dimensions() == (w, h) => {
-                Some(changed_runs(&p.pixels, &pixels, s.cell))
+                Some(changed_cells(&p.pixels, &pixels, s.cell))
             }
             _ => None,
         };
         let total = w.div_ceil(cw) * h.div_ceil(ch);
-        match runs {
-            Some(runs)
-                if f64::from(runs.iter().map(|r| r.1).sum::<u32>())
+        match changed {
+            Some(rects)
+                if f64::from(rects.iter().map(|r| r.2 * r.3).sum::<u32>())
                     <= FULL_FRAME_SHARE * f64::from(total) =>
             {
-                for (col, n, row) in runs {
+                for (col, row, n, m) in rects {
                     let (x, y) = (col * cw, row * ch);
                     cursor_to(out, s.at.0 + col as u16, s.at.1 + row as u16);
-                    self.enc
-                        .encode(&pixels, (x, y, (n * cw).min(w - x), ch.min(h - y)), out);
+                    let size = ((n * cw).min(w - x), (m * ch).min(h - y));
+                    self.enc.encode(&pixels, (x, y, size.0, size.1), out);
                 }
             }
             _ => {
@@ -132,17 +153,20 @@ impl<E: TileEncoder> Driver for Tiled<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::Rgba;
 
     #[test]
-    fn changed_cells_become_runs_per_row() {
+    fn changed_cells_become_rectangles() {
         let a = RgbaImage::new(40, 40);
         let mut b = a.clone();
-        // Cells are 10×20: pixel (15, 5) is cell (1, 0); (35, 25) and (25, 25) are (3, 1), (2, 1).
-        for (x, y) in [(15, 5), (35, 25), (25, 25)] {
+        // Cells are 10×20: pixel (35, 5) is cell (3, 0); (35, 25) and (25, 25) are (3, 1) and
+        // (2, 1), one run; (5, 5) and (5, 25) are one column, two rows.
+        for (x, y) in [(35, 5), (35, 25), (25, 25), (5, 5), (5, 25)] {
             b.put_pixel(x, y, Rgba([1, 2, 3, 255]));
         }
-        assert_eq!(changed_runs(&a, &b, (10, 20)), vec![(1, 1, 0), (2, 2, 1)]);
-        assert!(changed_runs(&a, &a, (10, 20)).is_empty());
+        assert_eq!(
+            changed_cells(&a, &b, (10, 20)),
+            vec![(0, 0, 1, 2), (3, 0, 1, 1), (2, 1, 2, 1)]
+        );
+        assert!(changed_cells(&a, &a, (10, 20)).is_empty());
     }
 }
