@@ -140,9 +140,7 @@ impl Screen {
             cell_overlay: self.cell_overlay,
             protocol: self.name,
         };
-        self.term
-            .draw(|f| view::draw(f, &self.state, &ui))
-            .unwrap();
+        self.term.draw(|f| view::draw(f, &self.state, &ui)).unwrap();
         if let Some(p) = self.picture.as_mut() {
             let bytes = std::mem::take(&mut p.bytes);
             let out = self.term.backend_mut();

@@ -162,7 +162,11 @@ impl Review {
         };
         let mut t = Terminal::new(TestBackend::new(self.size.0, self.size.1)).unwrap();
         // The frame as drawn, with the cells left to the pictures marked.
-        let now = t.draw(|f| view::draw(f, &self.state, &ui)).unwrap().buffer.clone();
+        let now = t
+            .draw(|f| view::draw(f, &self.state, &ui))
+            .unwrap()
+            .buffer
+            .clone();
         // Ratatui writes the cells that changed (erasing pixels there), then the pictures.
         let before = cells
             .take()
@@ -197,19 +201,32 @@ impl Review {
         self.check_picture(&got, &p);
         self.renderer = renderer;
         self.term = term;
-        println!("{:>10} {what:<24} {bytes:>8} B (full redraw {full} B)", self.setup.kind.name());
+        println!(
+            "{:>10} {what:<24} {bytes:>8} B (full redraw {full} B)",
+            self.setup.kind.name()
+        );
         bytes
     }
 
     fn blank(&self) -> TestTerm {
-        TestTerm::new(self.size.0.into(), self.size.1.into(), (CELL.0.into(), CELL.1.into()))
+        TestTerm::new(
+            self.size.0.into(),
+            self.size.1.into(),
+            (CELL.0.into(), CELL.1.into()),
+        )
     }
 
     /// The picture region shows the display-size picture with its boxes (exactly for the
     /// lossless protocols, recognisably for sixel's 252 colours).
     fn check_picture(&self, screen: &RgbaImage, p: &Picture) {
         let job = self.job();
-        let mut want = fit(&self.images[job.id as usize], (job.canvas.width, job.canvas.height), CELL, job.zoom).unwrap();
+        let mut want = fit(
+            &self.images[job.id as usize],
+            (job.canvas.width, job.canvas.height),
+            CELL,
+            job.zoom,
+        )
+        .unwrap();
         job.overlay.paint_pixels(&mut want);
         let (ox, oy) = (u32::from(p.area.x * CELL.0), u32::from(p.area.y * CELL.1));
         let (mut err, mut seen) = (0u64, 0u64);
@@ -222,10 +239,21 @@ impl Review {
             seen += 1;
             err += (0..3).map(|c| u64::from(px[c].abs_diff(s[c]))).sum::<u64>();
         }
-        assert!(seen * 10 >= 8 * u64::from(want.width() * want.height()), "most of the picture is on screen");
+        assert!(
+            seen * 10 >= 8 * u64::from(want.width() * want.height()),
+            "most of the picture is on screen"
+        );
         let mean = err as f64 / (3.0 * seen as f64);
-        let limit = if self.setup.kind == Kind::Sixel { 24.0 } else { 0.0 };
-        assert!(mean <= limit, "{}: picture differs from the expected one by {mean:.1} per channel", self.setup.kind.name());
+        let limit = if self.setup.kind == Kind::Sixel {
+            24.0
+        } else {
+            0.0
+        };
+        assert!(
+            mean <= limit,
+            "{}: picture differs from the expected one by {mean:.1} per channel",
+            self.setup.kind.name()
+        );
     }
 
     fn act(&mut self, a: Action) {
@@ -259,7 +287,12 @@ fn placeholders(buf: &ratatui::buffer::Buffer) -> HashMap<(u32, u32), (u32, u32,
         if chars.next() != Some('\u{10EEEE}') {
             continue;
         }
-        let d = |c: Option<char>| DIACRITICS.iter().position(|&x| Some(x) == c).expect("diacritic") as u32;
+        let d = |c: Option<char>| {
+            DIACRITICS
+                .iter()
+                .position(|&x| Some(x) == c)
+                .expect("diacritic") as u32
+        };
         let (row, col) = (d(chars.next()), d(chars.next()));
         let Color::Rgb(r, g, b) = cell.fg else {
             panic!("placeholder without an id colour")
@@ -318,8 +351,14 @@ fn kitty_sends_each_picture_once_then_only_the_overlay() {
     for (e, _) in &edits {
         assert!(*e <= 30_000, "a box edit took {e} bytes");
     }
-    assert!(back <= 2_000, "going back to a held picture took {back} bytes");
-    assert!(first > 20 * back.max(1), "the first frame carries the picture");
+    assert!(
+        back <= 2_000,
+        "going back to a held picture took {back} bytes"
+    );
+    assert!(
+        first > 20 * back.max(1),
+        "the first frame carries the picture"
+    );
 }
 
 #[test]
@@ -334,7 +373,10 @@ fn kitty_in_tmux_uses_placeholders_and_passthrough() {
 fn sixel_box_edits_send_only_changed_cells() {
     let (first, edits, _) = review(Kind::Sixel, false);
     for (e, share) in &edits {
-        assert!(e * 100 <= first * share, "an edit took {e} bytes of a {first}-byte frame");
+        assert!(
+            e * 100 <= first * share,
+            "an edit took {e} bytes of a {first}-byte frame"
+        );
     }
 }
 
@@ -342,7 +384,10 @@ fn sixel_box_edits_send_only_changed_cells() {
 fn iterm2_box_edits_send_only_changed_cells() {
     let (first, edits, _) = review(Kind::Iterm2, false);
     for (e, share) in &edits {
-        assert!(e * 100 <= first * share, "an edit took {e} bytes of a {first}-byte frame");
+        assert!(
+            e * 100 <= first * share,
+            "an edit took {e} bytes of a {first}-byte frame"
+        );
     }
 }
 
@@ -371,7 +416,12 @@ fn a_wrong_delta_is_caught() {
         term.feed(&p.bytes[..cut]);
         let mut full = r.blank();
         r.show(&mut Renderer::new(&r.setup), &mut full, &mut None);
-        assert_ne!(term.compose(), full.compose(), "{}: a wrong delta went unnoticed", kind.name());
+        assert_ne!(
+            term.compose(),
+            full.compose(),
+            "{}: a wrong delta went unnoticed",
+            kind.name()
+        );
     }
 }
 

@@ -544,7 +544,10 @@ fn event_loop(
         } else {
             Duration::from_millis(250)
         };
-        let ev = match backlog.pop_front().map_or_else(|| rx.recv_timeout(timeout), Ok) {
+        let ev = match backlog
+            .pop_front()
+            .map_or_else(|| rx.recv_timeout(timeout), Ok)
+        {
             Ok(ev) => ev,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),

@@ -40,14 +40,18 @@ fn keys(s: &str) -> HashMap<String, String> {
     s.split(',')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("bad key {kv:?}"));
+            let (k, v) = kv
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad key {kv:?}"));
             (k.to_string(), v.to_string())
         })
         .collect()
 }
 
 fn num(k: &HashMap<String, String>, key: &str, default: i64) -> i64 {
-    k.get(key).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{key}={v}")))
+    k.get(key).map_or(default, |v| {
+        v.parse().unwrap_or_else(|_| panic!("{key}={v}"))
+    })
 }
 
 /// Position of the terminator `end` from `from`.
@@ -103,7 +107,10 @@ impl TestTerm {
     pub fn feed(&mut self, b: &[u8]) {
         let mut i = 0;
         while i < b.len() {
-            assert_eq!(b[i], 0x1b, "text where an escape sequence was expected at byte {i}");
+            assert_eq!(
+                b[i], 0x1b,
+                "text where an escape sequence was expected at byte {i}"
+            );
             match b.get(i + 1) {
                 Some(b'[') => {
                     let end = (i + 2..b.len())
@@ -160,11 +167,18 @@ impl TestTerm {
         let body = std::str::from_utf8(&body[1..]).unwrap();
         let (head, payload) = body.split_once(';').unwrap_or((body, ""));
         let k = keys(head);
-        assert_eq!(k.get("q").map(String::as_str), Some("2"), "responses not suppressed: {head}");
+        assert_eq!(
+            k.get("q").map(String::as_str),
+            Some("2"),
+            "responses not suppressed: {head}"
+        );
         let more = num(&k, "m", 0) == 1;
         if let Some((first, mut data)) = self.loading.take() {
             // A continuation chunk carries only m (and q).
-            assert!(k.keys().all(|key| key == "m" || key == "q"), "continuation with keys: {head}");
+            assert!(
+                k.keys().all(|key| key == "m" || key == "q"),
+                "continuation with keys: {head}"
+            );
             assert!(payload.len() <= 4096, "chunk over 4096 bytes");
             data.extend_from_slice(payload.as_bytes());
             if more {
@@ -203,7 +217,9 @@ impl TestTerm {
                 let rgba: Vec<u8> = match num(k, "f", 32) {
                     24 => {
                         assert_eq!(raw.len(), (w * h * 3) as usize, "RGB size");
-                        raw.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
+                        raw.chunks_exact(3)
+                            .flat_map(|p| [p[0], p[1], p[2], 255])
+                            .collect()
                     }
                     32 => {
                         assert_eq!(raw.len(), (w * h * 4) as usize, "RGBA size");
@@ -212,13 +228,17 @@ impl TestTerm {
                     f => panic!("format f={f}"),
                 };
                 assert!(id != 0, "image without id");
-                self.images.insert(id, RgbaImage::from_raw(w, h, rgba).unwrap());
+                self.images
+                    .insert(id, RgbaImage::from_raw(w, h, rgba).unwrap());
                 if a == "T" {
                     self.place(k, id);
                 }
             }
             "p" => {
-                assert!(self.images.contains_key(&id), "placement of image {id}, which the terminal does not hold");
+                assert!(
+                    self.images.contains_key(&id),
+                    "placement of image {id}, which the terminal does not hold"
+                );
                 self.place(k, id);
             }
             "d" => match k.get("d").map_or("a", String::as_str) {
@@ -236,7 +256,10 @@ impl TestTerm {
 
     fn place(&mut self, k: &HashMap<String, String>, id: u32) {
         let off = (num(k, "X", 0) as u32, num(k, "Y", 0) as u32);
-        assert!(off.0 < self.cell.0 && off.1 < self.cell.1, "offset {off:?} outside the cell");
+        assert!(
+            off.0 < self.cell.0 && off.1 < self.cell.1,
+            "offset {off:?} outside the cell"
+        );
         let p = Placement {
             at: self.cursor,
             off,
@@ -247,9 +270,16 @@ impl TestTerm {
     }
 
     fn sixel(&mut self, body: &[u8]) {
-        let q = body.iter().position(|&c| c == b'q').expect("sixel without q");
+        let q = body
+            .iter()
+            .position(|&c| c == b'q')
+            .expect("sixel without q");
         let params = std::str::from_utf8(&body[..q]).unwrap();
-        assert_eq!(params.split(';').nth(1), Some("1"), "sixel must keep unset pixels (P2=1)");
+        assert_eq!(
+            params.split(';').nth(1),
+            Some("1"),
+            "sixel must keep unset pixels (P2=1)"
+        );
         let data = &body[q + 1..];
         let mut palette: HashMap<u32, [u8; 3]> = HashMap::new();
         let (ox, oy) = (self.cursor.0 * self.cell.0, self.cursor.1 * self.cell.1);
@@ -261,7 +291,10 @@ impl TestTerm {
             while *i < data.len() && data[*i].is_ascii_digit() {
                 *i += 1;
             }
-            std::str::from_utf8(&data[s..*i]).unwrap().parse().unwrap_or(0)
+            std::str::from_utf8(&data[s..*i])
+                .unwrap()
+                .parse()
+                .unwrap_or(0)
         };
         while i < data.len() {
             match data[i] {
@@ -310,14 +343,20 @@ impl TestTerm {
                     };
                     let bits = data[i] - 63;
                     i += 1;
-                    let rgb = *palette.get(&colour).expect("colour used before it was defined");
+                    let rgb = *palette
+                        .get(&colour)
+                        .expect("colour used before it was defined");
                     for _ in 0..n {
                         for r in 0..6 {
                             let y = band * 6 + r;
                             if bits & (1 << r) != 0 && x < w && y < h {
                                 let (px, py) = (ox + x, oy + y);
                                 if px < self.pixels.width() && py < self.pixels.height() {
-                                    self.pixels.put_pixel(px, py, Rgba([rgb[0], rgb[1], rgb[2], 255]));
+                                    self.pixels.put_pixel(
+                                        px,
+                                        py,
+                                        Rgba([rgb[0], rgb[1], rgb[2], 255]),
+                                    );
                                 }
                             }
                         }
@@ -331,15 +370,33 @@ impl TestTerm {
 
     fn iterm2(&mut self, body: &[u8]) {
         let body = std::str::from_utf8(body).unwrap();
-        let rest = body.strip_prefix("1337;File=").expect("OSC that is not iTerm2 File=");
+        let rest = body
+            .strip_prefix("1337;File=")
+            .expect("OSC that is not iTerm2 File=");
         let (args, b64) = rest.split_once(':').expect("iTerm2 image without data");
         let a = keys(&args.replace(';', ","));
         assert_eq!(a.get("inline").map(String::as_str), Some("1"));
-        let data = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
-        assert_eq!(num(&a, "size", -1), data.len() as i64, "size= matches the file");
-        let img = image::load_from_memory(&data).expect("iTerm2 image decodes").to_rgba8();
-        let px = |k: &str| a.get(k).and_then(|v| v.strip_suffix("px")).map(|v| v.parse::<u32>().unwrap());
-        assert_eq!((px("width"), px("height")), (Some(img.width()), Some(img.height())), "shown at its own size");
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(
+            num(&a, "size", -1),
+            data.len() as i64,
+            "size= matches the file"
+        );
+        let img = image::load_from_memory(&data)
+            .expect("iTerm2 image decodes")
+            .to_rgba8();
+        let px = |k: &str| {
+            a.get(k)
+                .and_then(|v| v.strip_suffix("px"))
+                .map(|v| v.parse::<u32>().unwrap())
+        };
+        assert_eq!(
+            (px("width"), px("height")),
+            (Some(img.width()), Some(img.height())),
+            "shown at its own size"
+        );
         let (ox, oy) = (self.cursor.0 * self.cell.0, self.cursor.1 * self.cell.1);
         for (x, y, p) in img.enumerate_pixels() {
             if ox + x < self.pixels.width() && oy + y < self.pixels.height() {
@@ -350,13 +407,23 @@ impl TestTerm {
 
     /// The screen as pixels: what was drawn into cells, then kitty placements by z-index.
     pub fn compose(&self) -> RgbaImage {
-        assert!(self.loading.is_none(), "a kitty transmission was left unfinished");
+        assert!(
+            self.loading.is_none(),
+            "a kitty transmission was left unfinished"
+        );
         let mut out = self.pixels.clone();
-        let mut order: Vec<_> = self.placements.iter().filter(|(_, p)| !p.virtual_).collect();
+        let mut order: Vec<_> = self
+            .placements
+            .iter()
+            .filter(|(_, p)| !p.virtual_)
+            .collect();
         order.sort_by_key(|((id, _), p)| (p.z, *id));
         for ((id, _), p) in order {
             let img = &self.images[id];
-            let (ox, oy) = (p.at.0 * self.cell.0 + p.off.0, p.at.1 * self.cell.1 + p.off.1);
+            let (ox, oy) = (
+                p.at.0 * self.cell.0 + p.off.0,
+                p.at.1 * self.cell.1 + p.off.1,
+            );
             for (x, y, px) in img.enumerate_pixels() {
                 if ox + x < out.width() && oy + y < out.height() {
                     blend(out.get_pixel_mut(ox + x, oy + y), *px);
@@ -365,7 +432,11 @@ impl TestTerm {
         }
         // Placeholder cells show their part of a virtually placed image.
         for (&(cx, cy), &(id, row, col)) in &self.placeholders {
-            if !self.placements.iter().any(|((i, _), p)| *i == id && p.virtual_) {
+            if !self
+                .placements
+                .iter()
+                .any(|((i, _), p)| *i == id && p.virtual_)
+            {
                 continue;
             }
             let img = &self.images[&id];
@@ -373,7 +444,11 @@ impl TestTerm {
                 for x in 0..self.cell.0 {
                     let (ix, iy) = (col * self.cell.0 + x, row * self.cell.1 + y);
                     if ix < img.width() && iy < img.height() {
-                        out.put_pixel(cx * self.cell.0 + x, cy * self.cell.1 + y, *img.get_pixel(ix, iy));
+                        out.put_pixel(
+                            cx * self.cell.0 + x,
+                            cy * self.cell.1 + y,
+                            *img.get_pixel(ix, iy),
+                        );
                     }
                 }
             }

@@ -22,8 +22,9 @@ impl TileEncoder for Iterm2 {
             }
         }
         let mut png = Vec::new();
-        let encoded = PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Sub)
-            .write_image(&rgb, w, h, ExtendedColorType::Rgb8);
+        let encoded =
+            PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Sub)
+                .write_image(&rgb, w, h, ExtendedColorType::Rgb8);
         if encoded.is_err() {
             return;
         }

@@ -111,7 +111,9 @@ impl Setup {
             Kind::Halfblocks => None,
             Kind::Kitty => Some(Box::new(kitty::Kitty::new(self.tmux, self.tmux))),
             Kind::Sixel => Some(Box::new(tiles::Tiled::new(sixel::Sixel))),
-            Kind::Iterm2 => Some(Box::new(tiles::Tiled::new(iterm2::Iterm2 { tmux: self.tmux }))),
+            Kind::Iterm2 => Some(Box::new(tiles::Tiled::new(iterm2::Iterm2 {
+                tmux: self.tmux,
+            }))),
         }
     }
 }
@@ -149,9 +151,15 @@ pub fn detect(choice: GraphicsChoice) -> Setup {
             let why = if !answered {
                 "the terminal did not answer the graphics query".to_string()
             } else if said.is_empty() {
-                format!("the terminal answered the query without kitty or sixel; {} by its name", kind.name())
+                format!(
+                    "the terminal answered the query without kitty or sixel; {} by its name",
+                    kind.name()
+                )
             } else {
-                format!("the terminal answered the query with {}", said.join(" and "))
+                format!(
+                    "the terminal answered the query with {}",
+                    said.join(" and ")
+                )
             };
             (kind, why)
         }
@@ -298,7 +306,9 @@ pub struct Job {
 pub enum Request {
     Render(Job),
     /// Something covers the canvas (a popup, the gallery, no image): take the picture away.
-    Hide { cleared: u64 },
+    Hide {
+        cleared: u64,
+    },
     Prefetch(Vec<(i64, PathBuf)>),
     /// Gallery thumbnails: id, file, size in cells.
     Thumbs(Vec<(i64, PathBuf, (u16, u16))>),
@@ -441,10 +451,18 @@ impl Renderer {
                     Resize::Fit(None),
                 ) {
                     Ok(p) => p,
-                    Err(e) => return Reply::Trouble { error: e.to_string() },
+                    Err(e) => {
+                        return Reply::Trouble {
+                            error: e.to_string(),
+                        };
+                    }
                 };
                 let a = protocol.area();
-                (Shown::Cells(protocol), centred(job.canvas, (a.width, a.height)), Vec::new())
+                (
+                    Shown::Cells(protocol),
+                    centred(job.canvas, (a.width, a.height)),
+                    Vec::new(),
+                )
             }
             Some(d) => {
                 let area = centred(job.canvas, cells_of(base, self.cell));
@@ -667,8 +685,16 @@ mod tests {
         let Reply::Ready(p) = r.render(&job(canvas, None), || Ok(img.clone())) else {
             panic!("no picture")
         };
-        assert_eq!(p.area.width, 40, "a wide image fills the width: {:?}", p.area);
-        assert!(p.area.y > canvas.y, "and is centred vertically: {:?}", p.area);
+        assert_eq!(
+            p.area.width, 40,
+            "a wide image fills the width: {:?}",
+            p.area
+        );
+        assert!(
+            p.area.y > canvas.y,
+            "and is centred vertically: {:?}",
+            p.area
+        );
         let zoom = BBox {
             x0: 0.0,
             y0: 0.0,
@@ -678,7 +704,11 @@ mod tests {
         let Reply::Ready(p) = r.render(&job(canvas, Some(zoom)), || Ok(img.clone())) else {
             panic!("no picture")
         };
-        assert!(p.area.height >= 19, "a tall crop fills the height: {:?}", p.area);
+        assert!(
+            p.area.height >= 19,
+            "a tall crop fills the height: {:?}",
+            p.area
+        );
     }
 
     #[test]

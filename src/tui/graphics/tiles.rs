@@ -105,8 +105,11 @@ impl<E: TileEncoder> Driver for Tiled<E> {
         // painted too, so nothing of an earlier picture stays there.
         let (cw, ch) = (u32::from(s.cell.0.max(1)), u32::from(s.cell.1.max(1)));
         let (cols, rows) = s.cells();
-        let mut pixels =
-            RgbaImage::from_pixel(u32::from(cols) * cw, u32::from(rows) * ch, Rgba([0, 0, 0, 255]));
+        let mut pixels = RgbaImage::from_pixel(
+            u32::from(cols) * cw,
+            u32::from(rows) * ch,
+            Rgba([0, 0, 0, 255]),
+        );
         image::imageops::replace(&mut pixels, &picture, 0, 0);
         let (w, h) = pixels.dimensions();
         // Rectangles of changed cells when the terminal shows this picture at this place.
