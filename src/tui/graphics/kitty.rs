@@ -232,7 +232,7 @@ fn painted(layer: &image::RgbaImage) -> Option<(u32, u32, u32, u32)> {
             .filter(|(_, p)| p[3] != 0)
             .map(|(x, _)| x as u32);
         if let Some(first) = xs.next() {
-            let last = xs.last().unwrap_or(first);
+            let last = xs.next_back().unwrap_or(first);
             x0 = x0.min(first);
             x1 = x1.max(last + 1);
             y0 = y0.min(y as u32);
