@@ -1,26 +1,28 @@
-//! Review-screen frame cost: `cargo bench --bench tui -- [N_IMAGES]` (default 12).
+//! Review-screen frame cost: `cargo bench --bench tui -- [N_IMAGES]` (default 8).
 //!
 //! Setup makes 12-megapixel JPEGs (4240×2832) from `../shared/images` (a generated picture when
-//! that folder is absent). For each protocol it then feeds "next image" (decode + fit + overlay +
-//! encode + draw) and "move box" (overlay + encode + draw from the cached display-size image; for
-//! halfblocks only the cells are redrawn) and writes every frame to a byte-counting sink through
-//! the real crossterm backend. Prints p50 / p99 time from action to complete frame and bytes per
-//! frame. Asserts nothing.
+//! that folder is absent) and decodes them once (the review screen prefetches). For a 160×48
+//! terminal with 10×20-pixel cells and each protocol it then runs, per image: "next image"
+//! (fit + encode + draw), five "box edit"s (move right) and "back" (previous image and forward
+//! again), through the real graphics renderer and the real crossterm backend, into a
+//! byte-counting sink. Prints p50 / p99 time from action to complete frame and bytes per frame
+//! (the screen's cells and the pictures together). Asserts nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::DynamicImage;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::picker::Picker;
 
 use termtag::model::{BBox, ImageStatus, Origin, Task};
 use termtag::theme::Theme;
 use termtag::tui::action::Action;
-use termtag::tui::graphics::{Job, OverlayBox, Picture, finish, fit};
+use termtag::tui::graphics::{Job, Kind, Overlay, Picture, Renderer, Reply, Setup};
 use termtag::tui::keymap::Keymap;
 use termtag::tui::state::{BoxItem, Current, ItemKind, Msg, QueueItem, State, update};
 use termtag::tui::view::{self, Ui};
@@ -48,72 +50,110 @@ impl Write for Sink {
 
 const W: u16 = 160;
 const H: u16 = 48;
+const CELL: (u16, u16) = (10, 20);
 
 fn main() {
     let n: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(8)
+        .max(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Instant::now();
     let files = make_jpegs(dir.path(), n);
+    let images: Vec<Arc<DynamicImage>> = files
+        .iter()
+        .map(|p| Arc::new(termtag::decode::open_upright(p, 250).expect("decode")))
+        .collect();
     println!(
-        "setup: {n} JPEGs of 4240×2832 in {:.1}s",
-        t.elapsed().as_secs_f64()
+        "setup: {n} JPEGs of 4240×2832 made and decoded in {:.1}s; {W}×{H} cells of {}×{} px",
+        t.elapsed().as_secs_f64(),
+        CELL.0,
+        CELL.1
     );
-    let canvas = view::areas(Rect::new(0, 0, W, H)).canvas;
-    for proto in [
-        ProtocolType::Halfblocks,
-        ProtocolType::Sixel,
-        ProtocolType::Kitty,
-        ProtocolType::Iterm2,
+    for (kind, tmux) in [
+        (Kind::Halfblocks, false),
+        (Kind::Kitty, false),
+        (Kind::Kitty, true),
+        (Kind::Sixel, false),
+        (Kind::Iterm2, false),
     ] {
-        let mut picker = Picker::halfblocks();
-        picker.set_protocol_type(proto);
-        bench(&picker, proto, &files, canvas);
+        let setup = Setup {
+            picker: Picker::halfblocks(),
+            kind,
+            cell: CELL,
+            tmux,
+            why: "bench".into(),
+            warning: None,
+        };
+        bench(&setup, &images);
     }
 }
 
-fn bench(picker: &Picker, proto: ProtocolType, files: &[PathBuf], canvas: Rect) {
-    let theme = Theme::preset("dark").unwrap();
-    let keymap = Keymap::defaults();
-    let cell_overlay = proto == ProtocolType::Halfblocks;
-    let sink = Sink::default();
-    // A fixed viewport: the sink is no terminal, so there is no size to ask it for.
-    let mut term = Terminal::with_options(
-        CrosstermBackend::new(sink.clone()),
-        TerminalOptions {
-            viewport: Viewport::Fixed(Rect::new(0, 0, W, H)),
-        },
-    )
-    .unwrap();
-    let mut state = State::new("bench", Task::Detect, vec!["knot".into(), "defect".into()]);
-    state.queue = files
-        .iter()
-        .enumerate()
-        .map(|(i, _)| QueueItem {
-            id: i as i64,
-            key: format!("img{i}.jpg"),
-            width: 4240,
-            height: 2832,
-            status: ImageStatus::New,
-            score: None,
-        })
-        .collect();
-    let mut next_times = Vec::new();
-    let mut decode_times = Vec::new();
-    let mut prefetched_times = Vec::new();
-    let mut move_times = Vec::new();
-    let mut next_bytes = Vec::new();
-    let mut move_bytes = Vec::new();
-    for (i, path) in files.iter().enumerate() {
-        // next image: the state moves on, the worker decodes and composes, the frame is drawn.
-        let start = Instant::now();
-        if i > 0 {
-            update(&mut state, Msg::Action(Action::NextImage));
+struct Screen {
+    term: Terminal<CrosstermBackend<Sink>>,
+    sink: Sink,
+    renderer: Renderer,
+    picture: Option<Picture>,
+    state: State,
+    theme: Theme,
+    keymap: Keymap,
+    cell_overlay: bool,
+    name: &'static str,
+}
+
+impl Screen {
+    /// Renders and draws the current screen; returns the bytes written.
+    fn frame(&mut self, images: &[Arc<DynamicImage>]) -> usize {
+        let canvas = view::areas(Rect::new(0, 0, W, H)).canvas;
+        let id = self.state.current_item().expect("an image").id;
+        let job = Job {
+            generation: 1,
+            id,
+            path: PathBuf::new(),
+            canvas,
+            zoom: self.state.zoom,
+            overlay: if self.cell_overlay {
+                Overlay::default()
+            } else {
+                Overlay::of(&self.state, &self.theme)
+            },
+            cleared: 0,
+        };
+        let before = self.sink.count();
+        // Halfblocks pictures do not change with the boxes (they are cells); the app keeps them.
+        let same_cells = self.cell_overlay
+            && self.name == "halfblocks"
+            && self.picture.as_ref().is_some_and(|p| p.id == id);
+        if !same_cells {
+            let img = images[id as usize].clone();
+            let Reply::Ready(p) = self.renderer.render(&job, || Ok(img)) else {
+                panic!("render failed")
+            };
+            self.picture = Some(p);
         }
-        state.current = Some(Current {
-            id: i as i64,
+        let ui = Ui {
+            theme: &self.theme,
+            thumbs: None,
+            keymap: &self.keymap,
+            picture: self.picture.as_ref(),
+            cell_overlay: self.cell_overlay,
+            protocol: self.name,
+        };
+        self.term.draw(|f| view::draw(f, &self.state, &ui)).unwrap();
+        if let Some(p) = self.picture.as_mut() {
+            let bytes = std::mem::take(&mut p.bytes);
+            let out = self.term.backend_mut();
+            out.write_all(&bytes).unwrap();
+            out.flush().unwrap();
+        }
+        self.sink.count() - before
+    }
+
+    fn set_boxes(&mut self) {
+        let id = self.state.current_item().expect("an image").id;
+        self.state.current = Some(Current {
+            id,
             status: ImageStatus::New,
             items: vec![BoxItem {
                 class: "knot".into(),
@@ -129,140 +169,89 @@ fn bench(picker: &Picker, proto: ProtocolType, files: &[PathBuf], canvas: Rect) 
             }],
             decisions: Vec::new(),
         });
-        state.selected = Some(0);
-        let img = termtag::decode::open_upright(path, 250).expect("decode");
-        decode_times.push(start.elapsed());
-        let shown_start = Instant::now();
-        let fitted = fit(picker, &img, (canvas.width, canvas.height), None).expect("fit");
-        let pic = picture(picker, &fitted, &state, canvas, cell_overlay, &theme);
-        let before = sink.count();
-        draw(
-            &mut term,
-            &state,
-            &theme,
-            &keymap,
-            &pic,
-            cell_overlay,
-            proto,
-        );
-        next_times.push(start.elapsed());
-        prefetched_times.push(shown_start.elapsed());
-        next_bytes.push(sink.count() - before);
+        self.state.selected = Some(0);
+    }
+}
 
-        // move box, five times per image.
+fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
+    let sink = Sink::default();
+    // A fixed viewport: the sink is no terminal, so there is no size to ask it for.
+    let term = Terminal::with_options(
+        CrosstermBackend::new(sink.clone()),
+        TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, W, H)),
+        },
+    )
+    .unwrap();
+    let mut state = State::new("bench", Task::Detect, vec!["knot".into(), "defect".into()]);
+    state.queue = (0..images.len())
+        .map(|i| QueueItem {
+            id: i as i64,
+            key: format!("img{i}.jpg"),
+            width: 4240,
+            height: 2832,
+            status: ImageStatus::New,
+            score: None,
+        })
+        .collect();
+    let mut s = Screen {
+        term,
+        sink,
+        renderer: Renderer::new(setup),
+        picture: None,
+        state,
+        theme: Theme::preset("dark").unwrap(),
+        keymap: Keymap::defaults(),
+        cell_overlay: setup.cell_overlay(),
+        name: setup.kind.name(),
+    };
+    let (mut next_t, mut edit_t, mut back_t) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut next_b, mut edit_b, mut back_b) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..images.len() {
+        let start = Instant::now();
+        if i > 0 {
+            update(&mut s.state, Msg::Action(Action::NextImage));
+        }
+        s.set_boxes();
+        next_b.push(s.frame(images));
+        next_t.push(start.elapsed());
         for _ in 0..5 {
             let start = Instant::now();
-            update(&mut state, Msg::Action(Action::MoveRight));
-            let pic = if cell_overlay {
-                pic_clone(&pic)
-            } else {
-                picture(picker, &fitted, &state, canvas, cell_overlay, &theme)
-            };
-            let before = sink.count();
-            draw(
-                &mut term,
-                &state,
-                &theme,
-                &keymap,
-                &pic,
-                cell_overlay,
-                proto,
-            );
-            move_times.push(start.elapsed());
-            move_bytes.push(sink.count() - before);
+            update(&mut s.state, Msg::Action(Action::MoveRight));
+            edit_b.push(s.frame(images));
+            edit_t.push(start.elapsed());
+        }
+        if i > 0 {
+            for a in [Action::PrevImage, Action::NextImage] {
+                let start = Instant::now();
+                update(&mut s.state, Msg::Action(a));
+                s.set_boxes();
+                back_b.push(s.frame(images));
+                back_t.push(start.elapsed());
+            }
         }
     }
-    let name = termtag::tui::graphics::protocol_name(proto);
-    println!(
-        "{name:>10}: next image p50 {:>6.1} ms p99 {:>6.1} ms (decode p50 {:>5.1} ms; already prefetched p50 {:>5.1} ms p99 {:>5.1} ms) {:>8} B/frame | move box p50 {:>6.1} ms p99 {:>6.1} ms {:>8} B/frame",
-        pct(&mut next_times, 50),
-        pct(&mut next_times, 99),
-        pct(&mut decode_times, 50),
-        pct(&mut prefetched_times, 50),
-        pct(&mut prefetched_times, 99),
-        median(&mut next_bytes),
-        pct(&mut move_times, 50),
-        pct(&mut move_times, 99),
-        median(&mut move_bytes),
-    );
-}
-
-/// The display-size picture is cached by the worker; for halfblocks a box move redraws cells only.
-fn pic_clone(p: &Picture) -> Picture {
-    Picture {
-        generation: p.generation,
-        id: p.id,
-        protocol: p.protocol.clone(),
-        job_cells: p.job_cells,
-    }
-}
-
-fn picture(
-    picker: &Picker,
-    fitted: &image::RgbaImage,
-    state: &State,
-    canvas: Rect,
-    cell_overlay: bool,
-    theme: &Theme,
-) -> Picture {
-    let overlay = if cell_overlay {
-        Vec::new()
+    let name = if setup.tmux {
+        format!("{} (tmux)", setup.kind.name())
     } else {
-        state
-            .current
-            .iter()
-            .flat_map(|c| c.items.iter())
-            .filter_map(|it| {
-                Some(OverlayBox {
-                    bbox: it.bbox?,
-                    rgb: termtag::theme::rgb(theme.class_color(0)),
-                    proposal: it.is_proposal(),
-                    selected: true,
-                })
-            })
-            .collect()
+        setup.kind.name().to_string()
     };
-    let job = Job {
-        generation: 1,
-        id: state.current_item().map_or(0, |q| q.id),
-        path: PathBuf::new(),
-        cells: (canvas.width, canvas.height),
-        zoom: None,
-        overlay,
-        crosshair: None,
-    };
-    Picture {
-        generation: 1,
-        id: job.id,
-        protocol: finish(picker, fitted, &job).expect("encode"),
-        job_cells: job.cells,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn draw(
-    term: &mut Terminal<CrosstermBackend<Sink>>,
-    state: &State,
-    theme: &Theme,
-    keymap: &Keymap,
-    pic: &Picture,
-    cell_overlay: bool,
-    proto: ProtocolType,
-) {
-    let ui = Ui {
-        theme,
-        thumbs: None,
-        keymap,
-        picture: Some(pic),
-        cell_overlay,
-        protocol: termtag::tui::graphics::protocol_name(proto),
-    };
-    term.draw(|f| view::draw(f, state, &ui)).unwrap();
+    println!(
+        "{name:>13}: next image p50 {:>5.1} ms p99 {:>5.1} ms {:>9} B | box edit p50 {:>5.1} ms p99 {:>5.1} ms {:>8} B | back p50 {:>5.1} ms {:>8} B",
+        pct(&mut next_t, 50),
+        pct(&mut next_t, 99),
+        median(&mut next_b),
+        pct(&mut edit_t, 50),
+        pct(&mut edit_t, 99),
+        median(&mut edit_b),
+        pct(&mut back_t, 50),
+        median(&mut back_b),
+    );
 }
 
 fn pct(v: &mut [Duration], p: usize) -> f64 {
     v.sort();
-    let i = ((v.len() - 1) * p) / 100;
+    let i = ((v.len() - 1) * p).div_ceil(100);
     v[i].as_secs_f64() * 1000.0
 }
 

@@ -592,17 +592,18 @@ fn log_to_file(project: &Project) {
     );
 }
 
-/// What the review screen would draw with here.
+/// What the review screen would draw with here, why, and the cell size it fits pictures to.
 fn doctor_graphics() -> String {
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
         return "not a terminal: run doctor in the terminal you review in (halfblocks always work)"
             .into();
     }
-    let p = crate::tui::graphics::picker(GraphicsChoice::Auto);
-    let (w, h) = p.font_size();
+    let setup = crate::tui::graphics::detect(GraphicsChoice::Auto);
+    let (w, h) = setup.cell;
     format!(
-        "{} (font {w}×{h} px; inside tmux, graphics need `set -g allow-passthrough on`)",
-        crate::tui::graphics::protocol_name(p.protocol_type())
+        "{} ({}); cell {w}×{h} px",
+        setup.kind.name(),
+        crate::sanitize::for_terminal(&setup.why)
     )
 }
 

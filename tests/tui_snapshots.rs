@@ -5,13 +5,12 @@ use image::{DynamicImage, Rgb, RgbImage};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
-use ratatui_image::picker::Picker;
 
 use termtag::model::{BBox, ImageStatus, Origin, Task};
 use termtag::store::Stats;
 use termtag::theme::Theme;
 use termtag::tui::action::Action;
-use termtag::tui::graphics::{Job, Picture, compose};
+use termtag::tui::graphics::{Job, Overlay, Picture, Renderer, Reply, Setup};
 use termtag::tui::keymap::Keymap;
 use termtag::tui::state::{BoxItem, Current, ItemKind, Mode, Msg, QueueItem, State, update};
 use termtag::tui::view::{self, Ui};
@@ -71,7 +70,7 @@ fn state(task: Task) -> State {
     s
 }
 
-fn picture(cells: (u16, u16)) -> Picture {
+fn picture(canvas: ratatui::layout::Rect) -> Picture {
     let img = DynamicImage::ImageRgb8(RgbImage::from_fn(200, 100, |x, _| {
         if x < 100 {
             Rgb([40, 40, 40])
@@ -83,16 +82,14 @@ fn picture(cells: (u16, u16)) -> Picture {
         generation: 1,
         id: 1,
         path: Default::default(),
-        cells,
+        canvas,
         zoom: None,
-        overlay: Vec::new(),
-        crosshair: None,
+        overlay: Overlay::default(),
+        cleared: 0,
     };
-    Picture {
-        generation: 1,
-        id: 1,
-        protocol: compose(&Picker::halfblocks(), &img, &job).unwrap(),
-        job_cells: cells,
+    match Renderer::new(&Setup::halfblocks()).render(&job, || Ok(std::sync::Arc::new(img))) {
+        Reply::Ready(p) => p,
+        _ => panic!("the picture renders"),
     }
 }
 
@@ -101,7 +98,7 @@ fn render(s: &State, w: u16, h: u16) -> (Terminal<TestBackend>, Theme) {
     let keymap = Keymap::defaults();
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     let canvas = view::areas(ratatui::layout::Rect::new(0, 0, w, h)).canvas;
-    let pic = picture((canvas.width, canvas.height));
+    let pic = picture(canvas);
     let ui = Ui {
         theme: &theme,
         thumbs: None,

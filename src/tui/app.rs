@@ -15,7 +15,7 @@ use crate::queue::QueueParams;
 use crate::store::{Filter, ImageRow, Store};
 use crate::theme::Theme;
 
-use super::graphics::{self, GraphicsChoice, Job, OverlayBox, Picture, Reply, Request};
+use super::graphics::{self, GraphicsChoice, Job, Overlay, Picture, Reply, Request, Shown};
 use super::keymap::{Key, Keymap};
 use super::state::{Effect, Mode, Msg, QueueItem, State, update};
 use super::view::{self, Ui};
@@ -272,7 +272,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
         );
     }
     let store = project.store()?;
-    let (theme, keymap, problems) = ui_config(project);
+    let (theme, keymap, mut problems) = ui_config(project);
     let max_mp = project.config.max_megapixels;
     let classes = store.class_names()?;
     let ctx = StoreCtx::for_project(project, classes.len());
@@ -281,7 +281,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     // From here every way out, early errors and panics included, restores the terminal.
     let screen = Screen::take();
-    let picker = graphics::picker(choice);
+    let setup = graphics::detect(choice);
     if choice != GraphicsChoice::Halfblocks {
         // A terminal that leaves part of the graphics query unanswered leaves ratatui-image's
         // reader waiting on stdin, where it would eat the user's first key. Ask for the device
@@ -295,9 +295,10 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
             let _ = crossterm::event::read();
         }
     }
-    let protocol = graphics::protocol_name(picker.protocol_type());
-    let cell_overlay = picker.protocol_type() == ratatui_image::picker::ProtocolType::Halfblocks;
-    tracing::info!(protocol, "review screen started");
+    let protocol = setup.kind.name();
+    let cell_overlay = setup.cell_overlay();
+    tracing::info!(protocol, why = %setup.why, "review screen started");
+    problems.extend(setup.warning.clone());
 
     let (tx, rx) = mpsc::channel::<AppEvent>();
     let input_tx = tx.clone();
@@ -314,7 +315,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     let signals = listen_for_signals(tx.clone())?;
     let (store_tx, worker) = spawn_store_worker(store, ctx, tx.clone())?;
     let gfx_tx_reply = tx.clone();
-    let gfx = graphics::spawn(picker, max_mp, move |r| {
+    let gfx = graphics::spawn(setup, max_mp, move |r| {
         let _ = gfx_tx_reply.send(AppEvent::Picture(r));
     });
 
@@ -556,6 +557,12 @@ fn event_loop(
     signal: &mut Option<i32>,
 ) -> Result<()> {
     let mut picture: Option<Picture> = None;
+    // Graphics bytes for the next frame, in the order the worker made them.
+    let mut pending: Vec<u8> = Vec::new();
+    // Screen clears (terminal resizes): the terminal lost the pictures it showed.
+    let mut cleared = 0u64;
+    // Events that arrived while a frame was written, handled before the next one.
+    let mut backlog: std::collections::VecDeque<AppEvent> = std::collections::VecDeque::new();
     let mut thumbs: std::collections::HashMap<i64, ratatui_image::protocol::Protocol> =
         std::collections::HashMap::new();
     let mut thumbs_asked: std::collections::HashSet<i64> = std::collections::HashSet::new();
@@ -598,19 +605,27 @@ fn event_loop(
         metric: state.metric,
     });
     loop {
-        if dirty && last_draw.elapsed() >= Duration::from_millis(10) {
+        if dirty && backlog.is_empty() && last_draw.elapsed() >= Duration::from_millis(10) {
             let size = terminal.size()?;
             let size = ratatui::layout::Rect::new(0, 0, size.width, size.height);
             // Ask for the picture this screen needs, if it is not what was asked last.
-            if !view::too_small(size)
-                && let Some(job) = wanted_job(state, project, view::areas(size).canvas, ui_base)
-            {
-                let same = asked.as_ref().is_some_and(|a| same_job(a, &job));
-                if !same {
+            let job = if view::too_small(size) {
+                None
+            } else {
+                wanted_job(state, project, view::areas(size).canvas, ui_base, cleared)
+            };
+            match job {
+                Some(job) if !asked.as_ref().is_some_and(|a| same_job(a, &job)) => {
                     generation += 1;
                     let job = Job { generation, ..job };
                     asked = Some(job.clone());
                     let _ = gfx.send(Request::Render(job));
+                }
+                Some(_) => {}
+                None => {
+                    if asked.take().is_some() {
+                        let _ = gfx.send(Request::Hide { cleared });
+                    }
                 }
             }
             if let Mode::Gallery { cursor, .. } = state.mode.clone()
@@ -639,8 +654,19 @@ fn event_loop(
                 ..*ui_base
             };
             terminal.draw(|f| view::draw(f, state, &ui))?;
+            if !pending.is_empty() {
+                // One write for the frame's pictures, after its cells.
+                use std::io::Write;
+                let out = terminal.backend_mut();
+                out.write_all(&pending)?;
+                out.flush()?;
+                pending.clear();
+            }
             last_draw = Instant::now();
             dirty = false;
+            // What came in while this frame was written is handled before the next one, so
+            // on a slow link the next frame shows the last key, not each key in turn.
+            backlog.extend(rx.try_iter());
         }
         if state.quit {
             return Ok(());
@@ -650,7 +676,10 @@ fn event_loop(
         } else {
             Duration::from_millis(250)
         };
-        let ev = match rx.recv_timeout(timeout) {
+        let ev = match backlog
+            .pop_front()
+            .map_or_else(|| rx.recv_timeout(timeout), Ok)
+        {
             Ok(ev) => ev,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
@@ -662,7 +691,9 @@ fn event_loop(
                 }
             }
             AppEvent::Term(Event::Resize(..)) => {
-                // Thumbnails are sized to their tiles, which do not change; the page may.
+                // The screen is cleared and drawn again. Thumbnails are sized to their tiles,
+                // which do not change; the page may.
+                cleared += 1;
             }
             AppEvent::Term(_) => continue,
             AppEvent::Signal(sig) => {
@@ -670,11 +701,14 @@ fn event_loop(
                 dispatch(state, Msg::Shutdown);
             }
             AppEvent::Msg(msg) => dispatch(state, msg),
-            AppEvent::Picture(Reply::Ready(p)) => {
-                if p.generation == generation {
+            AppEvent::Picture(Reply::Ready(mut p)) => {
+                pending.append(&mut p.bytes);
+                // A cell picture for an old request is dropped; pixels are on screen either way.
+                if p.generation == generation || !matches!(p.shown, Shown::Cells(_)) {
                     picture = Some(p);
                 }
             }
+            AppEvent::Picture(Reply::Hidden(mut bytes)) => pending.append(&mut bytes),
             AppEvent::Picture(Reply::Thumb { id, protocol }) => {
                 // Keep memory bounded: thumbnails of a few pages at most.
                 if thumbs.len() > 256 {
@@ -700,68 +734,37 @@ fn event_loop(
     }
 }
 
-/// The render job the current screen needs.
+/// The render job the current screen needs; `None` when no picture should be on screen.
 fn wanted_job(
     state: &State,
     project: &Project,
     canvas: ratatui::layout::Rect,
     ui: &Ui,
+    cleared: u64,
 ) -> Option<Job> {
+    if view::covered(state) {
+        return None;
+    }
     let item = state.current_item()?;
     let path = project.image_file(&item.key).ok()?;
-    let mut overlay = Vec::new();
-    let mut crosshair = None;
-    if !ui.cell_overlay {
-        if let Some(cur) = state.current.as_ref().filter(|c| c.id == item.id) {
-            for (i, it) in cur.items.iter().enumerate() {
-                let Some(bbox) = it.bbox else { continue };
-                let ci = state
-                    .classes
-                    .iter()
-                    .position(|c| *c == it.class)
-                    .unwrap_or(0);
-                let selected = state.selected == Some(i);
-                overlay.push(OverlayBox {
-                    bbox,
-                    rgb: crate::theme::rgb(if selected {
-                        ui.theme.selected
-                    } else {
-                        ui.theme.class_color(ci)
-                    }),
-                    proposal: it.is_proposal(),
-                    selected,
-                });
-            }
-        }
-        if let Mode::Draw { cursor, first } = &state.mode {
-            crosshair = Some(*cursor);
-            if let Some(f) = first
-                && let Ok((bbox, _)) = crate::model::BBox::clipped(f.0, f.1, cursor.0, cursor.1)
-            {
-                overlay.push(OverlayBox {
-                    bbox,
-                    rgb: crate::theme::rgb(ui.theme.selected),
-                    proposal: true,
-                    selected: true,
-                });
-            }
-        }
-    }
     Some(Job {
         generation: 0,
         id: item.id,
         path,
-        cells: (canvas.width, canvas.height),
+        canvas,
         zoom: state.zoom,
-        overlay,
-        crosshair,
+        overlay: if ui.cell_overlay {
+            Overlay::default()
+        } else {
+            Overlay::of(state, ui.theme)
+        },
+        cleared,
     })
 }
 
 fn same_job(a: &Job, b: &Job) -> bool {
-    a.id == b.id
-        && a.cells == b.cells
-        && a.zoom == b.zoom
-        && a.overlay == b.overlay
-        && a.crosshair == b.crosshair
+    Job {
+        generation: b.generation,
+        ..a.clone()
+    } == *b
 }

@@ -2,21 +2,22 @@
 //! Widgets take their styles from the theme and their key hints from the keymap.
 
 use ratatui::Frame;
-use ratatui::buffer::Buffer;
+use ratatui::buffer::CellDiffOption;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 use ratatui_image::Image;
 
-use crate::model::{BBox, Task};
+use crate::model::Task;
 use crate::sanitize::for_terminal;
 use crate::theme::Theme;
 
 use super::action::Action;
-use super::graphics::Picture;
+use super::graphics::kitty::placeholder;
+use super::graphics::{Overlay, Picture, Shown};
 use super::keymap::Keymap;
-use super::state::{BoxItem, ItemKind, Mode, State};
+use super::state::{ItemKind, Mode, State};
 
 /// Smallest terminal the screen is drawn in.
 pub const MIN_SIZE: (u16, u16) = (60, 14);
@@ -29,7 +30,7 @@ pub struct Ui<'a> {
     pub thumbs: Option<&'a std::collections::HashMap<i64, ratatui_image::protocol::Protocol>>,
     pub keymap: &'a Keymap,
     pub picture: Option<&'a Picture>,
-    /// Boxes are drawn as cells (halfblocks) rather than into the pixels.
+    /// Boxes are drawn as cells (halfblocks, kitty placeholders) rather than into the pixels.
     pub cell_overlay: bool,
     pub protocol: &'a str,
 }
@@ -100,16 +101,12 @@ pub fn draw(f: &mut Frame, state: &State, ui: &Ui) {
     }
 }
 
-/// Where the picture lands inside the canvas: centred, the protocol's size.
-pub fn picture_rect(canvas: Rect, picture: &Picture) -> Rect {
-    let p = picture.protocol.area();
-    let w = p.width.min(canvas.width);
-    let h = p.height.min(canvas.height);
-    Rect::new(
-        canvas.x + (canvas.width - w) / 2,
-        canvas.y + (canvas.height - h) / 2,
-        w,
-        h,
+/// Whether something is drawn over the canvas (a popup, the gallery), so pixels written by a
+/// graphics protocol must go; cell pictures (halfblocks) stay under it.
+pub fn covered(state: &State) -> bool {
+    matches!(
+        state.mode,
+        Mode::Help | Mode::Dashboard | Mode::Picker { .. } | Mode::Gallery { .. }
     )
 }
 
@@ -132,148 +129,29 @@ fn draw_canvas(f: &mut Frame, canvas: Rect, state: &State, ui: &Ui) {
         f.render_widget(Paragraph::new(text).style(ui.theme.dimmed()), canvas);
         return;
     };
-    let rect = picture_rect(canvas, picture);
-    f.render_widget(Image::new(&picture.protocol), rect);
+    let rect = picture.area.intersection(canvas);
+    let buf = f.buffer_mut();
+    match &picture.shown {
+        Shown::Cells(p) => Image::new(p).render(rect, buf),
+        // The driver's pixels are there: ratatui must not write over them.
+        Shown::Pixels if !covered(state) => {
+            for pos in rect.positions() {
+                buf[pos].set_diff_option(CellDiffOption::Skip);
+            }
+        }
+        Shown::Placeholder(id) if !covered(state) => {
+            let [_, r, g, b] = id.to_be_bytes();
+            for pos in rect.positions() {
+                let (col, row) = (pos.x - rect.x, pos.y - rect.y);
+                buf[pos]
+                    .set_symbol(&placeholder(row, col))
+                    .set_fg(Color::Rgb(r, g, b));
+            }
+        }
+        Shown::Pixels | Shown::Placeholder(_) => {}
+    }
     if ui.cell_overlay {
-        let zoom = state.zoom.unwrap_or(BBox {
-            x0: 0.0,
-            y0: 0.0,
-            x1: 1.0,
-            y1: 1.0,
-        });
-        if let Some(cur) = &state.current {
-            for (i, it) in cur.items.iter().enumerate() {
-                if let Some(b) = it.bbox {
-                    let selected = state.selected == Some(i);
-                    cell_box(
-                        f.buffer_mut(),
-                        rect,
-                        &zoom,
-                        &b,
-                        it,
-                        selected,
-                        state,
-                        ui.theme,
-                    );
-                }
-            }
-        }
-        if let Mode::Draw { cursor, first } = &state.mode {
-            if let Some(first) = first
-                && let Ok((b, _)) = BBox::clipped(first.0, first.1, cursor.0, cursor.1)
-            {
-                let preview = BoxItem {
-                    class: String::new(),
-                    bbox: Some(b),
-                    score: None,
-                    kind: ItemKind::Proposal,
-                    prediction: None,
-                };
-                cell_box(
-                    f.buffer_mut(),
-                    rect,
-                    &zoom,
-                    &b,
-                    &preview,
-                    true,
-                    state,
-                    ui.theme,
-                );
-            }
-            if let Some((x, y)) = to_cell(rect, &zoom, cursor.0, cursor.1) {
-                let cell = &mut f.buffer_mut()[(x, y)];
-                cell.set_char('┼').set_fg(ui.theme.selected);
-            }
-        }
-    }
-}
-
-fn to_cell(rect: Rect, zoom: &BBox, x: f64, y: f64) -> Option<(u16, u16)> {
-    let cx = ((x - zoom.x0) / zoom.width() * f64::from(rect.width)).floor();
-    let cy = ((y - zoom.y0) / zoom.height() * f64::from(rect.height)).floor();
-    if cx < 0.0 || cy < 0.0 {
-        return None;
-    }
-    let (cx, cy) = (
-        (cx as u16).min(rect.width.saturating_sub(1)),
-        (cy as u16).min(rect.height.saturating_sub(1)),
-    );
-    Some((rect.x + cx, rect.y + cy))
-}
-
-/// A box as cell borders over a halfblocks picture: solid for labels, dashed for proposals,
-/// heavy when selected; its class (and score) written on the top edge.
-#[allow(clippy::too_many_arguments)]
-fn cell_box(
-    buf: &mut Buffer,
-    rect: Rect,
-    zoom: &BBox,
-    b: &BBox,
-    it: &BoxItem,
-    selected: bool,
-    state: &State,
-    theme: &Theme,
-) {
-    let (Some((x0, y0)), Some((x1, y1))) = (
-        to_cell(rect, zoom, b.x0.max(zoom.x0), b.y0.max(zoom.y0)),
-        to_cell(
-            rect,
-            zoom,
-            (b.x1.min(zoom.x1) - 1e-9).max(zoom.x0),
-            (b.y1.min(zoom.y1) - 1e-9).max(zoom.y0),
-        ),
-    ) else {
-        return;
-    };
-    let class_index = state
-        .classes
-        .iter()
-        .position(|c| *c == it.class)
-        .unwrap_or(0);
-    let color = if selected {
-        theme.selected
-    } else {
-        theme.class_color(class_index)
-    };
-    let (h, v, tl, tr, bl, br) = match (selected, it.is_proposal()) {
-        (true, _) => ('━', '┃', '┏', '┓', '┗', '┛'),
-        (false, true) => ('╌', '╎', '┌', '┐', '└', '┘'),
-        (false, false) => ('─', '│', '┌', '┐', '└', '┘'),
-    };
-    let mut put = |x: u16, y: u16, c: char| {
-        let cell = &mut buf[(x, y)];
-        cell.set_char(c).set_fg(color);
-    };
-    for x in x0..=x1 {
-        put(x, y0, h);
-        put(x, y1, h);
-    }
-    for y in y0..=y1 {
-        put(x0, y, v);
-        put(x1, y, v);
-    }
-    put(x0, y0, tl);
-    put(x1, y0, tr);
-    put(x0, y1, bl);
-    put(x1, y1, br);
-    if it.class.is_empty() {
-        return;
-    }
-    let mut tag = for_terminal(&it.class);
-    if let Some(s) = it.score {
-        tag.push_str(&format!(" {s:.2}"));
-    }
-    if it.is_proposal() {
-        tag.push('?');
-    }
-    let room = usize::from(rect.x + rect.width - x0).saturating_sub(1);
-    let style = Style::default()
-        .fg(theme.bar_fg)
-        .bg(color)
-        .add_modifier(Modifier::BOLD);
-    for (i, ch) in tag.chars().take(room).enumerate() {
-        let cell = &mut buf[(x0 + 1 + i as u16, y0)];
-        cell.set_char(ch).set_style(style);
+        Overlay::of(state, ui.theme).paint_cells(buf, rect, ui.theme);
     }
 }
 
