@@ -89,6 +89,18 @@ impl Filter {
                 "(i.reviewed_by = {p} OR EXISTS (SELECT 1 FROM annotation a WHERE a.image_id = i.id AND a.author = {p}))"
             ));
         }
+        // Globs narrow the rows in SQL (a key that matches `path` matches it in SQL too, and a
+        // file name that matches `name` makes its key match `*/name` or `name`); the exact test
+        // stays in `matches_names`. A literal prefix lets SQLite use the key index.
+        if let Some(g) = &self.path {
+            let p = arg(Value::Text(sql_glob(g)), &mut args);
+            conds.push(format!("i.key GLOB {p}"));
+        }
+        if let Some(g) = &self.name {
+            let p = arg(Value::Text(sql_glob(g)), &mut args);
+            let q = arg(Value::Text(format!("*/{}", sql_glob(g))), &mut args);
+            conds.push(format!("(i.key GLOB {p} OR i.key GLOB {q})"));
+        }
         if let Some(t) = self.since {
             let p = arg(Value::Integer(t), &mut args);
             conds.push(format!("i.reviewed_at >= {p}"));
@@ -111,6 +123,11 @@ fn day_start(s: &str) -> Result<i64, String> {
     let d = Date::parse(s, format_description!("[year]-[month]-[day]"))
         .map_err(|_| format!("date `{s}` is not YYYY-MM-DD"))?;
     Ok(d.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// A glob for SQLite's GLOB, which also knows `[...]` classes: `[` is made literal.
+fn sql_glob(pattern: &str) -> String {
+    pattern.replace('[', "[[]")
 }
 
 /// Shell-style glob with `*` (any run, including `/`) and `?` (one character).

@@ -106,6 +106,12 @@ CREATE TABLE claim (
     expires_at INTEGER NOT NULL
 );
 "#,
+    // 2: find an image's runs by image id. The queue, the review screen, proposals, export and
+    // stats ask for "the newest run that processed this image"; the primary key of `predicted`
+    // starts with run_id, so without this index each such lookup scanned the whole table.
+    r#"
+CREATE INDEX predicted_image ON predicted(image_id, run_id);
+"#,
 ];
 
 /// The schema version this build writes.
