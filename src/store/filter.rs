@@ -73,9 +73,10 @@ impl Filter {
                     .push("NOT EXISTS (SELECT 1 FROM annotation a WHERE a.image_id = i.id)".into());
             } else {
                 let p = arg(Value::Text(c.clone()), &mut args);
+                // Not correlated: SQLite would walk the class's labels once per image.
                 conds.push(format!(
-                    "EXISTS (SELECT 1 FROM annotation a JOIN class c ON c.id = a.class_id
-                     WHERE a.image_id = i.id AND c.name = {p})"
+                    "i.id IN (SELECT a.image_id FROM annotation a JOIN class c ON c.id = a.class_id
+                              WHERE c.name = {p})"
                 ));
             }
         }
