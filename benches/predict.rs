@@ -7,10 +7,18 @@
 //!
 //! Setup: every shared image upscaled to about 12 megapixels and saved as a JPEG, then linked N
 //! times. Measures `termtag predict` (the library call the command makes) in images/s and the
-//! share of its time spent outside `Session::run`, then the plain Python pipeline of
-//! benches/predict_baseline.py (PIL decode + numpy + `InferenceSession.run`, one image at a time)
-//! on the same model, images and thread count. Checks that the coffee photo gives cup, bowl and
+//! share of its time spent outside `Session::run`, then the two Python pipelines of
+//! benches/predict_baseline.py on the same model, images and thread count: the careful one (PIL
+//! `draft` + `thumbnail` to 1024, a 2-thread decode pool ahead of `run`) and the naive one
+//! (full-size decode, one image at a time). Checks that the coffee photo gives cup, bowl and
 //! dining table. Asserts no timing.
+//!
+//! `cargo bench --bench predict -- capacity [N] [input=WxH]`: the pipeline without inference
+//! (what a GPU would be fed): decode, orientation, resize and tensor packing for a WIDTH×HEIGHT
+//! letterboxed float NCHW input (default 640×640), one thread, in images/s per core, for 12 MP
+//! JPEGs, 12 MP PNGs and 2 MP JPEGs; per JPEG set with the DCT-scaled decoder predict uses and
+//! with the general (full-size) decoder; beside PIL (`draft` + resize + numpy) in one Python
+//! thread on the same files.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +29,10 @@ use termtag::model::Task;
 use termtag::project::Project;
 
 fn main() {
+    if std::env::args().any(|a| a == "capacity") {
+        capacity();
+        return;
+    }
     let n: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -149,15 +161,17 @@ fn main() {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout);
             print!("{text}");
-            if let Some(py_ips) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("python images/s "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-            {
-                println!(
-                    "termtag / python: {:.2}× the images per second",
-                    termtag_ips / py_ips
-                );
+            for row in ["careful", "naive"] {
+                if let Some(py_ips) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("python {row} images/s ")))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                {
+                    println!(
+                        "termtag / python {row}: {:.2}× the images per second",
+                        termtag_ips / py_ips
+                    );
+                }
             }
         }
         Ok(o) => println!(
@@ -203,6 +217,132 @@ fn make_seeds(shared_images: &Path, out: &Path) -> Vec<PathBuf> {
             let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("img");
             let path = out.join(format!("{stem}.jpg"));
             big.save(&path).expect("save jpeg");
+            path
+        })
+        .collect()
+}
+
+/// `capacity` mode: decode + orientation + resize + packing with no inference, one thread, beside
+/// PIL on the same files.
+fn capacity() {
+    use termtag::infer::config::Normalize;
+    use termtag::infer::preprocess::{
+        Elem, Fit, InputSpec, Layout, Size, decode_image, needed_long_side, prepare,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(24);
+    let (w, h): (u32, u32) = args
+        .iter()
+        .find_map(|a| {
+            let (w, h) = a.strip_prefix("input=")?.split_once('x')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        })
+        .unwrap_or((640, 640));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/images");
+    if !shared.is_dir() {
+        eprintln!(
+            "{} not found: this benchmark needs ../shared",
+            shared.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jpeg12 = make_seeds(&shared, &dir.path().join("jpeg12"));
+    let png12 = reencode(&jpeg12, &dir.path().join("png12"), None, "png");
+    let jpeg2 = reencode(&jpeg12, &dir.path().join("jpeg2"), Some(2e6), "jpg");
+    let spec = InputSpec {
+        name: "x".into(),
+        elem: Elem::F32,
+        layout: Layout::Nchw,
+        size: Size::Fixed { w, h },
+        fit: Fit::Letterbox(114),
+        normalize: Normalize::Unit,
+        batch: 1,
+        fixed_batch: false,
+    };
+    println!("input {w}×{h} letterboxed, float32 NCHW; {n} files per set; one thread");
+    println!("| files | pipeline | images/s per core | vs PIL |");
+    println!("|---|---|---|---|");
+    for (label, files, jpeg) in [
+        ("12 MP JPEG", &jpeg12, true),
+        ("12 MP PNG", &png12, false),
+        ("2 MP JPEG", &jpeg2, true),
+    ] {
+        let list: Vec<&PathBuf> = files.iter().cycle().take(n).collect();
+        let listing = dir.path().join("capacity.txt");
+        std::fs::write(
+            &listing,
+            list.iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .expect("list");
+        let pil = Command::new("python3")
+            .arg(root.join("benches/predict_baseline.py"))
+            .args(["--capacity", &w.to_string(), &h.to_string()])
+            .arg(&listing)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("pil images/s "))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            });
+        let rust = |long_side: u32| -> f64 {
+            let mut resizer = fast_image_resize::Resizer::new();
+            let mut one = |f: &Path| {
+                let img = decode_image(f, 250, long_side).expect("decode");
+                prepare(&img, &spec, &mut resizer).expect("prepare");
+            };
+            files.iter().for_each(|f| one(f));
+            let t = Instant::now();
+            list.iter().for_each(|f| one(f));
+            n as f64 / t.elapsed().as_secs_f64()
+        };
+        let vs = |ips: f64| pil.map_or("-".into(), |p| format!("{:.2}×", ips / p));
+        let ips = rust(needed_long_side(&spec));
+        let name = if jpeg {
+            "termtag (jpeg-decoder, DCT-scaled)"
+        } else {
+            "termtag (image png)"
+        };
+        println!("| {label} | {name} | {ips:.1} | {} |", vs(ips));
+        if jpeg {
+            let ips = rust(0);
+            println!(
+                "| {label} | termtag, full-size decode (image: zune-jpeg) | {ips:.1} | {} |",
+                vs(ips)
+            );
+        }
+        match pil {
+            Some(p) => println!("| {label} | PIL draft + resize + numpy | {p:.1} | 1× |"),
+            None => println!("| {label} | PIL | not run (python3 with Pillow and numpy) | |"),
+        }
+    }
+}
+
+/// `seeds` saved again as `ext`, scaled to about `megapixels` when given.
+fn reencode(seeds: &[PathBuf], out: &Path, megapixels: Option<f64>, ext: &str) -> Vec<PathBuf> {
+    std::fs::create_dir_all(out).expect("mkdir");
+    seeds
+        .iter()
+        .map(|src| {
+            let mut img = image::open(src).expect("decode").to_rgb8();
+            if let Some(mp) = megapixels {
+                let s = (mp / (f64::from(img.width()) * f64::from(img.height()))).sqrt();
+                let (w, h) = (
+                    (f64::from(img.width()) * s) as u32,
+                    (f64::from(img.height()) * s) as u32,
+                );
+                img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+            }
+            let stem = src.file_stem().and_then(|s| s.to_str()).unwrap_or("img");
+            let path = out.join(format!("{stem}.{ext}"));
+            img.save(&path).expect("save");
             path
         })
         .collect()

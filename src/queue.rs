@@ -252,10 +252,10 @@ impl SplitMix {
 }
 
 /// Orders `images` for review. Ties keep image-id order.
-pub fn order(images: &[QueueImage], p: &QueueParams) -> Vec<Ranked> {
+pub fn order<'a>(images: impl IntoIterator<Item = &'a QueueImage>, p: &QueueParams) -> Vec<Ranked> {
     let mut ranked: Vec<Ranked> = Vec::new();
     let mut empty: Vec<Ranked> = Vec::new();
-    let mut sorted: Vec<&QueueImage> = images.iter().collect();
+    let mut sorted: Vec<&QueueImage> = images.into_iter().collect();
     sorted.sort_by_key(|i| i.id);
     for img in sorted {
         let r = Ranked {

@@ -452,6 +452,38 @@ fn queue_is_ranked_by_uncertainty_and_m_switches_the_metric() {
 }
 
 #[test]
+fn the_queue_sees_predictions_written_by_another_connection() {
+    let (f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    assert_eq!(h.state.queue[0].key, "a.png");
+    // A pull or a `termtag predict` in another shell imports a newer run: c.png becomes the
+    // least confident image.
+    let csv = f.write(
+        "totag2.csv",
+        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
+         c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.1,0.1\n",
+    );
+    let mut other = project.store().unwrap();
+    project
+        .import(
+            &mut other,
+            &csv,
+            FormatKind::AldCsv,
+            true,
+            &ClassMap::default(),
+            false,
+            false,
+        )
+        .unwrap();
+    // Round the five metrics, back to least_confidence.
+    h.keys(&[Action::SwitchMetric; 5]);
+    assert_eq!(h.state.metric.as_str(), "least_confidence");
+    let c = &h.state.queue[0];
+    assert_eq!(c.key, "c.png");
+    assert!((c.score.unwrap() - 0.9).abs() < 1e-9, "{c:?}");
+}
+
+#[test]
 fn pull_and_push_run_in_the_background_one_at_a_time() {
     let (_f, project) = detect_project();
     let mut h = Harness::new(&project);

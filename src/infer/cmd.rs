@@ -170,12 +170,7 @@ pub fn cmd_queue(
         .into_iter()
         .filter(|im| matches!(im.status, ImageStatus::New | ImageStatus::Claimed))
         .collect();
-    let unpredicted = store
-        .images(&crate::store::Filter::default())?
-        .iter()
-        .filter(|im| matches!(im.status, ImageStatus::New | ImageStatus::Claimed))
-        .count()
-        .saturating_sub(waiting.len());
+    let unpredicted = store.waiting_count()?.saturating_sub(waiting.len());
     let by_id: BTreeMap<i64, &PredictedImage> = waiting.iter().map(|im| (im.id, im)).collect();
     let ranked = order(&queue_images(&waiting), &p);
     let shown = if limit == 0 { ranked.len() } else { limit };

@@ -73,9 +73,10 @@ impl Filter {
                     .push("NOT EXISTS (SELECT 1 FROM annotation a WHERE a.image_id = i.id)".into());
             } else {
                 let p = arg(Value::Text(c.clone()), &mut args);
+                // Not correlated: SQLite would walk the class's labels once per image.
                 conds.push(format!(
-                    "EXISTS (SELECT 1 FROM annotation a JOIN class c ON c.id = a.class_id
-                     WHERE a.image_id = i.id AND c.name = {p})"
+                    "i.id IN (SELECT a.image_id FROM annotation a JOIN class c ON c.id = a.class_id
+                              WHERE c.name = {p})"
                 ));
             }
         }
@@ -88,6 +89,18 @@ impl Filter {
             conds.push(format!(
                 "(i.reviewed_by = {p} OR EXISTS (SELECT 1 FROM annotation a WHERE a.image_id = i.id AND a.author = {p}))"
             ));
+        }
+        // Globs narrow the rows in SQL (a key that matches `path` matches it in SQL too, and a
+        // file name that matches `name` makes its key match `*/name` or `name`); the exact test
+        // stays in `matches_names`. A literal prefix lets SQLite use the key index.
+        if let Some(g) = &self.path {
+            let p = arg(Value::Text(sql_glob(g)), &mut args);
+            conds.push(format!("i.key GLOB {p}"));
+        }
+        if let Some(g) = &self.name {
+            let p = arg(Value::Text(sql_glob(g)), &mut args);
+            let q = arg(Value::Text(format!("*/{}", sql_glob(g))), &mut args);
+            conds.push(format!("(i.key GLOB {p} OR i.key GLOB {q})"));
         }
         if let Some(t) = self.since {
             let p = arg(Value::Integer(t), &mut args);
@@ -111,6 +124,11 @@ fn day_start(s: &str) -> Result<i64, String> {
     let d = Date::parse(s, format_description!("[year]-[month]-[day]"))
         .map_err(|_| format!("date `{s}` is not YYYY-MM-DD"))?;
     Ok(d.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// A glob for SQLite's GLOB, which also knows `[...]` classes: `[` is made literal.
+fn sql_glob(pattern: &str) -> String {
+    pattern.replace('[', "[[]")
 }
 
 /// Shell-style glob with `*` (any run, including `/`) and `?` (one character).

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Result, Store, journal, now_ms};
+use super::{Result, Store, bbox_of, journal, now_ms};
 use crate::model::{BBox, ImageStatus};
 
 /// A model run as recorded in `model_run`.
@@ -230,17 +230,16 @@ impl Store {
     /// processed it less those a reviewer dismissed or replaced by a label (what the queue
     /// ranks), or with `run_id` every prediction of that run (what eval measures); sorted by
     /// image id.
+    ///
+    /// Two linear passes, whatever the project size: the images with their newest run (one scan
+    /// of the `predicted_image` index), then every prediction, kept when its run is its image's
+    /// newest.
     pub fn predicted_images(&self, run_id: Option<i64>) -> Result<Vec<PredictedImage>> {
-        let run_sql = match run_id {
-            Some(_) => "?1",
-            None => "(SELECT max(d.run_id) FROM predicted d WHERE d.image_id = i.id)",
-        };
-        let mut st = self.conn.prepare(&format!(
-            "SELECT i.id, i.key, i.status, {run_sql} AS run FROM image i
-             WHERE EXISTS (SELECT 1 FROM predicted d WHERE d.image_id = i.id
-                           AND (?1 IS NULL OR d.run_id = ?1))
-             ORDER BY i.id"
-        ))?;
+        let mut st = self.conn.prepare(
+            "SELECT i.id, i.key, i.status, d.run FROM image i
+             JOIN (SELECT image_id, max(run_id) AS run FROM predicted
+                   WHERE (?1 IS NULL OR run_id = ?1) GROUP BY image_id) d ON d.image_id = i.id",
+        )?;
         let rows = st.query_map(params![run_id], |r| {
             let status: String = r.get(2)?;
             Ok(PredictedImage {
@@ -252,38 +251,39 @@ impl Store {
             })
         })?;
         let mut images: Vec<PredictedImage> = rows.collect::<rusqlite::Result<_>>()?;
-        let index: HashMap<(i64, i64), usize> = images
+        // Already in id order but for SQLite's say-so: sorting here costs next to nothing.
+        images.sort_by_key(|im| im.id);
+        let index: HashMap<i64, usize> = images
             .iter()
             .enumerate()
-            .map(|(n, im)| ((im.id, im.run_id), n))
+            .map(|(n, im)| (im.id, n))
             .collect();
+        let classes: HashMap<i64, String> = self
+            .conn
+            .prepare("SELECT id, name FROM class")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut st = self.conn.prepare(
-            "SELECT p.image_id, p.run_id, c.name, p.x0, p.y0, p.x1, p.y1, p.score
-             FROM prediction p JOIN class c ON c.id = p.class_id
-             WHERE (?1 IS NULL AND p.decision IS NULL) OR p.run_id = ?1
-             ORDER BY p.image_id, p.id",
+            "SELECT p.image_id, p.run_id, p.class_id, p.x0, p.y0, p.x1, p.y1, p.score
+             FROM prediction p WHERE (?1 IS NULL AND p.decision IS NULL) OR p.run_id = ?1
+             ORDER BY p.id",
         )?;
-        let rows = st.query_map(params![run_id], |r| {
-            let coords: [Option<f64>; 4] = [r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?];
-            let bbox = match coords {
-                [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
-                _ => None,
+        let mut rows = st.query(params![run_id])?;
+        while let Some(r) = rows.next()? {
+            let Some(&n) = index.get(&r.get::<_, i64>(0)?) else {
+                continue;
             };
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                StoredPrediction {
-                    class: r.get(2)?,
-                    bbox,
-                    score: r.get(7)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (image, run, p) = row?;
-            if let Some(&n) = index.get(&(image, run)) {
-                images[n].predictions.push(p);
+            if images[n].run_id != r.get::<_, i64>(1)? {
+                continue;
             }
+            let Some(class) = classes.get(&r.get::<_, i64>(2)?) else {
+                continue;
+            };
+            images[n].predictions.push(StoredPrediction {
+                class: class.clone(),
+                bbox: bbox_of([r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?]),
+                score: r.get(7)?,
+            });
         }
         Ok(images)
     }
@@ -303,16 +303,11 @@ impl Store {
              WHERE i.status = 'reviewed' ORDER BY a.image_id, a.id",
         )?;
         let rows = st.query_map([], |r| {
-            let coords: [Option<f64>; 4] = [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?];
-            let bbox = match coords {
-                [Some(x0), Some(y0), Some(x1), Some(y1)] => Some(BBox { x0, y0, x1, y1 }),
-                _ => None,
-            };
             Ok((
                 r.get::<_, i64>(0)?,
                 StoredPrediction {
                     class: r.get(1)?,
-                    bbox,
+                    bbox: bbox_of([r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
                     score: 1.0,
                 },
             ))
@@ -328,6 +323,15 @@ impl Store {
     pub fn reviewed_count(&self) -> Result<usize> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM image WHERE status = 'reviewed'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    /// How many images wait for review (new or claimed).
+    pub fn waiting_count(&self) -> Result<usize> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM image WHERE status IN ('new', 'claimed')",
             [],
             |r| r.get::<_, i64>(0),
         )? as usize)

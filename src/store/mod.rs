@@ -174,6 +174,14 @@ impl Store {
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
     }
 
+    /// Changes whenever another connection (a pull, `termtag predict` in another shell) commits
+    /// to the store: what was read before may be stale.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     // ---- classes ---------------------------------------------------------------------------
 
     pub fn classes(&self) -> Result<Vec<ClassRow>> {
@@ -492,10 +500,10 @@ impl Store {
         let run = tx.last_insert_rowid();
         for im in &ds.images {
             let image_id = image_id(&tx, &im.key)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO predicted (run_id, image_id) VALUES (?1, ?2)",
-                params![run, image_id],
-            )?;
+            )?
+            .execute(params![run, image_id])?;
             for l in &im.labels {
                 let cid = lookup_class(&classes, &l.class)?;
                 let score = l.score.ok_or_else(|| {
@@ -505,20 +513,20 @@ impl Store {
                     ))
                 })?;
                 let b = l.bbox;
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO prediction (run_id, image_id, class_id, x0, y0, x1, y1, score)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        run,
-                        image_id,
-                        cid,
-                        b.map(|b| b.x0),
-                        b.map(|b| b.y0),
-                        b.map(|b| b.x1),
-                        b.map(|b| b.y1),
-                        score
-                    ],
-                )?;
+                )?
+                .execute(params![
+                    run,
+                    image_id,
+                    cid,
+                    b.map(|b| b.x0),
+                    b.map(|b| b.y0),
+                    b.map(|b| b.x1),
+                    b.map(|b| b.y1),
+                    score
+                ])?;
             }
             review::inherit_decisions(&tx, run, image_id)?;
         }
@@ -637,9 +645,12 @@ impl Store {
             |r| n(r, 0),
         )?;
         s.predicted_images =
-            c.query_row("SELECT count(DISTINCT image_id) FROM predicted", [], |r| {
-                n(r, 0)
-            })?;
+            // DISTINCT in a subquery walks the `predicted_image` index; count(DISTINCT) sorts.
+            c.query_row(
+                "SELECT count(*) FROM (SELECT DISTINCT image_id FROM predicted)",
+                [],
+                |r| n(r, 0),
+            )?;
         Ok(s)
     }
 
@@ -765,16 +776,15 @@ fn lookup_class(classes: &HashMap<String, i64>, name: &str) -> Result<i64> {
 }
 
 fn image_id(tx: &Connection, key: &str) -> Result<i64> {
-    tx.query_row("SELECT id FROM image WHERE key = ?1", params![key], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .ok_or_else(|| {
-        invalid(format!(
-            "no image `{}` in this project",
-            crate::sanitize::for_terminal(key)
-        ))
-    })
+    tx.prepare_cached("SELECT id FROM image WHERE key = ?1")?
+        .query_row(params![key], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| {
+            invalid(format!(
+                "no image `{}` in this project",
+                crate::sanitize::for_terminal(key)
+            ))
+        })
 }
 
 impl Store {
@@ -794,6 +804,156 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn store() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("labels.db"), "alice").unwrap();
+        s.add_classes(&["knot".into(), "defect".into()]).unwrap();
+        s.add_images(&[NewImage {
+            key: "a.jpg".into(),
+            width: 100,
+            height: 50,
+            orientation: 1,
+            size: 10,
+            error: None,
+        }])
+        .unwrap();
+        let id = s.images(&Filter::default()).unwrap()[0].id;
+        (dir, s, id)
+    }
+
+    fn with_images(keys: &[&str]) -> (tempfile::TempDir, Store) {
+        let (dir, mut s, _) = store();
+        let images: Vec<NewImage> = keys
+            .iter()
+            .map(|k| NewImage {
+                key: k.to_string(),
+                width: 100,
+                height: 50,
+                orientation: 1,
+                size: 10,
+                error: None,
+            })
+            .collect();
+        s.add_images(&images).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn each_image_shows_the_newest_run_that_processed_it() {
+        use super::infer::{ImageResult, NewPrediction};
+        let (_dir, mut s) = with_images(&["b.jpg", "c.jpg"]);
+        let ids: HashMap<String, i64> = s
+            .images(&Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.id))
+            .collect();
+        let knot = s.classes().unwrap()[0].id;
+        let pred = |score| NewPrediction {
+            class_id: knot,
+            bbox: Some(BBox {
+                x0: 0.1,
+                y0: 0.1,
+                x1: 0.2,
+                y1: 0.2,
+            }),
+            score,
+        };
+        let old = s.create_model_run("old.onnx", "1", "yolo", "cfg").unwrap();
+        let new = s.create_model_run("new.onnx", "2", "yolo", "cfg").unwrap();
+        // The old run saw a, b and c; the new one a (two boxes) and b (nothing), not c.
+        s.write_predictions(
+            old,
+            &[
+                (ids["a.jpg"], ImageResult::Predicted(vec![pred(0.9)])),
+                (ids["b.jpg"], ImageResult::Predicted(vec![pred(0.8)])),
+                (ids["c.jpg"], ImageResult::Predicted(vec![pred(0.7)])),
+            ],
+        )
+        .unwrap();
+        s.write_predictions(
+            new,
+            &[
+                (
+                    ids["a.jpg"],
+                    ImageResult::Predicted(vec![pred(0.4), pred(0.6)]),
+                ),
+                (ids["b.jpg"], ImageResult::Predicted(vec![])),
+            ],
+        )
+        .unwrap();
+        let scores = |run| -> Vec<(String, i64, Vec<f64>)> {
+            s.predicted_images(run)
+                .unwrap()
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.key,
+                        p.run_id,
+                        p.predictions.iter().map(|x| x.score).collect(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            scores(None),
+            vec![
+                ("a.jpg".into(), new, vec![0.4, 0.6]),
+                ("b.jpg".into(), new, vec![]),
+                ("c.jpg".into(), old, vec![0.7]),
+            ]
+        );
+        assert_eq!(
+            scores(Some(old)),
+            vec![
+                ("a.jpg".into(), old, vec![0.9]),
+                ("b.jpg".into(), old, vec![0.8]),
+                ("c.jpg".into(), old, vec![0.7]),
+            ]
+        );
+        let shown: Vec<f64> = s
+            .proposals(ids["a.jpg"], 0.0)
+            .unwrap()
+            .iter()
+            .map(|p| p.score)
+            .collect();
+        assert_eq!(shown, vec![0.6, 0.4]);
+        let exported: Vec<(String, Vec<Option<f64>>)> = s
+            .dataset(true)
+            .unwrap()
+            .images
+            .into_iter()
+            .map(|im| (im.key, im.labels.iter().map(|l| l.score).collect()))
+            .collect();
+        assert_eq!(
+            exported,
+            vec![
+                ("a.jpg".into(), vec![Some(0.6), Some(0.4)]),
+                ("b.jpg".into(), vec![]),
+                ("c.jpg".into(), vec![Some(0.7)]),
+            ]
+        );
+        assert_eq!(s.stats().unwrap().predicted_images, 3);
+    }
+
+    #[test]
+    fn name_and_path_filters_narrow_in_sql_and_match_exactly() {
+        let (_dir, s) = with_images(&["x/ab/c.jpg", "x/b[1].jpg", "猫/猫1.jpg", "ab.png"]);
+        let keys = |f: &str| -> Vec<String> {
+            s.images(&Filter::parse(f).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|r| r.key)
+                .collect()
+        };
+        assert_eq!(keys("name=a*"), vec!["a.jpg", "ab.png"], "not x/ab/c.jpg");
+        assert_eq!(keys("name=b[1]*"), vec!["x/b[1].jpg"]);
+        assert_eq!(keys("name=?1.jpg"), vec!["猫/猫1.jpg"]);
+        assert_eq!(keys("path=x/*"), vec!["x/ab/c.jpg", "x/b[1].jpg"]);
+        assert_eq!(keys("path=*c.jpg name=c*"), vec!["x/ab/c.jpg"]);
+        assert_eq!(keys("path=a*"), vec!["a.jpg", "ab.png"]);
+    }
 
     #[test]
     fn refuses_a_store_from_a_newer_termtag() {

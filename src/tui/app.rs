@@ -2,6 +2,8 @@
 //! back as messages → draw. The loop itself never decodes, encodes or touches the disk: the store
 //! worker owns the label store, the graphics worker owns pictures.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use crossterm::event::{Event, KeyEventKind};
 
 use crate::model::ImageStatus;
 use crate::project::Project;
-use crate::queue::QueueParams;
+use crate::queue::{QueueImage, QueueParams};
 use crate::store::{Filter, ImageRow, Store};
 use crate::theme::Theme;
 
@@ -36,6 +38,9 @@ pub struct StoreCtx {
     pub threshold: f64,
     /// How the queue is ranked (the metric is set per query).
     pub queue: QueueParams,
+    /// What the last queue query read, so that ranking by another metric (`m`) or filtering
+    /// again does not read the whole project again.
+    cache: RefCell<QueueCache>,
 }
 
 impl StoreCtx {
@@ -44,37 +49,85 @@ impl StoreCtx {
         StoreCtx {
             threshold: cfg.prelabel_threshold,
             queue: QueueParams::new(&cfg.queue, cfg.min_confidence, num_classes),
+            cache: RefCell::default(),
+        }
+    }
+}
+
+/// Store reads behind the queue, valid until a write makes them stale.
+#[derive(Debug, Clone, Default)]
+struct QueueCache {
+    /// `PRAGMA data_version` when read: it moves when another connection (a pull, `termtag
+    /// predict` in another shell) commits, which drops everything below.
+    data_version: i64,
+    /// Every predicted image with its newest run's predictions.
+    predictions: Option<Vec<QueueImage>>,
+    /// The image rows of the last filter (its text, as typed).
+    rows: Option<(String, Vec<ImageRow>)>,
+}
+
+impl QueueCache {
+    /// The queue for `filter`, reading from the store only what is not cached.
+    fn queue(
+        &mut self,
+        store: &Store,
+        filter_text: &str,
+        params: &QueueParams,
+    ) -> Result<Vec<QueueItem>, String> {
+        let err = |e: crate::store::StoreError| e.to_string();
+        let version = store.data_version().map_err(err)?;
+        if version != self.data_version {
+            *self = QueueCache {
+                data_version: version,
+                ..QueueCache::default()
+            };
+        }
+        let filter = Filter::parse(filter_text)?;
+        if self.rows.as_ref().is_none_or(|(f, _)| f != filter_text) {
+            self.rows = Some((filter_text.to_string(), store.images(&filter).map_err(err)?));
+        }
+        if self.predictions.is_none() {
+            let predicted = store.predicted_images(None).map_err(err)?;
+            self.predictions = Some(crate::infer::cmd::queue_images(&predicted));
+        }
+        let (Some((_, rows)), Some(predictions)) = (&self.rows, &self.predictions) else {
+            unreachable!("both read above");
+        };
+        Ok(queue_items(predictions, rows, &filter, params))
+    }
+
+    /// Forgets what a write by this worker may have changed: a `labels_only` write (a broken
+    /// mark) touches image rows; edits, undo and redo may decide proposals too.
+    fn written(&mut self, labels_only: bool) {
+        self.rows = None;
+        if !labels_only {
+            self.predictions = None;
         }
     }
 }
 
 /// The review queue for a filter: images waiting for review ranked by model uncertainty (the
 /// same ordering as `termtag queue`), then waiting images the model has not seen, then skipped
-/// and reviewed ones; broken images only when the filter asks for them.
+/// and reviewed ones; broken images only when the filter asks for them. `predictions` holds every
+/// predicted image (newest run); `rows` the images matching the filter.
 pub fn queue_items(
-    store: &Store,
-    rows: Vec<ImageRow>,
+    predictions: &[QueueImage],
+    rows: &[ImageRow],
     filter: &Filter,
     params: &QueueParams,
-) -> crate::store::Result<Vec<QueueItem>> {
+) -> Vec<QueueItem> {
     let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
-    let rows: Vec<ImageRow> = rows
-        .into_iter()
+    let rows: Vec<&ImageRow> = rows
+        .iter()
         .filter(|r| r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken))
         .collect();
-    let wanted: std::collections::HashSet<i64> = rows
+    let by_id: HashMap<i64, &ImageRow> = rows.iter().map(|r| (r.id, *r)).collect();
+    let predicted: Vec<&QueueImage> = predictions
         .iter()
-        .filter(|r| waiting(r.status))
-        .map(|r| r.id)
+        .filter(|p| by_id.get(&p.id).is_some_and(|r| waiting(r.status)))
         .collect();
-    let predicted: Vec<_> = store
-        .predicted_images(None)?
-        .into_iter()
-        .filter(|p| wanted.contains(&p.id))
-        .collect();
-    let seen: std::collections::HashSet<i64> = predicted.iter().map(|p| p.id).collect();
-    let ranked = crate::queue::order(&crate::infer::cmd::queue_images(&predicted), params);
-    let by_id: std::collections::HashMap<i64, &ImageRow> = rows.iter().map(|r| (r.id, r)).collect();
+    let seen: HashSet<i64> = predicted.iter().map(|p| p.id).collect();
+    let ranked = crate::queue::order(predicted, params);
     let item = |r: &ImageRow, score: Option<f64>| QueueItem {
         id: r.id,
         key: r.key.clone(),
@@ -83,10 +136,12 @@ pub fn queue_items(
         status: r.status,
         score,
     };
-    let mut items: Vec<QueueItem> = ranked
-        .iter()
-        .filter_map(|rk| by_id.get(&rk.id).map(|r| item(r, rk.value)))
-        .collect();
+    let mut items: Vec<QueueItem> = Vec::with_capacity(rows.len());
+    items.extend(
+        ranked
+            .iter()
+            .filter_map(|rk| by_id.get(&rk.id).map(|r| item(r, rk.value))),
+    );
     // Images the model has not seen yet, then the rest, each group by key.
     items.extend(
         rows.iter()
@@ -103,7 +158,7 @@ pub fn queue_items(
             .filter(|r| matches!(r.status, ImageStatus::Reviewed | ImageStatus::Broken))
             .map(|r| item(r, None)),
     );
-    Ok(items)
+    items
 }
 
 /// Carries out one store effect; the message it returns goes back to `update()`. Every write
@@ -111,6 +166,12 @@ pub fn queue_items(
 pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option<Msg> {
     let err = |e: crate::store::StoreError| e.to_string();
     let write = effect.is_write();
+    if write {
+        // Edits, undo and redo also decide proposals (dismissed / superseded), which the cached
+        // predictions hold; a broken mark touches the image row only.
+        let labels_only = matches!(effect, Effect::MarkBroken { .. });
+        ctx.cache.borrow_mut().written(labels_only);
+    }
     let result: Result<Option<Msg>, String> = (|| {
         Ok(match effect {
             Effect::Load { id } => Some(Msg::Loaded {
@@ -141,15 +202,12 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                 replay: store.redo().map_err(err)?,
             }),
             Effect::Query { filter, metric } => {
-                let f = Filter::parse(&filter)?;
                 let params = QueueParams {
                     metric,
                     ..ctx.queue.clone()
                 };
-                let rows = store.images(&f).map_err(err)?;
-                Some(Msg::Queue(
-                    queue_items(store, rows, &f, &params).map_err(err)?,
-                ))
+                let items = ctx.cache.borrow_mut().queue(store, &filter, &params)?;
+                Some(Msg::Queue(items))
             }
             Effect::Stats => Some(Msg::Stats(store.stats().map_err(err)?)),
             Effect::Prefetch { .. } | Effect::Sync { .. } => None,
