@@ -140,6 +140,7 @@ WHERE EXISTS (SELECT 1 FROM annotation a
                 AND a.origin = 'accepted_prediction'
                 AND a.x0 IS prediction.x0 AND a.y0 IS prediction.y0
                 AND a.x1 IS prediction.x1 AND a.y1 IS prediction.y1);
+"#,
     // 4: find an image's runs by image id. The queue, the review screen, proposals, export and
     // stats ask for "the newest run that processed this image"; the primary key of `predicted`
     // starts with run_id, so without this index each such lookup scanned the whole table.
