@@ -133,25 +133,31 @@ fn new_project(
     let mut store = project.store().unwrap();
     project.refresh(&mut store, &|_, _| {}).unwrap();
     if !predictions.is_empty() {
-        let csv = f.write(
-            "totag.csv",
-            &format!(
-                "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n{predictions}"
-            ),
-        );
-        project
-            .import(
-                &mut store,
-                &csv,
-                FormatKind::AldCsv,
-                true,
-                &ClassMap::default(),
-                false,
-                false,
-            )
-            .unwrap();
+        import_predictions(&f, &project, &mut store, "totag.csv", predictions);
     }
     (f, project)
+}
+
+/// Imports active-learning-detect prediction rows (without the header) into the project as one
+/// model run, through `store` (a separate connection stands for another process).
+fn import_predictions(f: &Fixture, project: &Project, store: &mut Store, name: &str, rows: &str) {
+    let csv = f.write(
+        name,
+        &format!(
+            "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n{rows}"
+        ),
+    );
+    project
+        .import(
+            store,
+            &csv,
+            FormatKind::AldCsv,
+            true,
+            &ClassMap::default(),
+            false,
+            false,
+        )
+        .unwrap();
 }
 
 #[test]
@@ -458,23 +464,14 @@ fn the_queue_sees_predictions_written_by_another_connection() {
     assert_eq!(h.state.queue[0].key, "a.png");
     // A pull or a `termtag predict` in another shell imports a newer run: c.png becomes the
     // least confident image.
-    let csv = f.write(
-        "totag2.csv",
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
-         c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.1,0.1\n",
-    );
     let mut other = project.store().unwrap();
-    project
-        .import(
-            &mut other,
-            &csv,
-            FormatKind::AldCsv,
-            true,
-            &ClassMap::default(),
-            false,
-            false,
-        )
-        .unwrap();
+    import_predictions(
+        &f,
+        &project,
+        &mut other,
+        "totag2.csv",
+        "c.png,defect,0.3,0.6,0.3,0.6,100,100,,0.1,0.1\n",
+    );
     // Round the five metrics, back to least_confidence.
     h.keys(&[Action::SwitchMetric; 5]);
     assert_eq!(h.state.metric.as_str(), "least_confidence");
@@ -796,24 +793,15 @@ mod random_reviews {
     fn edge_project() -> (Fixture, Project) {
         let (f, project) = detect_project();
         let mut store = project.store().unwrap();
-        let csv = f.write(
+        import_predictions(
+            &f,
+            &project,
+            &mut store,
             "edge.csv",
-            "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
-             b.png,knot,0.9985,1.0,0.0,0.0015,100,100,,0.95,0.9\n\
+            "b.png,knot,0.9985,1.0,0.0,0.0015,100,100,,0.95,0.9\n\
              b.png,defect,0.0,1.0,0.0,1.0,100,100,,0.55,0.9\n\
              c.png,knot,0.0,0.001,0.999,1.0,100,100,,0.75,0.7\n",
         );
-        project
-            .import(
-                &mut store,
-                &csv,
-                FormatKind::AldCsv,
-                true,
-                &ClassMap::default(),
-                false,
-                false,
-            )
-            .unwrap();
         (f, project)
     }
 
