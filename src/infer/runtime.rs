@@ -86,9 +86,18 @@ fn major_minor(version: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-/// Refuses a runtime older than [`MIN_VERSION`], naming the file and what to do.
+/// Refuses a runtime older than [`MIN_VERSION`] or of another major version, naming the file and
+/// what to do.
 pub fn check_version(version: &str, path: &Path) -> Result<(), InferError> {
     match major_minor(version) {
+        Some((major, _)) if major != MIN_VERSION.0 => Err(InferError::Runtime(format!(
+            "{}: ONNX Runtime {} is a different major version; termtag works with {}.x from {} on: `pip install \"onnxruntime<{}\"` and point ORT_DYLIB_PATH at its libonnxruntime",
+            show_path(path),
+            crate::sanitize::for_terminal(version),
+            MIN_VERSION.0,
+            min_version(),
+            MIN_VERSION.0 + 1
+        ))),
         Some(v) if v >= MIN_VERSION => Ok(()),
         Some(_) => Err(InferError::Runtime(format!(
             "{}: ONNX Runtime {version} is too old; termtag needs {} or newer: `pip install -U onnxruntime` (or onnxruntime-gpu) and point ORT_DYLIB_PATH at its libonnxruntime",
@@ -224,28 +233,6 @@ pub fn discover(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Found, I
     )))
 }
 
-/// The version the loaded library reports in its build string (`GetBuildInfoString`:
-/// `git-branch=rel-1.31.1, …`); else the one in a file name like `libonnxruntime.so.1.31.1`.
-/// (`ort` itself refuses a library whose `GetVersionString` is older than its API level.)
-fn version_of(path: &Path, build_info: &str) -> String {
-    let reported = build_info
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .find_map(|part| part.strip_prefix("git-branch=rel-"))
-        .filter(|v| major_minor(v).is_some());
-    if let Some(v) = reported {
-        return v.to_string();
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    name.split(std::env::consts::DLL_SUFFIX)
-        .nth(1)
-        .map(|v| v.trim_matches('.').to_string())
-        .filter(|v| major_minor(v).is_some())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static LOADING: Mutex<()> = Mutex::new(());
 
@@ -261,17 +248,46 @@ pub fn load(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Runtime, Inf
     let found = discover(cfg, root)?;
     let shown = show_path(&found.path);
     let builder = ort::init_from(&found.path).map_err(|e| {
+        if let ort::LoadDynamicError::BadVersion { version_str, .. } = &e
+            && let Err(refused) = check_version(version_str, &found.path)
+        {
+            return refused;
+        }
+        let e = match e {
+            ort::LoadDynamicError::MissingApi { .. } => {
+                "the file does not export `OrtGetApiBase`, so it is not ONNX Runtime".to_string()
+            }
+            e => crate::sanitize::for_terminal(&e.to_string()),
+        };
         InferError::Runtime(format!(
             "{shown} (from {}): cannot load ONNX Runtime: {e}; termtag needs ONNX Runtime {} or newer (`pip install -U onnxruntime`)",
             found.source,
             min_version()
         ))
     })?;
-    let env = builder
-        .with_name("termtag")
-        .build()
+    // `ort` panics when the library has no API table for its API level (a build of another
+    // major version, or a damaged one); that is a message, not a crash.
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let env = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        builder.with_name("termtag").build()
+    }));
+    std::panic::set_hook(quiet);
+    let env = env
+        .map_err(|_| {
+            InferError::Runtime(format!(
+                "{shown} (from {}): this ONNX Runtime does not provide the C API level {} that termtag uses; install ONNX Runtime {} or newer 1.x (`pip install -U onnxruntime`)",
+                found.source,
+                ort::MINOR_VERSION,
+                min_version()
+            ))
+        })?
         .map_err(|e| InferError::Runtime(format!("{shown}: cannot start ONNX Runtime: {e}")))?;
-    let version = version_of(&found.path, ort::info());
+    let version = ort::info()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .find_map(|part| part.strip_prefix("git-branch=rel-"))
+        .unwrap_or("unknown")
+        .to_string();
     if version != "unknown" {
         check_version(&version, &found.path)?;
     }
@@ -370,11 +386,6 @@ mod tests {
         std::fs::write(dir.path().join("libonnxruntime_providers_shared.so"), b"x").unwrap();
         let p = library_in(dir.path()).unwrap();
         assert!(p.ends_with("libonnxruntime.so.1.31.1"), "{p:?}");
-        assert_eq!(version_of(&p, ""), "1.31.1");
-        assert_eq!(
-            version_of(&p, "ORT Build Info: git-branch=rel-1.22.0, git-commit-id=x"),
-            "1.22.0"
-        );
     }
 
     #[test]
@@ -387,7 +398,8 @@ mod tests {
         );
         assert!(check_version(&min_version(), p).is_ok());
         assert!(check_version("1.31.1", p).is_ok());
-        assert!(check_version("2.0", p).is_ok());
+        let e = check_version("2.0.1", p).unwrap_err().to_string();
+        assert!(e.contains("2.0.1 is a different major version"), "{e}");
         assert!(check_version("banana", p).is_err());
     }
 }
