@@ -28,6 +28,7 @@ pub mod decode;
 pub mod demo;
 pub mod eval;
 pub mod formats;
+pub mod fsutil;
 pub mod index;
 pub mod infer;
 pub mod logging;

@@ -66,12 +66,38 @@ pub fn to_file(path: &Path) {
 
 /// The last line a failed command prints: the error and its causes on one line, redacted.
 pub fn error_line(e: &anyhow::Error) -> String {
-    format!("termtag: {}", redact(&format!("{e:#}").replace('\n', " ")))
+    // The causes, outermost first, leaving out one that its wrapper already quotes
+    // (`out.json: File too large` over `File too large`).
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    format!("termtag: {}", redact(&line.replace('\n', " ")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_line_quotes_each_cause_once() {
+        let io = std::io::Error::other("File too large");
+        let e = anyhow::Error::new(crate::formats::FormatError::io(
+            std::path::Path::new("out.json"),
+            io,
+        ))
+        .context("export failed");
+        assert_eq!(
+            error_line(&e),
+            "termtag: export failed: out.json: File too large"
+        );
+    }
 
     #[test]
     fn the_writer_redacts_what_it_passes_on() {

@@ -275,7 +275,7 @@ pub fn write_file(path: &Path, contents: &[u8]) -> Result<(), FormatError> {
         .ok()
         .map(crate::remote::auth::redact)
         .filter(|r| r.as_bytes() != contents);
-    std::fs::write(path, redacted.as_deref().map_or(contents, str::as_bytes))
+    crate::fsutil::write_atomic(path, redacted.as_deref().map_or(contents, str::as_bytes))
         .map_err(|e| FormatError::io(path, e))
 }
 

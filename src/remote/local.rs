@@ -13,11 +13,14 @@ use async_trait::async_trait;
 use super::backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult};
 use crate::sanitize::{check_relative_key, for_terminal};
 
-const TMP_PREFIX: &str = ".termtag-tmp-";
+use crate::fsutil::TMP_PREFIX;
 const LOCK_SUFFIX: &str = ".termtag-lock";
 const PAGE_SIZE: usize = 5000;
 /// A lock older than this was left by a crashed writer and is broken.
 const STALE_LOCK: Duration = Duration::from_secs(30);
+/// A temporary file older than this belongs to a writer that was killed before its rename (a
+/// live one finishes within seconds, or minutes for a huge file on a slow mount); listing removes it.
+const STALE_TMP: Duration = Duration::from_secs(3600);
 
 pub struct LocalRemote {
     root: PathBuf,
@@ -228,7 +231,19 @@ fn list_sync(root: &Path, prefix: &str) -> std::io::Result<Vec<BlobInfo>> {
             continue;
         }
         let file = entry.file_name().to_string_lossy();
-        if file.starts_with(TMP_PREFIX) || file.ends_with(LOCK_SUFFIX) {
+        if file.starts_with(TMP_PREFIX) {
+            let stale = entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            continue;
+        }
+        if file.ends_with(LOCK_SUFFIX) {
             continue;
         }
         let Some(name) = crate::index::key_of(root, entry.path()) else {
@@ -331,5 +346,39 @@ impl Remote for LocalRemote {
             Outcome::Done(()) => Ok(()),
             Outcome::Conflict => Err(RemoteError::Conflict(self.show(name))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_removes_temporary_files_left_by_a_killed_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.png"), b"x").unwrap();
+        let stale = dir.path().join(format!("{TMP_PREFIX}killed"));
+        let live = dir.path().join(format!("{TMP_PREFIX}writing"));
+        for p in [&stale, &live] {
+            std::fs::write(p, b"half").unwrap();
+        }
+        let old = SystemTime::now() - STALE_TMP - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let names: Vec<String> = list_sync(dir.path(), "")
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, ["a.png"]);
+        assert!(
+            !stale.exists(),
+            "a writer's leftover from an hour ago is removed"
+        );
+        assert!(live.exists(), "a write in progress is left alone");
     }
 }

@@ -327,11 +327,8 @@ fn journal_path(project: &Project, name: &str) -> PathBuf {
 }
 
 fn write_json_atomic<T: Serialize>(path: &Path, v: &T) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
-        .with_context(|| format!("{}: cannot write", show_path(&tmp)))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", show_path(path)))?;
-    Ok(())
+    crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(v)?)
+        .with_context(|| format!("{}: cannot write", show_path(path)))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
@@ -751,15 +748,7 @@ pub async fn pull(
                         if let Some(dir) = dest2.parent() {
                             std::fs::create_dir_all(dir)?;
                         }
-                        let tmp = dest2.with_file_name(format!(
-                            ".termtag-dl-{}",
-                            dest2
-                                .file_name()
-                                .map(|f| f.to_string_lossy())
-                                .unwrap_or_default()
-                        ));
-                        std::fs::write(&tmp, &bytes)?;
-                        std::fs::rename(&tmp, &dest2)
+                        crate::fsutil::write_atomic(&dest2, &bytes)
                     })
                     .await
                     .map_err(|e| anyhow!("{e}"))?
@@ -777,6 +766,7 @@ pub async fn pull(
         .await;
     let mut ok_keys = Vec::new();
     let mut outage = None;
+    let mut local = None;
     for (key, r) in downloads {
         match r {
             Ok(n) => {
@@ -789,6 +779,11 @@ pub async fn pull(
                     .is_some_and(RemoteError::is_transient) =>
             {
                 outage.get_or_insert(e);
+            }
+            // This machine cannot write the cache (disk full, permissions): not the image's
+            // fault, so the claim is kept too, and the pull stops with one message.
+            Err(e) if e.downcast_ref::<std::io::Error>().is_some() => {
+                local.get_or_insert(e);
             }
             Err(e) => {
                 // The image vanished or its name is unsafe: give the claim back.
@@ -804,6 +799,13 @@ pub async fn pull(
         write_json_atomic(&jpath, &journal)?;
         return Err(anyhow!(
             "{e:#} ({} claims are kept; `termtag pull` again resumes)",
+            journal.won.len()
+        ));
+    }
+    if let Some(e) = local {
+        write_json_atomic(&jpath, &journal)?;
+        return Err(anyhow!(
+            "{e:#} ({} claims are kept; free space, then `termtag pull` again resumes)",
             journal.won.len()
         ));
     }

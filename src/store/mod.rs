@@ -26,11 +26,10 @@ pub use schema::VERSION as SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("label store {path}: {source}")]
+    #[error("label store {path}: {}", sql_message(.error))]
     Open {
         path: String,
-        #[source]
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error(
         "label store {path} has schema version {found}, newer than this termtag understands ({supported}): update termtag"
@@ -40,13 +39,32 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
-    #[error("label store: {0}")]
-    Sql(#[from] rusqlite::Error),
+    #[error("label store .termtag/labels.db: {}", sql_message(.0))]
+    Sql(rusqlite::Error),
     #[error("{0}")]
     Invalid(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+// Not `#[from]`: that would make the SQLite error a source, and the error chain would repeat it.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
+}
+
+/// SQLite's own wording, except for a full disk (or a file-size limit), which says what happened to
+/// the command's changes and what to do.
+fn sql_message(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode::{DiskFull, SystemIoFailure};
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, DiskFull | SystemIoFailure) => {
+            "cannot write (disk full, or a write refused by the system): none of this command's changes were saved; free space and run it again".into()
+        }
+        e => e.to_string(),
+    }
+}
 
 fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
@@ -128,9 +146,9 @@ impl Store {
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     pub fn open(path: &Path, author: &str) -> Result<Store> {
         let shown = crate::sanitize::for_terminal(&path.to_string_lossy());
-        let open_err = |source| StoreError::Open {
+        let open_err = |error| StoreError::Open {
             path: shown.clone(),
-            source,
+            error,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
