@@ -222,3 +222,56 @@ fn faults_mid_push_are_retried_and_nothing_is_duplicated() {
         .unwrap();
     assert_eq!(again.images, 0);
 }
+
+#[test]
+fn a_stalled_connection_is_abandoned_and_retried() {
+    let direct = Backend::azure(&azurite_url(), "fstall");
+    let seed_dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let seeder = direct.project(seed_dir.path());
+    let dset = direct.open(&seeder);
+    rt.block_on(direct.seed(&dset, 4, None));
+    let Backend::Azure { images, .. } = &direct else {
+        unreachable!()
+    };
+    let proxy = FaultProxy::start(azurite_port());
+    let get_image = format!("GET /devstoreaccount1/{images}/img_");
+    // A connection that never answers (for ten minutes): only a per-attempt timeout ends it.
+    proxy.add(Rule::new(
+        &get_image,
+        2,
+        Fault::Stall(Duration::from_secs(600)),
+    ));
+    let b = through(&direct, &proxy);
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = b.project(dir.path());
+    p.config.remote.timeout_seconds = 1.0;
+    let set = b.open(&p);
+    let mut s = p.store().unwrap();
+    let opts = PullOptions {
+        count: 4,
+        concurrency: Some(1),
+        ..Default::default()
+    };
+    let r = rt
+        .block_on(async {
+            // A guard against hanging the suite, far above the 1 s timeout; not a speed check.
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                remote::pull(&p, &mut s, &set, &opts, &|_| {}),
+            )
+            .await
+        })
+        .expect("the pull still waits on the stalled connection: no per-attempt timeout")
+        .unwrap();
+    let stalled = proxy
+        .log()
+        .iter()
+        .filter(|s| matches!(s.fault, Some(Fault::Stall(_))))
+        .count();
+    assert_eq!(stalled, 1, "the stall hit one download");
+    assert_eq!(r.claimed.len(), 4, "{r:?}");
+    for k in &r.claimed {
+        assert!(remote::cache_path(&p, k).unwrap().exists(), "{k}");
+    }
+}

@@ -5,7 +5,9 @@
 //! the layers above do not retry again. Failures retrying can fix (5xx, 408, 429, a connection
 //! reset or timed out) are retried with backoff for up to [`BUDGET`]; failures it rarely fixes
 //! (connection refused, a host name that does not resolve) get one more try; a refusal by the
-//! service (denied, not found, conflict) none. The final message says what was tried.
+//! service (denied, not found, conflict) none. An attempt that gets no complete answer within
+//! `[remote] timeout_seconds` (a stalled connection) is abandoned and counts as one that retrying
+//! can fix. The final message says what was tried.
 
 use std::sync::Arc;
 
@@ -86,6 +88,8 @@ pub struct AzureRemote {
     client: BlobContainerClient,
     /// `ACCOUNT/CONTAINER` style name for messages: no query, so no SAS.
     shown: String,
+    /// How long one attempt (request and whole answer) may take.
+    attempt_timeout: std::time::Duration,
 }
 
 impl AzureRemote {
@@ -93,6 +97,7 @@ impl AzureRemote {
         endpoint: &Endpoint,
         container: &str,
         credential: &Credential,
+        attempt_timeout: std::time::Duration,
     ) -> Result<AzureRemote, RemoteError> {
         let (sas, token) = match credential {
             Credential::Sas(q) => (Some(q.as_str()), None),
@@ -116,7 +121,11 @@ impl AzureRemote {
                 msg: redact(&e.to_string()),
             }
         })?;
-        Ok(AzureRemote { client, shown })
+        Ok(AzureRemote {
+            client,
+            shown,
+            attempt_timeout,
+        })
     }
 
     fn what(&self, name: &str) -> String {
@@ -137,9 +146,16 @@ impl AzureRemote {
         let mut delay = std::time::Duration::from_millis(200);
         let mut attempts = 1u32;
         loop {
-            let e = match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
+            let e = match tokio::time::timeout(self.attempt_timeout, op()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => e,
+                Err(_) => azure_core::Error::with_message(
+                    ErrorKind::Io,
+                    format!(
+                        "no complete answer within {} s (`[remote] timeout_seconds`)",
+                        self.attempt_timeout.as_secs_f64()
+                    ),
+                ),
             };
             let class = classify(&e);
             let wait = match class {
@@ -324,9 +340,20 @@ pub fn open_pair(
     images: &str,
     labels: &str,
     credential: &Credential,
+    attempt_timeout: std::time::Duration,
 ) -> Result<(SharedRemote, SharedRemote), RemoteError> {
     Ok((
-        Arc::new(AzureRemote::new(endpoint, images, credential)?),
-        Arc::new(AzureRemote::new(endpoint, labels, credential)?),
+        Arc::new(AzureRemote::new(
+            endpoint,
+            images,
+            credential,
+            attempt_timeout,
+        )?),
+        Arc::new(AzureRemote::new(
+            endpoint,
+            labels,
+            credential,
+            attempt_timeout,
+        )?),
     ))
 }

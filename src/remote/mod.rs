@@ -64,6 +64,9 @@ pub struct RemoteConfig {
     /// Parallel transfers.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Seconds one request (with its whole answer) may take before it is abandoned and retried.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: f64,
     /// File holding a SAS URL or token (kept out of this file and out of git).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sas_file: Option<PathBuf>,
@@ -84,6 +87,9 @@ fn default_claim_hours() -> f64 {
 fn default_concurrency() -> usize {
     8
 }
+fn default_timeout_seconds() -> f64 {
+    120.0
+}
 
 impl Default for RemoteConfig {
     fn default() -> Self {
@@ -92,6 +98,7 @@ impl Default for RemoteConfig {
             labels_container: default_labels(),
             prefix: String::new(),
             claim_hours: default_claim_hours(),
+            timeout_seconds: default_timeout_seconds(),
             concurrency: default_concurrency(),
             sas_file: None,
             folder: None,
@@ -135,6 +142,10 @@ pub fn documented_toml(cfg: &RemoteConfig, remote_source: bool) -> String {
     out.push_str(&format!(
         "# Parallel transfers.\n{c}concurrency = {}\n",
         cfg.concurrency
+    ));
+    out.push_str(&format!(
+        "# Seconds one request (with its whole answer) may take before it is abandoned and retried.\n{c}timeout_seconds = {}\n",
+        toml::Value::Float(cfg.timeout_seconds)
     ));
     out.push_str("# A file holding a SAS URL (keep it out of git).\n");
     match &cfg.sas_file {
@@ -213,6 +224,10 @@ pub fn open_with_env(project: &Project, env: &dyn auth::Env) -> Result<RemoteSet
         &images_container,
         &cfg.labels_container,
         &credential,
+        Duration::try_from_secs_f64(cfg.timeout_seconds)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs_f64(default_timeout_seconds())),
     )?;
     let name = images.describe();
     Ok(RemoteSet {
@@ -561,9 +576,11 @@ pub async fn pull(
 ) -> Result<PullReport> {
     let cfg = &project.config.remote;
     let concurrency = opts.concurrency.unwrap_or(cfg.concurrency).max(1);
-    let ttl = opts
-        .claim_ttl
-        .unwrap_or_else(|| Duration::from_secs_f64(cfg.claim_hours.max(0.0) * 3600.0));
+    let ttl = opts.claim_ttl.unwrap_or_else(|| {
+        // `inf` (never) or a huge number: a century.
+        Duration::try_from_secs_f64(cfg.claim_hours.max(0.0) * 3600.0)
+            .unwrap_or(Duration::from_secs(100 * 365 * 86_400))
+    });
     let jpath = journal_path(project, PULL_JOURNAL);
     let mut journal: PullJournal = read_json(&jpath)?.unwrap_or_default();
     let mut report = PullReport::default();
