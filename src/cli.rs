@@ -583,6 +583,15 @@ fn print_stats(project: &Project, store: &Store) -> Result<()> {
             outln!("  {:<22}{images:>8}{labels:>8}", for_terminal(who))?;
         }
     }
+    if !s.speed.is_empty() {
+        // Active time only: pauses over a minute between two keys are not counted.
+        outln!("{:<16}{}", "review speed", crate::store::Speed::HEADER)?;
+        let all = crate::store::Speed::total(&s.speed, "all");
+        let total = (s.speed.len() > 1).then_some(&all);
+        for sp in s.speed.iter().chain(total) {
+            outln!("  {:<14}{}", for_terminal(&sp.author), sp.row())?;
+        }
+    }
     Ok(())
 }
 

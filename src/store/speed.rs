@@ -25,6 +25,30 @@ pub struct Speed {
 }
 
 impl Speed {
+    /// Column heads of [`Speed::row`].
+    pub const HEADER: &'static str = "images  s/image  img/hour  unchanged edited dismissed  drawn";
+
+    /// One table row, for `termtag stats` and the dashboard: `-` where nothing was timed.
+    pub fn row(&self) -> String {
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
+        };
+        let pct = |i: usize| {
+            self.shares()
+                .map_or_else(|| "-".to_string(), |s| format!("{:.0}%", 100.0 * s[i]))
+        };
+        format!(
+            "{:>6}{:>9}{:>10}{:>11}{:>7}{:>10}{:>7}",
+            self.reviewed,
+            opt(self.seconds_per_image(), 1),
+            opt(self.images_per_hour(), 0),
+            pct(0),
+            pct(1),
+            pct(2),
+            self.drawn
+        )
+    }
+
     /// Active seconds per reviewed image; `None` before any timed review.
     pub fn seconds_per_image(&self) -> Option<f64> {
         (self.reviewed > 0 && self.active_ms > 0)

@@ -333,6 +333,8 @@ pub struct State {
     pub walk: bool,
     /// The walk is looking for the next (`true`) or previous image with an open proposal.
     pub seek: Option<bool>,
+    /// Where that search started: it comes back there when it finds none.
+    pub seek_from: usize,
     /// `accept_above` accepts the proposals scoring at least this.
     pub accept_at: f64,
     /// `dismiss_below` dismisses the proposals scoring less than this.
@@ -387,6 +389,7 @@ impl State {
             store_error: None,
             walk: false,
             seek: None,
+            seek_from: 0,
             accept_at: 0.8,
             dismiss_below: 0.6,
             clock: Clock::default(),
@@ -547,10 +550,12 @@ impl State {
             note: Some(note),
         }];
         if self.pos + 1 < self.queue.len() {
+            let from = self.pos;
             fx.extend(self.goto(self.pos + 1));
             // The walk goes on to the next image that has a proposal.
             if self.walk {
                 self.seek = Some(true);
+                self.seek_from = from;
             }
         }
         fx
@@ -595,28 +600,37 @@ impl State {
     }
 
     /// Leaves for the next (previous) image; once loaded, an image without proposals is passed.
+    /// When none is left that way, the walk returns to the image it started from.
     fn seek_image(&mut self, forward: bool) -> Vec<Effect> {
+        let from = if self.seek.is_some() {
+            self.seek_from
+        } else {
+            self.pos
+        };
         let target = if forward {
             (self.pos + 1 < self.queue.len()).then_some(self.pos + 1)
         } else {
             self.pos.checked_sub(1)
         };
-        match target {
+        let fx = match target {
             Some(p) => {
                 let fx = self.goto(p);
                 self.seek = Some(forward);
-                fx
+                self.seek_from = from;
+                return fx;
             }
+            None if from != self.pos => self.goto(from),
             None => {
                 self.seek = None;
-                self.info(if forward {
-                    "no open proposal further down the queue"
-                } else {
-                    "no open proposal further up the queue"
-                });
                 Vec::new()
             }
-        }
+        };
+        self.info(if forward {
+            "no open proposal further down the queue"
+        } else {
+            "no open proposal further up the queue"
+        });
+        fx
     }
 
     /// Accepts this image's proposals scoring at least `accept_at`, or dismisses those below
