@@ -388,7 +388,9 @@ pub fn run(cli: Cli) -> Result<()> {
             filter,
         } => {
             let filter = project_filter(&project, &filter)?;
-            crate::infer::cmd::cmd_queue(&project, &store, &filter, metric, limit, order, empty, seed)?
+            crate::infer::cmd::cmd_queue(
+                &project, &store, &filter, metric, limit, order, empty, seed,
+            )?
         }
         Command::Eval {
             run,

@@ -920,7 +920,14 @@ fn repeat_previous_copies_the_last_reviewed_boxes_as_proposals() {
     let mut h = Harness::new(&project);
     // Nothing reviewed yet: nothing to copy.
     h.keys(&[Action::RepeatPrevious]);
-    assert!(h.state.message.as_ref().unwrap().text.contains("nothing to repeat"));
+    assert!(
+        h.state
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("nothing to repeat")
+    );
     // a.png: accept its two proposals. b.png: copy them over.
     h.keys(&[Action::AcceptImage]);
     assert_eq!(h.key_of_current(), "b.png");
@@ -935,7 +942,10 @@ fn repeat_previous_copies_the_last_reviewed_boxes_as_proposals() {
         "the copies come before the model's proposal"
     );
     assert_eq!(h.state.selected, Some(0));
-    assert!(h.labels("b.png").is_empty(), "copies are proposals, not labels");
+    assert!(
+        h.labels("b.png").is_empty(),
+        "copies are proposals, not labels"
+    );
     // Again: nothing is copied twice.
     h.keys(&[Action::RepeatPrevious]);
     assert_eq!(shown_items(&h).len(), 3);
@@ -971,7 +981,9 @@ fn repeat_previous_in_classification_copies_the_class() {
         // A classifier's run: cat on both images.
         let mut store = project.store().unwrap();
         let cat = store.classes().unwrap()[0].id;
-        let run = store.create_model_run("m.onnx", "abc", "classify", "cfg").unwrap();
+        let run = store
+            .create_model_run("m.onnx", "abc", "classify", "cfg")
+            .unwrap();
         let results: Vec<(i64, ImageResult)> = store
             .images(&Filter::default())
             .unwrap()
@@ -1045,12 +1057,26 @@ fn the_walk_goes_proposal_by_proposal_across_images() {
     assert_eq!(h.state.selected_item().unwrap().score, Some(0.6));
     h.keys(&[Action::NextBox]);
     assert_eq!(h.key_of_current(), "c.png");
-    assert!(h.state.message.as_ref().unwrap().text.contains("no open proposal"));
+    assert!(
+        h.state
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("no open proposal")
+    );
     h.keys(&[Action::PrevBox]);
     assert_eq!(h.state.selected_item().unwrap().score, Some(0.7));
     // Going back passes reviewed a.png and b.png (no proposals), and comes back to c.png.
     h.keys(&[Action::PrevBox]);
-    assert!(h.state.message.as_ref().unwrap().text.contains("no open proposal"));
+    assert!(
+        h.state
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("no open proposal")
+    );
     assert_eq!(h.key_of_current(), "c.png");
     assert_eq!(h.state.selected_item().unwrap().score, Some(0.7));
     // A class key re-classes and moves on; the last decision reviews c.png.
@@ -1087,18 +1113,32 @@ fn thresholds_accept_and_dismiss_by_score_each_one_undo() {
     assert_eq!((h.state.accept_at, h.state.dismiss_below), (0.8, 0.6));
     // a.png shows knot 0.9 and defect 0.6: nothing scores below 0.6.
     h.keys(&[Action::DismissBelow]);
-    assert!(h.state.message.as_ref().unwrap().text.contains("no proposal here scores < 0.60"));
+    assert!(
+        h.state
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("no proposal here scores < 0.60")
+    );
     assert_eq!(h.state.pending, 0);
     h.keys(&[Action::DismissThresholdUp]);
     assert_eq!(h.state.dismiss_below, 0.65);
     h.keys(&[Action::DismissBelow]);
-    assert_eq!(shown_items(&h), vec![("knot".into(), true, Some([100, 100, 300, 300]))]);
+    assert_eq!(
+        shown_items(&h),
+        vec![("knot".into(), true, Some([100, 100, 300, 300]))]
+    );
     h.keys(&[Action::AcceptAbove]);
     assert_eq!(
         h.labels("a.png"),
         vec![label("knot", "accepted_prediction", [100, 100, 300, 300])]
     );
-    assert_eq!(h.status("a.png"), ImageStatus::New, "Enter still reviews it");
+    assert_eq!(
+        h.status("a.png"),
+        ImageStatus::New,
+        "Enter still reviews it"
+    );
     // Each is one undo: the accept, then the dismissal.
     h.keys(&[Action::Undo]);
     assert!(h.labels("a.png").is_empty());
@@ -1115,7 +1155,11 @@ fn thresholds_accept_and_dismiss_by_score_each_one_undo() {
     }
     assert_eq!(h.state.accept_at, 1.0);
     // In the walk, a threshold that decides the last proposal reviews the image.
-    h.keys(&[Action::WalkProposals, Action::AcceptThresholdDown, Action::AcceptThresholdDown]);
+    h.keys(&[
+        Action::WalkProposals,
+        Action::AcceptThresholdDown,
+        Action::AcceptThresholdDown,
+    ]);
     h.keys(&[Action::AcceptThresholdDown, Action::AcceptThresholdDown]);
     assert_eq!(h.state.accept_at, 0.8);
     h.keys(&[Action::AcceptAbove, Action::DismissBelow]);
@@ -1130,13 +1174,13 @@ fn review_time_is_counted_key_to_key_with_idle_gaps_cut() {
     // A scripted session: (time in ms, key). The clock is the message, nothing sleeps.
     let script = [
         (0, None),
-        (4_000, Some(Action::NextBox)),      // 4 s on a.png
-        (10_000, Some(Action::AcceptImage)), // 6 s on a.png: accepted unchanged (2)
-        (200_000, Some(Action::NextBox)),    // 190 s idle on b.png: not counted
-        (202_000, Some(Action::MoveRight)),  // 2 s on b.png: the proposal is edited
+        (4_000, Some(Action::NextBox)),       // 4 s on a.png
+        (10_000, Some(Action::AcceptImage)),  // 6 s on a.png: accepted unchanged (2)
+        (200_000, Some(Action::NextBox)),     // 190 s idle on b.png: not counted
+        (202_000, Some(Action::MoveRight)),   // 2 s on b.png: the proposal is edited
         (203_000, Some(Action::AcceptImage)), // 1 s on b.png
-        (206_000, Some(Action::DeleteBox)),  // 3 s on c.png: dismissed
-        (208_000, Some(Action::Quit)),       // 2 s on c.png, not reviewed
+        (206_000, Some(Action::DeleteBox)),   // 3 s on c.png: dismissed
+        (208_000, Some(Action::Quit)),        // 2 s on c.png, not reviewed
     ];
     for (at, key) in script {
         h.send(Msg::Activity { at_ms: at });

@@ -620,9 +620,15 @@ fn triage_keys_alone_review_a_pre_labelled_project() {
     assert_eq!(keys(list("score=0.25..0.35")), vec!["b.png"]);
     assert_eq!(keys(list("score=0.9..")), vec!["a.png", "c.png"]);
     let queue = f.ok(&["queue", "--filter", "boxes=2.."]);
-    assert!(queue.contains("a.png") && !queue.contains("b.png"), "{queue}");
+    assert!(
+        queue.contains("a.png") && !queue.contains("b.png"),
+        "{queue}"
+    );
     let queue = f.ok(&["queue", "--filter", "score=0.5..0.6"]);
-    assert!(queue.contains("a.png") && !queue.contains("c.png"), "{queue}");
+    assert!(
+        queue.contains("a.png") && !queue.contains("c.png"),
+        "{queue}"
+    );
 
     let t = Tmux::new("triage");
     t.start(&f);

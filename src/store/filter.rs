@@ -137,8 +137,14 @@ impl Filter {
         }
         if let Some((lo, hi)) = self.boxes {
             let t = arg(Value::Real(self.proposals_from), &mut args);
-            let a = arg(Value::Integer(i64::try_from(lo).unwrap_or(i64::MAX)), &mut args);
-            let b = arg(Value::Integer(i64::try_from(hi).unwrap_or(i64::MAX)), &mut args);
+            let a = arg(
+                Value::Integer(i64::try_from(lo).unwrap_or(i64::MAX)),
+                &mut args,
+            );
+            let b = arg(
+                Value::Integer(i64::try_from(hi).unwrap_or(i64::MAX)),
+                &mut args,
+            );
             conds.push(format!(
                 "((SELECT count(*) FROM annotation a WHERE a.image_id = i.id AND a.x0 IS NOT NULL)
                   + (SELECT count(*) FROM prediction p WHERE p.image_id = i.id AND p.x0 IS NOT NULL
@@ -184,7 +190,9 @@ fn range<T: PartialOrd + Copy>(
     if let (Some(l), Some(h)) = (lo, hi)
         && l > h
     {
-        return Err(format!("filter term `{term}` has its ends the wrong way round"));
+        return Err(format!(
+            "filter term `{term}` has its ends the wrong way round"
+        ));
     }
     Ok((lo, hi))
 }
@@ -277,7 +285,10 @@ mod tests {
         assert_eq!(f.boxes, Some((5, u64::MAX)));
         assert_eq!(Filter::parse("boxes=0").unwrap().boxes, Some((0, 0)));
         assert_eq!(Filter::parse("boxes=..2").unwrap().boxes, Some((0, 2)));
-        assert_eq!(Filter::parse("score=..0.4").unwrap().score, Some((0.0, 0.4)));
+        assert_eq!(
+            Filter::parse("score=..0.4").unwrap().score,
+            Some((0.0, 0.4))
+        );
         for (bad, why) in [
             ("score=0.3..1.5", "between 0 and 1"),
             ("score=high", "between 0 and 1"),

@@ -63,7 +63,8 @@ impl Speed {
     pub fn shares(&self) -> Option<[f64; 3]> {
         let decided = self.accepted_unchanged + self.edited + self.dismissed;
         (decided > 0).then(|| {
-            [self.accepted_unchanged, self.edited, self.dismissed].map(|k| k as f64 / decided as f64)
+            [self.accepted_unchanged, self.edited, self.dismissed]
+                .map(|k| k as f64 / decided as f64)
         })
     }
 

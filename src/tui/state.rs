@@ -578,7 +578,11 @@ impl State {
         if props.is_empty() {
             return self.finish(action, "reviewed: its last proposal is decided");
         }
-        self.selected = props.iter().find(|i| **i >= from).or(props.first()).copied();
+        self.selected = props
+            .iter()
+            .find(|i| **i >= from)
+            .or(props.first())
+            .copied();
         self.save_noting(action, note)
     }
 
@@ -641,7 +645,10 @@ impl State {
             return Vec::new();
         };
         let hit = |it: &BoxItem| {
-            it.is_proposal() && it.score.is_some_and(|s| if accept { s >= at } else { s < below })
+            it.is_proposal()
+                && it
+                    .score
+                    .is_some_and(|s| if accept { s >= at } else { s < below })
         };
         let n = cur.items.iter().filter(|it| hit(it)).count();
         let rule = if accept {
@@ -1152,9 +1159,7 @@ impl State {
                     Vec::new()
                 }
             }
-            Action::NextBox | Action::PrevBox if self.walk => {
-                self.walk_step(a == Action::NextBox)
-            }
+            Action::NextBox | Action::PrevBox if self.walk => self.walk_step(a == Action::NextBox),
             Action::NextBox => {
                 self.select_step(true);
                 Vec::new()

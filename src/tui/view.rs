@@ -239,11 +239,11 @@ fn draw_panel(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             }
         }
     }
-    if state
-        .current
-        .as_ref()
-        .is_some_and(|c| c.items.iter().any(|it| it.is_proposal() && it.score.is_some()))
-    {
+    if state.current.as_ref().is_some_and(|c| {
+        c.items
+            .iter()
+            .any(|it| it.is_proposal() && it.score.is_some())
+    }) {
         let key = |a| ui.keymap.keys_for(a).first().cloned().unwrap_or_default();
         lines.push(Line::styled(
             format!(
