@@ -910,6 +910,19 @@ fn shown_items(h: &Harness) -> Vec<(String, bool, Option<[i64; 4]>)> {
         .collect()
 }
 
+/// What the message line says.
+fn said(h: &Harness) -> String {
+    h.state
+        .message
+        .as_ref()
+        .map(|m| m.text.clone())
+        .unwrap_or_default()
+}
+
+fn selected_score(h: &Harness) -> Option<f64> {
+    h.state.selected_item().and_then(|it| it.score)
+}
+
 fn label(class: &str, origin: &str, b: [i64; 4]) -> (String, String, Option<[i64; 4]>) {
     (class.into(), origin.into(), Some(b))
 }
@@ -920,14 +933,7 @@ fn repeat_previous_copies_the_last_reviewed_boxes_as_proposals() {
     let mut h = Harness::new(&project);
     // Nothing reviewed yet: nothing to copy.
     h.keys(&[Action::RepeatPrevious]);
-    assert!(
-        h.state
-            .message
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("nothing to repeat")
-    );
+    assert!(said(&h).contains("nothing to repeat"));
     // a.png: accept its two proposals. b.png: copy them over.
     h.keys(&[Action::AcceptImage]);
     assert_eq!(h.key_of_current(), "b.png");
@@ -969,7 +975,7 @@ fn repeat_previous_copies_the_last_reviewed_boxes_as_proposals() {
     );
     // c.png copies from b.png now, the image reviewed last.
     h.keys(&[Action::RepeatPrevious]);
-    assert!(h.state.message.as_ref().unwrap().text.contains("of b.png"));
+    assert!(said(&h).contains("of b.png"));
     assert_eq!(shown_items(&h).len(), 3);
 }
 
@@ -1038,10 +1044,10 @@ fn the_walk_goes_proposal_by_proposal_across_images() {
     h.keys(&[Action::WalkProposals]);
     assert!(h.state.walk);
     assert_eq!(h.key_of_current(), "a.png");
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.9));
+    assert_eq!(selected_score(&h), Some(0.9));
     // Accept: the next proposal is selected, a.png is not reviewed yet.
     h.keys(&[Action::AcceptBox]);
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.55));
+    assert_eq!(selected_score(&h), Some(0.55));
     assert_eq!(h.status("a.png"), ImageStatus::New);
     // Dismiss the last one: a.png is reviewed with its one label, and the walk goes on to c.png.
     h.keys(&[Action::DeleteBox]);
@@ -1051,37 +1057,23 @@ fn the_walk_goes_proposal_by_proposal_across_images() {
         vec![label("knot", "accepted_prediction", [100, 100, 300, 300])]
     );
     assert_eq!(h.key_of_current(), "c.png");
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.7));
+    assert_eq!(selected_score(&h), Some(0.7));
     // Tab and Shift-Tab walk c.png's proposals; past the last, the queue has no more.
     h.keys(&[Action::NextBox]);
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.6));
+    assert_eq!(selected_score(&h), Some(0.6));
     h.keys(&[Action::NextBox]);
     assert_eq!(h.key_of_current(), "c.png");
-    assert!(
-        h.state
-            .message
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("no open proposal")
-    );
+    assert!(said(&h).contains("no open proposal"));
     h.keys(&[Action::PrevBox]);
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.7));
+    assert_eq!(selected_score(&h), Some(0.7));
     // Going back passes reviewed a.png and b.png (no proposals), and comes back to c.png.
     h.keys(&[Action::PrevBox]);
-    assert!(
-        h.state
-            .message
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("no open proposal")
-    );
+    assert!(said(&h).contains("no open proposal"));
     assert_eq!(h.key_of_current(), "c.png");
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.7));
+    assert_eq!(selected_score(&h), Some(0.7));
     // A class key re-classes and moves on; the last decision reviews c.png.
     h.keys(&[Action::Class(2)]);
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.6));
+    assert_eq!(selected_score(&h), Some(0.6));
     assert_eq!(h.status("c.png"), ImageStatus::New);
     h.keys(&[Action::AcceptBox]);
     assert_eq!(h.status("c.png"), ImageStatus::Reviewed);
@@ -1100,7 +1092,7 @@ fn the_walk_goes_proposal_by_proposal_across_images() {
         vec![label("defect", "accepted_prediction", [600, 600, 700, 700])]
     );
     assert_eq!(h.key_of_current(), "c.png");
-    assert_eq!(h.state.selected_item().unwrap().score, Some(0.6));
+    assert_eq!(selected_score(&h), Some(0.6));
     // The walk ends with its key.
     h.keys(&[Action::WalkProposals]);
     assert!(!h.state.walk);
@@ -1113,14 +1105,7 @@ fn thresholds_accept_and_dismiss_by_score_each_one_undo() {
     assert_eq!((h.state.accept_at, h.state.dismiss_below), (0.8, 0.6));
     // a.png shows knot 0.9 and defect 0.6: nothing scores below 0.6.
     h.keys(&[Action::DismissBelow]);
-    assert!(
-        h.state
-            .message
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("no proposal here scores < 0.60")
-    );
+    assert!(said(&h).contains("no proposal here scores < 0.60"));
     assert_eq!(h.state.pending, 0);
     h.keys(&[Action::DismissThresholdUp]);
     assert_eq!(h.state.dismiss_below, 0.65);

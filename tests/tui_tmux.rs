@@ -124,16 +124,20 @@ impl Drop for Tmux {
 }
 
 fn project() -> Fixture {
+    project_with(
+        "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
+    )
+}
+
+/// Three 120×80 images, a.png to c.png, with these ALD CSV rows as predictions.
+fn project_with(rows: &str) -> Fixture {
     let f = Fixture::new();
     for name in ["a.png", "b.png", "c.png"] {
         write_image(&f.images().join(name), 120, 80);
     }
-    detect_with_predictions(
-        &f,
-        "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
-         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
-         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
-    );
+    detect_with_predictions(&f, rows);
     f
 }
 
@@ -596,14 +600,9 @@ fn kill_9_at_random_moments_keeps_what_was_shown_done() {
 
 #[test]
 fn triage_keys_alone_review_a_pre_labelled_project() {
-    let f = Fixture::new();
-    for name in ["a.png", "b.png", "c.png"] {
-        write_image(&f.images().join(name), 120, 80);
-    }
     // The queue: b.png (least confidence 0.7), a.png (0.45), c.png (0.05). b.png's 0.3 box is
     // under the 0.5 threshold: not shown.
-    detect_with_predictions(
-        &f,
+    let f = project_with(
         "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
          a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.55,0.6\n\
          b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.85,0.6\n\
