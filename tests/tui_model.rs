@@ -771,6 +771,12 @@ mod random_reviews {
         Action::ZoomBox,
         Action::ClassPicker,
         Action::Help,
+        // Triage (repeat previous is left out: its copies are on screen only until accepted).
+        Action::WalkProposals,
+        Action::AcceptAbove,
+        Action::DismissBelow,
+        Action::DismissThresholdUp,
+        Action::AcceptThresholdDown,
     ];
 
     const MULTILABEL: &[Action] = &[
