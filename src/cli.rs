@@ -131,6 +131,10 @@ pub enum Command {
         /// Seed of the random order.
         #[arg(long)]
         seed: Option<u64>,
+        /// Only images matching this filter, e.g. 'score=0.3..0.6' or 'boxes=5..' (the terms
+        /// of `images list --filter`).
+        #[arg(long, default_value = "")]
+        filter: String,
     },
     /// A model run against the reviewed labels (AP for boxes; accuracy, precision/recall/F1 and
     /// the confusion matrix for classes); writes performance.csv.
@@ -198,7 +202,8 @@ pub enum ImportKind {
 pub enum ImagesCmd {
     /// List images, optionally filtered.
     List {
-        /// e.g. 'class=knot status=reviewed name=st1* by=alice date=2026-01-01..2026-01-31'
+        /// e.g. 'class=knot status=reviewed name=st1* by=alice date=2026-01-01..2026-01-31
+        /// score=0.3..0.6 boxes=5..'
         #[arg(long, default_value = "")]
         filter: String,
     },
@@ -314,7 +319,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Stats => print_stats(&project, &store)?,
         Command::Images(ImagesCmd::List { filter }) => {
-            let filter = Filter::parse(&filter).map_err(anyhow::Error::msg)?;
+            let filter = project_filter(&project, &filter)?;
             for im in store.images(&filter)? {
                 let when = im.reviewed_at.map(format_day).unwrap_or_default();
                 let mut classes = im.classes.clone();
@@ -380,7 +385,13 @@ pub fn run(cli: Cli) -> Result<()> {
             order,
             empty,
             seed,
-        } => crate::infer::cmd::cmd_queue(&project, &store, metric, limit, order, empty, seed)?,
+            filter,
+        } => {
+            let filter = project_filter(&project, &filter)?;
+            crate::infer::cmd::cmd_queue(
+                &project, &store, &filter, metric, limit, order, empty, seed,
+            )?
+        }
         Command::Eval {
             run,
             out,
@@ -533,6 +544,13 @@ fn print_refresh(r: &RefreshReport) -> Result<()> {
     Ok(())
 }
 
+/// A `--filter` whose `boxes=` counts the proposals the review screen shows.
+fn project_filter(project: &Project, text: &str) -> Result<Filter> {
+    let mut filter = Filter::parse(text).map_err(anyhow::Error::msg)?;
+    filter.proposals_from = project.config.prelabel_threshold;
+    Ok(filter)
+}
+
 fn print_stats(project: &Project, store: &Store) -> Result<()> {
     let s = store.stats()?;
     outln!(
@@ -565,6 +583,15 @@ fn print_stats(project: &Project, store: &Store) -> Result<()> {
         outln!("{:<24}{:>8}{:>8}", "annotator", "images", "labels")?;
         for (who, (images, labels)) in &s.by_annotator {
             outln!("  {:<22}{images:>8}{labels:>8}", for_terminal(who))?;
+        }
+    }
+    if !s.speed.is_empty() {
+        // Active time only: pauses over a minute between two keys are not counted.
+        outln!("{:<16}{}", "review speed", crate::store::Speed::HEADER)?;
+        let all = crate::store::Speed::total(&s.speed, "all");
+        let total = (s.speed.len() > 1).then_some(&all);
+        for sp in s.speed.iter().chain(total) {
+            outln!("  {:<14}{}", for_terminal(&sp.author), sp.row())?;
         }
     }
     Ok(())

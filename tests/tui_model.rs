@@ -771,6 +771,12 @@ mod random_reviews {
         Action::ZoomBox,
         Action::ClassPicker,
         Action::Help,
+        // Triage (repeat previous is left out: its copies are on screen only until accepted).
+        Action::WalkProposals,
+        Action::AcceptAbove,
+        Action::DismissBelow,
+        Action::DismissThresholdUp,
+        Action::AcceptThresholdDown,
     ];
 
     const MULTILABEL: &[Action] = &[
@@ -887,4 +893,331 @@ mod random_reviews {
             check(&project, &actions)?;
         }
     }
+}
+
+// ---- triage keys (issue 14) ----------------------------------------------------------------
+
+/// (class, is a proposal, box rounded to 3 decimals) of what the screen shows.
+fn shown_items(h: &Harness) -> Vec<(String, bool, Option<[i64; 4]>)> {
+    let r = |v: f64| (v * 1000.0).round() as i64;
+    h.state
+        .current
+        .as_ref()
+        .unwrap()
+        .items
+        .iter()
+        .map(|it| {
+            (
+                it.class.clone(),
+                it.is_proposal(),
+                it.bbox.map(|b| [r(b.x0), r(b.y0), r(b.x1), r(b.y1)]),
+            )
+        })
+        .collect()
+}
+
+/// What the message line says.
+fn said(h: &Harness) -> String {
+    h.state
+        .message
+        .as_ref()
+        .map(|m| m.text.clone())
+        .unwrap_or_default()
+}
+
+fn selected_score(h: &Harness) -> Option<f64> {
+    h.state.selected_item().and_then(|it| it.score)
+}
+
+fn label(class: &str, origin: &str, b: [i64; 4]) -> (String, String, Option<[i64; 4]>) {
+    (class.into(), origin.into(), Some(b))
+}
+
+#[test]
+fn repeat_previous_copies_the_last_reviewed_boxes_as_proposals() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    // Nothing reviewed yet: nothing to copy.
+    h.keys(&[Action::RepeatPrevious]);
+    assert!(said(&h).contains("nothing to repeat"));
+    // a.png: accept its two proposals. b.png: copy them over.
+    h.keys(&[Action::AcceptImage]);
+    assert_eq!(h.key_of_current(), "b.png");
+    h.keys(&[Action::RepeatPrevious]);
+    assert_eq!(
+        shown_items(&h),
+        vec![
+            ("knot".into(), true, Some([100, 100, 300, 300])),
+            ("defect".into(), true, Some([500, 500, 900, 900])),
+            ("knot".into(), true, Some([200, 200, 400, 400])),
+        ],
+        "the copies come before the model's proposal"
+    );
+    assert_eq!(h.state.selected, Some(0));
+    assert!(
+        h.labels("b.png").is_empty(),
+        "copies are proposals, not labels"
+    );
+    // Again: nothing is copied twice.
+    h.keys(&[Action::RepeatPrevious]);
+    assert_eq!(shown_items(&h).len(), 3);
+    // Accept the first copy: one write, one undo step.
+    h.keys(&[Action::AcceptBox]);
+    assert_eq!(
+        h.labels("b.png"),
+        vec![label("knot", "accepted_prediction", [100, 100, 300, 300])]
+    );
+    h.keys(&[Action::Undo]);
+    assert!(h.labels("b.png").is_empty());
+    // Copy, dismiss the defect copy, accept the image: the knot copy and the model's knot.
+    h.keys(&[Action::RepeatPrevious, Action::NextBox, Action::DeleteBox]);
+    h.keys(&[Action::AcceptImage]);
+    assert_eq!(
+        h.labels("b.png"),
+        vec![
+            label("knot", "accepted_prediction", [100, 100, 300, 300]),
+            label("knot", "accepted_prediction", [200, 200, 400, 400]),
+        ]
+    );
+    // c.png copies from b.png now, the image reviewed last.
+    h.keys(&[Action::RepeatPrevious]);
+    assert!(said(&h).contains("of b.png"));
+    assert_eq!(shown_items(&h).len(), 3);
+}
+
+#[test]
+fn repeat_previous_in_classification_copies_the_class() {
+    use termtag::store::{ImageResult, NewPrediction};
+    let (_f, project) = new_project(Task::Classify, &["a.png", "b.png"], 20, &["cat", "dog"], "");
+    {
+        // A classifier's run: cat on both images.
+        let mut store = project.store().unwrap();
+        let cat = store.classes().unwrap()[0].id;
+        let run = store
+            .create_model_run("m.onnx", "abc", "classify", "cfg")
+            .unwrap();
+        let results: Vec<(i64, ImageResult)> = store
+            .images(&Filter::default())
+            .unwrap()
+            .iter()
+            .zip([0.9, 0.8])
+            .map(|(im, score)| {
+                let p = NewPrediction {
+                    class_id: cat,
+                    bbox: None,
+                    score,
+                };
+                (im.id, ImageResult::Predicted(vec![p]))
+            })
+            .collect();
+        store.write_predictions(run, &results).unwrap();
+    }
+    let mut h = Harness::new(&project);
+    let first = h.key_of_current();
+    let second = if first == "a.png" { "b.png" } else { "a.png" };
+    // The model says cat; the reviewer says dog, then copies that onto the next image.
+    h.keys(&[Action::Class(2), Action::AcceptImage]);
+    assert_eq!(h.labels(&first), vec![("dog".into(), "human".into(), None)]);
+    h.keys(&[Action::RepeatPrevious]);
+    assert_eq!(
+        shown_items(&h),
+        vec![("dog".into(), true, None), ("cat".into(), true, None)]
+    );
+    h.keys(&[Action::AcceptImage]);
+    assert_eq!(
+        h.labels(second),
+        vec![("dog".into(), "accepted_prediction".into(), None)]
+    );
+}
+
+#[test]
+fn the_walk_goes_proposal_by_proposal_across_images() {
+    // b.png ranks first (its only prediction, 0.3, is below the 0.5 threshold: no proposal).
+    let (_f, project) = new_project(
+        Task::Detect,
+        &["a.png", "b.png", "c.png"],
+        100,
+        &["knot", "defect"],
+        "a.png,knot,0.1,0.3,0.1,0.3,100,100,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,100,100,,0.55,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,100,100,,0.3,0.3\n\
+         c.png,knot,0.3,0.6,0.3,0.6,100,100,,0.6,0.6\n\
+         c.png,knot,0.6,0.7,0.6,0.7,100,100,,0.7,0.6\n",
+    );
+    let mut h = Harness::new(&project);
+    assert_eq!(h.key_of_current(), "b.png");
+    // The walk passes b.png, which has no proposal, and selects a.png's first.
+    h.keys(&[Action::WalkProposals]);
+    assert!(h.state.walk);
+    assert_eq!(h.key_of_current(), "a.png");
+    assert_eq!(selected_score(&h), Some(0.9));
+    // Accept: the next proposal is selected, a.png is not reviewed yet.
+    h.keys(&[Action::AcceptBox]);
+    assert_eq!(selected_score(&h), Some(0.55));
+    assert_eq!(h.status("a.png"), ImageStatus::New);
+    // Dismiss the last one: a.png is reviewed with its one label, and the walk goes on to c.png.
+    h.keys(&[Action::DeleteBox]);
+    assert_eq!(h.status("a.png"), ImageStatus::Reviewed);
+    assert_eq!(
+        h.labels("a.png"),
+        vec![label("knot", "accepted_prediction", [100, 100, 300, 300])]
+    );
+    assert_eq!(h.key_of_current(), "c.png");
+    assert_eq!(selected_score(&h), Some(0.7));
+    // Tab and Shift-Tab walk c.png's proposals; past the last, the queue has no more.
+    h.keys(&[Action::NextBox]);
+    assert_eq!(selected_score(&h), Some(0.6));
+    h.keys(&[Action::NextBox]);
+    assert_eq!(h.key_of_current(), "c.png");
+    assert!(said(&h).contains("no open proposal"));
+    h.keys(&[Action::PrevBox]);
+    assert_eq!(selected_score(&h), Some(0.7));
+    // Going back passes reviewed a.png and b.png (no proposals), and comes back to c.png.
+    h.keys(&[Action::PrevBox]);
+    assert!(said(&h).contains("no open proposal"));
+    assert_eq!(h.key_of_current(), "c.png");
+    assert_eq!(selected_score(&h), Some(0.7));
+    // A class key re-classes and moves on; the last decision reviews c.png.
+    h.keys(&[Action::Class(2)]);
+    assert_eq!(selected_score(&h), Some(0.6));
+    assert_eq!(h.status("c.png"), ImageStatus::New);
+    h.keys(&[Action::AcceptBox]);
+    assert_eq!(h.status("c.png"), ImageStatus::Reviewed);
+    assert_eq!(
+        h.labels("c.png"),
+        vec![
+            label("defect", "accepted_prediction", [600, 600, 700, 700]),
+            label("knot", "accepted_prediction", [300, 300, 600, 600]),
+        ]
+    );
+    // The last decision and the review are one undo step.
+    h.keys(&[Action::Undo]);
+    assert_eq!(h.status("c.png"), ImageStatus::New);
+    assert_eq!(
+        h.labels("c.png"),
+        vec![label("defect", "accepted_prediction", [600, 600, 700, 700])]
+    );
+    assert_eq!(h.key_of_current(), "c.png");
+    assert_eq!(selected_score(&h), Some(0.6));
+    // The walk ends with its key.
+    h.keys(&[Action::WalkProposals]);
+    assert!(!h.state.walk);
+}
+
+#[test]
+fn thresholds_accept_and_dismiss_by_score_each_one_undo() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    assert_eq!((h.state.accept_at, h.state.dismiss_below), (0.8, 0.6));
+    // a.png shows knot 0.9 and defect 0.6: nothing scores below 0.6.
+    h.keys(&[Action::DismissBelow]);
+    assert!(said(&h).contains("no proposal here scores < 0.60"));
+    assert_eq!(h.state.pending, 0);
+    h.keys(&[Action::DismissThresholdUp]);
+    assert_eq!(h.state.dismiss_below, 0.65);
+    h.keys(&[Action::DismissBelow]);
+    assert_eq!(
+        shown_items(&h),
+        vec![("knot".into(), true, Some([100, 100, 300, 300]))]
+    );
+    h.keys(&[Action::AcceptAbove]);
+    assert_eq!(
+        h.labels("a.png"),
+        vec![label("knot", "accepted_prediction", [100, 100, 300, 300])]
+    );
+    assert_eq!(
+        h.status("a.png"),
+        ImageStatus::New,
+        "Enter still reviews it"
+    );
+    // Each is one undo: the accept, then the dismissal.
+    h.keys(&[Action::Undo]);
+    assert!(h.labels("a.png").is_empty());
+    assert_eq!(shown_items(&h).len(), 1);
+    h.keys(&[Action::Undo]);
+    assert_eq!(shown_items(&h).len(), 2);
+    // The accept threshold never drops under the dismiss threshold, nor rises over 1.
+    for _ in 0..10 {
+        h.keys(&[Action::AcceptThresholdDown]);
+    }
+    assert_eq!(h.state.accept_at, 0.65);
+    for _ in 0..10 {
+        h.keys(&[Action::AcceptThresholdUp]);
+    }
+    assert_eq!(h.state.accept_at, 1.0);
+    // In the walk, a threshold that decides the last proposal reviews the image.
+    h.keys(&[
+        Action::WalkProposals,
+        Action::AcceptThresholdDown,
+        Action::AcceptThresholdDown,
+    ]);
+    h.keys(&[Action::AcceptThresholdDown, Action::AcceptThresholdDown]);
+    assert_eq!(h.state.accept_at, 0.8);
+    h.keys(&[Action::AcceptAbove, Action::DismissBelow]);
+    assert_eq!(h.status("a.png"), ImageStatus::Reviewed);
+    assert_eq!(h.key_of_current(), "b.png");
+}
+
+#[test]
+fn review_time_is_counted_key_to_key_with_idle_gaps_cut() {
+    let (_f, project) = detect_project();
+    let mut h = Harness::new(&project);
+    // A scripted session: (time in ms, key). The clock is the message, nothing sleeps.
+    let script = [
+        (0, None),
+        (4_000, Some(Action::NextBox)),       // 4 s on a.png
+        (10_000, Some(Action::AcceptImage)),  // 6 s on a.png: accepted unchanged (2)
+        (200_000, Some(Action::NextBox)),     // 190 s idle on b.png: not counted
+        (202_000, Some(Action::MoveRight)),   // 2 s on b.png: the proposal is edited
+        (203_000, Some(Action::AcceptImage)), // 1 s on b.png
+        (206_000, Some(Action::DeleteBox)),   // 3 s on c.png: dismissed
+        (208_000, Some(Action::Quit)),        // 2 s on c.png, not reviewed
+    ];
+    for (at, key) in script {
+        h.send(Msg::Activity { at_ms: at });
+        if let Some(a) = key {
+            h.keys(&[a]);
+        }
+    }
+    let per_image: Vec<(String, String, i64)> = {
+        let db = rusqlite::Connection::open(project.root.join(".termtag/labels.db")).unwrap();
+        let mut st = db
+            .prepare(
+                "SELECT i.key, t.author, t.active_ms FROM review_time t
+                 JOIN image i ON i.id = t.image_id ORDER BY i.key",
+            )
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let me = h.store.author().to_string();
+    assert_eq!(
+        per_image,
+        vec![
+            ("a.png".into(), me.clone(), 10_000),
+            ("b.png".into(), me.clone(), 3_000),
+            ("c.png".into(), me.clone(), 5_000),
+        ]
+    );
+    let speed = h.store.review_speed().unwrap();
+    assert_eq!(
+        speed,
+        vec![termtag::store::Speed {
+            author: me,
+            reviewed: 2,
+            active_ms: 18_000,
+            accepted_unchanged: 2,
+            edited: 1,
+            dismissed: 1,
+            drawn: 0,
+        }]
+    );
+    assert_eq!(speed[0].seconds_per_image(), Some(9.0));
+    assert_eq!(speed[0].images_per_hour(), Some(400.0));
+    // The dashboard reads the same figures.
+    h.state.quit = false;
+    h.keys(&[Action::Dashboard]);
+    assert_eq!(h.state.stats.as_ref().unwrap().speed, speed);
 }

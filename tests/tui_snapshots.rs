@@ -160,6 +160,15 @@ fn dashboard_shows_progress_per_class_and_annotator() {
     stats.by_status.insert("reviewed".into(), 2);
     stats.by_class = vec![("knot".into(), 3, 1), ("defect".into(), 1, 1)];
     stats.by_annotator.insert("alice".into(), (2, 4));
+    stats.speed = vec![termtag::store::Speed {
+        author: "alice".into(),
+        reviewed: 2,
+        active_ms: 19_000,
+        accepted_unchanged: 3,
+        edited: 1,
+        dismissed: 1,
+        drawn: 1,
+    }];
     s.stats = Some(stats);
     let (term, _) = render(&s, 100, 30);
     insta::assert_snapshot!(term.backend());

@@ -124,16 +124,20 @@ impl Drop for Tmux {
 }
 
 fn project() -> Fixture {
+    project_with(
+        "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
+    )
+}
+
+/// Three 120×80 images, a.png to c.png, with these ALD CSV rows as predictions.
+fn project_with(rows: &str) -> Fixture {
     let f = Fixture::new();
     for name in ["a.png", "b.png", "c.png"] {
         write_image(&f.images().join(name), 120, 80);
     }
-    detect_with_predictions(
-        &f,
-        "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
-         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.6,0.6\n\
-         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.8,0.8\n",
-    );
+    detect_with_predictions(&f, rows);
     f
 }
 
@@ -591,5 +595,94 @@ fn kill_9_at_random_moments_keeps_what_was_shown_done() {
         shown.iter().any(|d| matches!(d, Done::Accepted(_)))
             && shown.iter().any(|d| matches!(d, Done::Dismissed { .. })),
         "the trials never showed an action done: {shown:?}"
+    );
+}
+
+#[test]
+fn triage_keys_alone_review_a_pre_labelled_project() {
+    // The queue: b.png (least confidence 0.7), a.png (0.45), c.png (0.05). b.png's 0.3 box is
+    // under the 0.5 threshold: not shown.
+    let f = project_with(
+        "a.png,knot,0.1,0.3,0.1,0.3,80,120,,0.9,0.6\n\
+         a.png,defect,0.5,0.9,0.5,0.9,80,120,,0.55,0.6\n\
+         b.png,knot,0.2,0.4,0.2,0.4,80,120,,0.85,0.6\n\
+         b.png,knot,0.6,0.8,0.6,0.8,80,120,,0.3,0.6\n\
+         c.png,knot,0.3,0.6,0.3,0.6,80,120,,0.95,0.9\n",
+    );
+    // Score and box-count filters, before the review.
+    let list = |filter: &str| f.ok(&["images", "list", "--filter", filter]);
+    let keys = |out: String| -> Vec<String> {
+        out.lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(list("score=0.25..0.35")), vec!["b.png"]);
+    assert_eq!(keys(list("score=0.9..")), vec!["a.png", "c.png"]);
+    let queue = f.ok(&["queue", "--filter", "boxes=2.."]);
+    assert!(
+        queue.contains("a.png") && !queue.contains("b.png"),
+        "{queue}"
+    );
+    let queue = f.ok(&["queue", "--filter", "score=0.5..0.6"]);
+    assert!(
+        queue.contains("a.png") && !queue.contains("c.png"),
+        "{queue}"
+    );
+
+    let t = Tmux::new("triage");
+    t.start(&f);
+    t.wait_for("image 1/3");
+    let s = t.wait_for("0.85");
+    assert!(s.contains("b.png"), "{s}");
+    // Walk: accept b.png's only proposal; the walk reviews it and goes on to a.png.
+    t.keys(&["p", "a"]);
+    t.wait_for("b.png reviewed: its last proposal is decided");
+    t.wait_for("0.55");
+    // a.png: dismiss what scores under 0.60, accept what scores at least 0.80.
+    t.keys(&["X"]);
+    t.wait_for("dismissed 1 proposals < 0.60 on a.png");
+    t.keys(&["A"]);
+    t.wait_for("a.png reviewed: its last proposal is decided");
+    t.wait_for("0.95");
+    // c.png: repeat a.png's box, make the copy a defect, accept the model's knot.
+    t.keys(&["r"]);
+    t.wait_for("copied 1 boxes of a.png");
+    t.keys(&["2", "a"]);
+    t.wait_for("c.png reviewed: its last proposal is decided: end of the queue");
+    settled(&t);
+    t.keys(&["q"]);
+    t.wait_for("termtag-exit=0");
+
+    f.ok(&["export", "--format", "ald-csv", "labels.csv"]);
+    assert_boxes(
+        &csv_boxes(&f.read("labels.csv")),
+        &[
+            ("a.png", "knot", [0.1, 0.3, 0.1, 0.3]),
+            ("b.png", "knot", [0.2, 0.4, 0.2, 0.4]),
+            ("c.png", "defect", [0.1, 0.3, 0.1, 0.3]),
+            ("c.png", "knot", [0.3, 0.6, 0.3, 0.6]),
+        ],
+    );
+    assert_eq!(
+        f.count("SELECT count(*) FROM image WHERE status = 'reviewed'"),
+        3
+    );
+    assert_eq!(keys(list("boxes=2")), vec!["c.png"]);
+    // The review speed: three images; of four decided proposals three accepted as drawn and
+    // one dismissed (the copied box is no model proposal). The time depends on the run.
+    let stats = f.ok(&["stats"]);
+    let row: Vec<&str> = stats
+        .lines()
+        .skip_while(|l| !l.starts_with("review speed"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no speed row:\n{stats}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.len(), 8, "{stats}");
+    assert_eq!((row[0], row[1]), ("tester", "3"), "{stats}");
+    assert_eq!(&row[4..], &["75%", "0%", "25%", "0"], "{stats}");
+    assert!(
+        f.count("SELECT sum(active_ms) FROM review_time WHERE author = 'tester'") > 0,
+        "{stats}"
     );
 }

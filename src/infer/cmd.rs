@@ -16,7 +16,7 @@ use crate::model::{ImageStatus, Task};
 use crate::project::Project;
 use crate::queue::{EmptyPolicy, Metric, Order, QueueImage, QueueParams, Scored, order};
 use crate::sanitize::for_terminal;
-use crate::store::{PredictedImage, Store, StoredPrediction};
+use crate::store::{Filter, PredictedImage, Store, StoredPrediction};
 
 fn bar(template: &str) -> ProgressBar {
     if std::io::stderr().is_terminal() {
@@ -141,9 +141,11 @@ pub fn queue_images(images: &[PredictedImage]) -> Vec<QueueImage> {
 }
 
 /// `termtag queue`.
+#[allow(clippy::too_many_arguments)]
 pub fn cmd_queue(
     project: &Project,
     store: &Store,
+    filter: &Filter,
     metric: Option<Metric>,
     limit: usize,
     order_by: Option<Order>,
@@ -166,11 +168,26 @@ pub fn cmd_queue(
         p.seed = s;
     }
     let all = store.predicted_images(None)?;
+    // Only the images the filter keeps (all of them without one).
+    let kept: Option<std::collections::HashSet<i64>> = (*filter != Filter::default())
+        .then(|| store.images(filter))
+        .transpose()?
+        .map(|rows| {
+            rows.into_iter()
+                .filter(|r| matches!(r.status, ImageStatus::New | ImageStatus::Claimed))
+                .map(|r| r.id)
+                .collect()
+        });
     let waiting: Vec<PredictedImage> = all
         .into_iter()
         .filter(|im| matches!(im.status, ImageStatus::New | ImageStatus::Claimed))
+        .filter(|im| kept.as_ref().is_none_or(|k| k.contains(&im.id)))
         .collect();
-    let unpredicted = store.waiting_count()?.saturating_sub(waiting.len());
+    let waiting_total = match &kept {
+        Some(k) => k.len(),
+        None => store.waiting_count()?,
+    };
+    let unpredicted = waiting_total.saturating_sub(waiting.len());
     let by_id: BTreeMap<i64, &PredictedImage> = waiting.iter().map(|im| (im.id, im)).collect();
     let ranked = order(&queue_images(&waiting), &p);
     let shown = if limit == 0 { ranked.len() } else { limit };

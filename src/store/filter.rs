@@ -9,6 +9,8 @@
 //! | `path=boards/*` | key glob over the whole relative path |
 //! | `by=alice` | reviewed by, or with a label written by, `alice` |
 //! | `date=2026-01-01..2026-02-01` | reviewed on those days (either end may be left open; one day alone works too) |
+//! | `score=0.3..0.6` | the newest model run predicted a box or class scoring in that band (ends included, either may be left open) |
+//! | `boxes=0`, `boxes=5..`, `boxes=1..3` | the image shows that many boxes: its labels plus its open proposals |
 
 use time::{Date, macros::format_description};
 
@@ -25,9 +27,16 @@ pub struct Filter {
     pub since: Option<i64>,
     /// Reviewed before this time (unix ms).
     pub until: Option<i64>,
+    /// A prediction of the newest run scores in this band (both ends included).
+    pub score: Option<(f64, f64)>,
+    /// Boxes shown (labels plus open proposals), both ends included.
+    pub boxes: Option<(u64, u64)>,
+    /// Open proposals count as shown boxes from this score up: the project's
+    /// `prelabel_threshold`, which callers set (0 until they do).
+    pub proposals_from: f64,
 }
 
-const TERMS: &str = "class, status, name, path, by, date";
+const TERMS: &str = "class, status, name, path, by, date, score, boxes";
 
 impl Filter {
     pub fn parse(s: &str) -> Result<Filter, String> {
@@ -51,6 +60,18 @@ impl Filter {
                     f.until = (!b.is_empty())
                         .then(|| day_start(b).map(|ms| ms + 86_400_000))
                         .transpose()?;
+                }
+                "score" => {
+                    let hint = "scores are between 0 and 1, e.g. score=0.3..0.6";
+                    let (lo, hi) = range(term, v, hint, |s| {
+                        s.parse::<f64>().ok().filter(|x| (0.0..=1.0).contains(x))
+                    })?;
+                    f.score = Some((lo.unwrap_or(0.0), hi.unwrap_or(1.0)));
+                }
+                "boxes" => {
+                    let hint = "box counts are whole numbers, e.g. boxes=0 or boxes=5..";
+                    let (lo, hi) = range(term, v, hint, |s| s.parse::<u64>().ok())?;
+                    f.boxes = Some((lo.unwrap_or(0), hi.unwrap_or(u64::MAX)));
                 }
                 other => return Err(format!("unknown filter key `{other}` (keys: {TERMS})")),
             }
@@ -102,6 +123,35 @@ impl Filter {
             let q = arg(Value::Text(format!("*/{}", sql_glob(g))), &mut args);
             conds.push(format!("(i.key GLOB {p} OR i.key GLOB {q})"));
         }
+        if let Some((lo, hi)) = self.score {
+            let (a, b) = (
+                arg(Value::Real(lo), &mut args),
+                arg(Value::Real(hi), &mut args),
+            );
+            conds.push(format!(
+                "i.id IN (SELECT p.image_id FROM prediction p
+                          WHERE p.score BETWEEN {a} AND {b}
+                            AND p.run_id = (SELECT max(d.run_id) FROM predicted d
+                                            WHERE d.image_id = p.image_id))"
+            ));
+        }
+        if let Some((lo, hi)) = self.boxes {
+            let t = arg(Value::Real(self.proposals_from), &mut args);
+            let a = arg(
+                Value::Integer(i64::try_from(lo).unwrap_or(i64::MAX)),
+                &mut args,
+            );
+            let b = arg(
+                Value::Integer(i64::try_from(hi).unwrap_or(i64::MAX)),
+                &mut args,
+            );
+            conds.push(format!(
+                "((SELECT count(*) FROM annotation a WHERE a.image_id = i.id AND a.x0 IS NOT NULL)
+                  + (SELECT count(*) FROM prediction p WHERE p.image_id = i.id AND p.x0 IS NOT NULL
+                       AND p.score >= {t} AND {open})) BETWEEN {a} AND {b}",
+                open = super::review::OPEN_PROPOSAL
+            ));
+        }
         if let Some(t) = self.since {
             let p = arg(Value::Integer(t), &mut args);
             conds.push(format!("i.reviewed_at >= {p}"));
@@ -118,6 +168,33 @@ impl Filter {
         self.name.as_deref().is_none_or(|g| glob_match(g, name))
             && self.path.as_deref().is_none_or(|g| glob_match(g, key))
     }
+}
+
+/// `lo..hi`, `lo..`, `..hi` or one value; ends parsed by `parse`, `lo` not above `hi`.
+fn range<T: PartialOrd + Copy>(
+    term: &str,
+    v: &str,
+    hint: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<(Option<T>, Option<T>), String> {
+    let bad = || format!("filter term `{term}` is not a value or a range lo..hi: {hint}");
+    let (a, b) = v.split_once("..").unwrap_or((v, v));
+    let end = |s: &str| -> Result<Option<T>, String> {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            parse(s).map(Some).ok_or_else(bad)
+        }
+    };
+    let (lo, hi) = (end(a)?, end(b)?);
+    if let (Some(l), Some(h)) = (lo, hi)
+        && l > h
+    {
+        return Err(format!(
+            "filter term `{term}` has its ends the wrong way round"
+        ));
+    }
+    Ok((lo, hi))
 }
 
 fn day_start(s: &str) -> Result<i64, String> {
@@ -199,5 +276,28 @@ mod tests {
                 .contains("YYYY-MM-DD")
         );
         assert!(Filter::parse("knot").unwrap_err().contains("key=value"));
+    }
+
+    #[test]
+    fn parses_score_and_box_ranges() {
+        let f = Filter::parse("score=0.3..0.6 boxes=5..").unwrap();
+        assert_eq!(f.score, Some((0.3, 0.6)));
+        assert_eq!(f.boxes, Some((5, u64::MAX)));
+        assert_eq!(Filter::parse("boxes=0").unwrap().boxes, Some((0, 0)));
+        assert_eq!(Filter::parse("boxes=..2").unwrap().boxes, Some((0, 2)));
+        assert_eq!(
+            Filter::parse("score=..0.4").unwrap().score,
+            Some((0.0, 0.4))
+        );
+        for (bad, why) in [
+            ("score=0.3..1.5", "between 0 and 1"),
+            ("score=high", "between 0 and 1"),
+            ("score=0.6..0.3", "wrong way round"),
+            ("boxes=-1", "whole numbers"),
+            ("boxes=5..2", "wrong way round"),
+        ] {
+            let e = Filter::parse(bad).unwrap_err();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
     }
 }

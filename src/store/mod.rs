@@ -6,6 +6,7 @@ mod infer;
 mod remote;
 mod review;
 mod schema;
+mod speed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use infer::{
 pub use remote::{HeldClaim, NewClaim};
 pub use review::{Decided, Decision, EditLabel, ImageEdit, Proposal, ProposalCounts, Replay};
 pub use schema::VERSION as SCHEMA_VERSION;
+pub use speed::Speed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -135,6 +137,8 @@ pub struct Stats {
     pub by_annotator: BTreeMap<String, (usize, usize)>,
     pub verified_empty: usize,
     pub predicted_images: usize,
+    /// Review speed per annotator.
+    pub speed: Vec<Speed>,
 }
 
 pub struct Store {
@@ -669,6 +673,7 @@ impl Store {
                 [],
                 |r| n(r, 0),
             )?;
+        s.speed = self.review_speed()?;
         Ok(s)
     }
 

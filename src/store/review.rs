@@ -250,6 +250,25 @@ impl Store {
         })
     }
 
+    /// The image this annotator last worked on that is reviewed now (other than `except`):
+    /// its key and labels, for "repeat previous".
+    pub fn last_reviewed(&self, except: i64) -> Result<Option<(String, Vec<EditLabel>)>> {
+        let found: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT i.id, i.key FROM journal j JOIN image i ON i.id = j.image_id
+                 WHERE j.author = ?1 AND j.image_id != ?2 AND j.undone = 0
+                   AND i.status = 'reviewed'
+                 ORDER BY j.id DESC LIMIT 1",
+                params![self.author, except],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        found
+            .map(|(id, key)| Ok((key, read_edit(&self.conn, id)?.labels)))
+            .transpose()
+    }
+
     /// The proposals of an image scoring at least `threshold`, best first (none once the image
     /// is reviewed).
     pub fn proposals(&self, image_id: i64, threshold: f64) -> Result<Vec<Proposal>> {

@@ -147,6 +147,17 @@ WHERE EXISTS (SELECT 1 FROM annotation a
     r#"
 CREATE INDEX predicted_image ON predicted(image_id, run_id);
 "#,
+    // 5: active review time per image and annotator, for the review speed in `stats` and the
+    // dashboard: the time the image was on screen while keys came, idle gaps cut.
+    r#"
+CREATE TABLE review_time (
+    image_id   INTEGER NOT NULL REFERENCES image(id) ON DELETE CASCADE,
+    author     TEXT NOT NULL,
+    active_ms  INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (image_id, author)
+);
+"#,
 ];
 
 /// The schema version this build writes.

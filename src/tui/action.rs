@@ -73,6 +73,14 @@ actions! {
     Confirm => "confirm", "set a corner / choose";
     Cancel => "cancel", "cancel / close";
     MarkEmpty => "mark_empty", "mark the image verified-empty";
+    RepeatPrevious => "repeat_previous", "copy the last reviewed image's labels as proposals";
+    WalkProposals => "walk_proposals", "proposal walk on/off: Tab a x 1-9 go across images";
+    AcceptAbove => "accept_above", "accept proposals here ≥ the accept threshold";
+    DismissBelow => "dismiss_below", "dismiss proposals here < the dismiss threshold";
+    AcceptThresholdUp => "accept_threshold_up", "raise the accept threshold by 0.05";
+    AcceptThresholdDown => "accept_threshold_down", "lower the accept threshold by 0.05";
+    DismissThresholdUp => "dismiss_threshold_up", "raise the dismiss threshold by 0.05";
+    DismissThresholdDown => "dismiss_threshold_down", "lower the dismiss threshold by 0.05";
     Undo => "undo", "undo";
     Redo => "redo", "redo";
     ZoomBox => "zoom_box", "zoom to the selected box and back";

@@ -73,6 +73,7 @@ impl QueueCache {
         store: &Store,
         filter_text: &str,
         params: &QueueParams,
+        threshold: f64,
     ) -> Result<Vec<QueueItem>, String> {
         let err = |e: crate::store::StoreError| e.to_string();
         let version = store.data_version().map_err(err)?;
@@ -82,7 +83,8 @@ impl QueueCache {
                 ..QueueCache::default()
             };
         }
-        let filter = Filter::parse(filter_text)?;
+        let mut filter = Filter::parse(filter_text)?;
+        filter.proposals_from = threshold;
         if self.rows.as_ref().is_none_or(|(f, _)| f != filter_text) {
             self.rows = Some((filter_text.to_string(), store.images(&filter).map_err(err)?));
         }
@@ -206,10 +208,21 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                     metric,
                     ..ctx.queue.clone()
                 };
-                let items = ctx.cache.borrow_mut().queue(store, &filter, &params)?;
+                let items = ctx
+                    .cache
+                    .borrow_mut()
+                    .queue(store, &filter, &params, ctx.threshold)?;
                 Some(Msg::Queue(items))
             }
             Effect::Stats => Some(Msg::Stats(store.stats().map_err(err)?)),
+            Effect::Previous { id } => Some(Msg::Previous {
+                id,
+                from: store.last_reviewed(id).map_err(err)?,
+            }),
+            Effect::ActiveTime { id, ms } => {
+                store.add_active_time(id, ms).map_err(err)?;
+                None
+            }
             Effect::Prefetch { .. } | Effect::Sync { .. } => None,
             Effect::GalleryLabels { ids } => {
                 let mut out = Vec::new();
@@ -662,6 +675,9 @@ fn event_loop(
         filter: String::new(),
         metric: state.metric,
     });
+    // Review time is counted from here, key to key.
+    let started = Instant::now();
+    dispatch(state, active_at(started));
     loop {
         if dirty && backlog.is_empty() && last_draw.elapsed() >= Duration::from_millis(10) {
             let size = terminal.size()?;
@@ -744,6 +760,7 @@ fn event_loop(
         };
         match ev {
             AppEvent::Term(Event::Key(k)) if k.kind != KeyEventKind::Release => {
+                dispatch(state, active_at(started));
                 if let Some(msg) = key_to_msg(state, ui_base.keymap, &k) {
                     dispatch(state, msg);
                 }
@@ -789,6 +806,13 @@ fn event_loop(
             }
         }
         dirty = true;
+    }
+}
+
+/// A key arrived now, on the loop's monotonic clock.
+fn active_at(started: Instant) -> Msg {
+    Msg::Activity {
+        at_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
     }
 }
 

@@ -11,6 +11,10 @@ use super::action::Action;
 const COARSE: f64 = 0.02;
 /// Boxes are never made smaller than this (normalised), so they stay selectable.
 const MIN_SIZE: f64 = 0.002;
+/// A pause between two keys longer than this is idle time, not review time.
+pub const IDLE_MS: i64 = 60_000;
+/// How far one key moves the accept or dismiss threshold.
+const THRESHOLD_STEP: f64 = 0.05;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueItem {
@@ -27,7 +31,8 @@ pub struct QueueItem {
 pub enum ItemKind {
     /// A label in the store, with where it came from.
     Label(Origin),
-    /// A model prediction above the threshold, not yet accepted.
+    /// A model prediction above the threshold, not yet accepted; or a label copied from the
+    /// last reviewed image (no prediction, no score), shown until decided.
     Proposal,
 }
 
@@ -185,6 +190,17 @@ pub enum Msg {
     StoreFailed(String),
     /// Leave after the pending writes are committed (Ctrl-C, SIGTERM, SIGHUP).
     Shutdown,
+    /// A key arrived at this time (ms of a monotonic clock): the time since the last key was
+    /// spent on the image shown, unless it was longer than [`IDLE_MS`].
+    Activity {
+        at_ms: i64,
+    },
+    /// The labels of the image this annotator reviewed last (`None`: there is none), to copy
+    /// onto image `id` as proposals.
+    Previous {
+        id: i64,
+        from: Option<(String, Vec<EditLabel>)>,
+    },
     Stats(Stats),
     /// Classes of images shown in the gallery.
     GalleryLabels(Vec<(i64, Vec<String>)>),
@@ -224,6 +240,15 @@ pub enum Effect {
     },
     Undo,
     Redo,
+    /// Read the labels of the image this annotator reviewed last (other than `id`).
+    Previous {
+        id: i64,
+    },
+    /// Add active review time to an image. Not answered: a failure only shows an error.
+    ActiveTime {
+        id: i64,
+        ms: i64,
+    },
     /// Rebuild the queue: images matching `filter`, ranked by `metric`.
     Query {
         filter: String,
@@ -304,7 +329,38 @@ pub struct State {
     pub pending: usize,
     /// Why a write failed: set, it stops editing.
     pub store_error: Option<String>,
+    /// Proposal walk: Tab and the decision keys go from proposal to proposal across images.
+    pub walk: bool,
+    /// The walk is looking for the next (`true`) or previous image with an open proposal.
+    pub seek: Option<bool>,
+    /// Where that search started: it comes back there when it finds none.
+    pub seek_from: usize,
+    /// `accept_above` accepts the proposals scoring at least this.
+    pub accept_at: f64,
+    /// `dismiss_below` dismisses the proposals scoring less than this.
+    pub dismiss_below: f64,
+    /// Active time on the image shown, not yet sent to the store.
+    pub clock: Clock,
     pub quit: bool,
+}
+
+/// Active review time, from the times keys arrive (see [`Msg::Activity`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Clock {
+    /// When the last key arrived.
+    pub last: Option<i64>,
+    /// The image the time below was spent on.
+    pub image: Option<i64>,
+    pub ms: i64,
+}
+
+impl Clock {
+    /// The time gathered so far, as a store write.
+    fn flush(&mut self) -> Option<Effect> {
+        let ms = std::mem::take(&mut self.ms);
+        let id = self.image?;
+        (ms > 0).then_some(Effect::ActiveTime { id, ms })
+    }
 }
 
 impl State {
@@ -331,6 +387,12 @@ impl State {
             after_queue: None,
             pending: 0,
             store_error: None,
+            walk: false,
+            seek: None,
+            seek_from: 0,
+            accept_at: 0.8,
+            dismiss_below: 0.6,
+            clock: Clock::default(),
             quit: false,
         }
     }
@@ -400,6 +462,7 @@ impl State {
             return Vec::new();
         }
         self.pos = pos.min(self.queue.len() - 1);
+        self.seek = None;
         self.current = None;
         self.selected = None;
         self.zoom = None;
@@ -487,8 +550,232 @@ impl State {
             note: Some(note),
         }];
         if self.pos + 1 < self.queue.len() {
+            let from = self.pos;
             fx.extend(self.goto(self.pos + 1));
+            // The walk goes on to the next image that has a proposal.
+            if self.walk {
+                self.seek = Some(true);
+                self.seek_from = from;
+            }
         }
+        fx
+    }
+
+    /// Positions of the current image's proposals.
+    fn proposal_positions(&self) -> Vec<usize> {
+        self.current.as_ref().map_or_else(Vec::new, |c| {
+            (0..c.items.len())
+                .filter(|i| c.items[*i].is_proposal())
+                .collect()
+        })
+    }
+
+    /// After a decision in the walk: the next proposal of this image (from position `from`
+    /// on, wrapping) is selected and the change saved; with none left, the image is saved as
+    /// reviewed and the walk moves on. Either way one write, one undo step.
+    fn walk_on(&mut self, action: &str, from: usize, note: Option<String>) -> Vec<Effect> {
+        let props = self.proposal_positions();
+        if props.is_empty() {
+            return self.finish(action, "reviewed: its last proposal is decided");
+        }
+        self.selected = props
+            .iter()
+            .find(|i| **i >= from)
+            .or(props.first())
+            .copied();
+        self.save_noting(action, note)
+    }
+
+    /// The walk's Tab and Shift-Tab: the next (previous) proposal on this image, else the next
+    /// (previous) image that has one.
+    fn walk_step(&mut self, forward: bool) -> Vec<Effect> {
+        let props = self.proposal_positions();
+        let sel = self.selected;
+        let next = if forward {
+            props.iter().find(|i| sel.is_none_or(|s| **i > s))
+        } else {
+            props.iter().rev().find(|i| sel.is_none_or(|s| **i < s))
+        };
+        if let Some(i) = next {
+            self.selected = Some(*i);
+            return Vec::new();
+        }
+        self.seek_image(forward)
+    }
+
+    /// Leaves for the next (previous) image; once loaded, an image without proposals is passed.
+    /// When none is left that way, the walk returns to the image it started from.
+    fn seek_image(&mut self, forward: bool) -> Vec<Effect> {
+        let from = if self.seek.is_some() {
+            self.seek_from
+        } else {
+            self.pos
+        };
+        let target = if forward {
+            (self.pos + 1 < self.queue.len()).then_some(self.pos + 1)
+        } else {
+            self.pos.checked_sub(1)
+        };
+        let fx = match target {
+            Some(p) => {
+                let fx = self.goto(p);
+                self.seek = Some(forward);
+                self.seek_from = from;
+                return fx;
+            }
+            None if from != self.pos => self.goto(from),
+            None => {
+                self.seek = None;
+                Vec::new()
+            }
+        };
+        self.info(if forward {
+            "no open proposal further down the queue"
+        } else {
+            "no open proposal further up the queue"
+        });
+        fx
+    }
+
+    /// Accepts this image's proposals scoring at least `accept_at`, or dismisses those below
+    /// `dismiss_below`: one write.
+    fn by_threshold(&mut self, accept: bool) -> Vec<Effect> {
+        let (at, below, task) = (self.accept_at, self.dismiss_below, self.task);
+        let Some(cur) = &mut self.current else {
+            return Vec::new();
+        };
+        let hit = |it: &BoxItem| {
+            it.is_proposal()
+                && it
+                    .score
+                    .is_some_and(|s| if accept { s >= at } else { s < below })
+        };
+        let n = cur.items.iter().filter(|it| hit(it)).count();
+        let rule = if accept {
+            format!("≥ {at:.2}")
+        } else {
+            format!("< {below:.2}")
+        };
+        if n == 0 {
+            self.info(format!("no proposal here scores {rule}"));
+            return Vec::new();
+        }
+        let id = cur.id;
+        let n = if !accept {
+            cur.retain(Decision::Dismissed, |it| !hit(it));
+            n
+        } else if task == Task::Classify {
+            // One class per image: the best proposal at the threshold, the others dismissed.
+            if let Some(i) = cur.items.iter().position(hit) {
+                cur.adopt(i);
+            }
+            cur.retain(Decision::Dismissed, |it| !it.is_proposal());
+            1
+        } else {
+            for i in 0..cur.items.len() {
+                if hit(&cur.items[i]) {
+                    cur.adopt(i);
+                }
+            }
+            n
+        };
+        let verb = if accept { "accepted" } else { "dismissed" };
+        let note = format!("{verb} {n} proposals {rule} on {}", self.key_of(id));
+        let action = if accept {
+            "accept_above"
+        } else {
+            "dismiss_below"
+        };
+        if self.walk {
+            return self.walk_on(action, 0, Some(note));
+        }
+        let props = self.proposal_positions();
+        let n_items = self.current.as_ref().map_or(0, |c| c.items.len());
+        self.selected = props.first().copied().or((n_items > 0).then_some(0));
+        self.save_noting(action, Some(note))
+    }
+
+    fn move_threshold(&mut self, accept: bool, step: f64) {
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        if accept {
+            self.accept_at = round((self.accept_at + step).clamp(self.dismiss_below, 1.0));
+        } else {
+            self.dismiss_below = round((self.dismiss_below + step).clamp(0.0, self.accept_at));
+        }
+        self.info(format!(
+            "accept ≥ {:.2}, dismiss < {:.2}",
+            self.accept_at, self.dismiss_below
+        ));
+    }
+
+    /// The labels of the last reviewed image arrived: they join this image as proposals.
+    fn repeat_previous(&mut self, from: Option<(String, Vec<EditLabel>)>) {
+        let Some((key, labels)) = from else {
+            self.info("nothing to repeat: you have not reviewed an image yet");
+            return;
+        };
+        let key = crate::sanitize::for_terminal(&key);
+        if labels.is_empty() {
+            self.info(format!("{key} was verified empty: nothing to copy"));
+            return;
+        }
+        let what = if self.task.is_detect() {
+            "boxes"
+        } else {
+            "classes"
+        };
+        let Some(cur) = &mut self.current else {
+            return;
+        };
+        let copies: Vec<BoxItem> = labels
+            .into_iter()
+            .filter(|l| {
+                !cur.items
+                    .iter()
+                    .any(|it| it.class == l.class && it.bbox == l.bbox)
+            })
+            .map(|l| BoxItem {
+                class: l.class,
+                bbox: l.bbox,
+                score: None,
+                kind: ItemKind::Proposal,
+                prediction: None,
+            })
+            .collect();
+        let n = copies.len();
+        if n == 0 {
+            self.info(format!("the {what} of {key} are here already"));
+            return;
+        }
+        // Before the model's proposals: for classification, Enter keeps the first proposal.
+        let at = cur
+            .items
+            .iter()
+            .position(BoxItem::is_proposal)
+            .unwrap_or(cur.items.len());
+        cur.items.splice(at..at, copies);
+        self.selected = Some(at);
+        self.info(format!(
+            "copied {n} {what} of {key} as proposals: a accepts one, Enter all"
+        ));
+    }
+
+    /// A key came at `at` (ms): the time since the last one goes to the image shown, unless
+    /// it was idle. Time gathered for an image is written when another image gets time.
+    fn tick(&mut self, at: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let shown = self.current_item().map(|q| q.id);
+        if let (Some(last), Some(id)) = (self.clock.last, shown) {
+            let gap = at - last;
+            if (0..=IDLE_MS).contains(&gap) {
+                if self.clock.image != Some(id) {
+                    fx.extend(self.clock.flush());
+                    self.clock.image = Some(id);
+                }
+                self.clock.ms += gap;
+            }
+        }
+        self.clock.last = Some(at);
         fx
     }
 
@@ -765,6 +1052,47 @@ impl State {
         match a {
             Action::Quit => {
                 self.quit = true;
+                self.clock.flush().into_iter().collect()
+            }
+            Action::RepeatPrevious => match &self.current {
+                Some(cur) => vec![Effect::Previous { id: cur.id }],
+                None => Vec::new(),
+            },
+            Action::WalkProposals => {
+                self.walk = !self.walk;
+                self.seek = None;
+                if !self.walk {
+                    self.info("proposal walk off");
+                    return Vec::new();
+                }
+                self.info("proposal walk: Tab next proposal, a accept, x dismiss, 1-9 class");
+                let props = self.proposal_positions();
+                let sel = self.selected.unwrap_or(0);
+                match props.iter().find(|i| **i >= sel).or(props.first()) {
+                    Some(i) => {
+                        self.selected = Some(*i);
+                        Vec::new()
+                    }
+                    None if self.current.is_some() => self.seek_image(true),
+                    None => Vec::new(),
+                }
+            }
+            Action::AcceptAbove => self.by_threshold(true),
+            Action::DismissBelow => self.by_threshold(false),
+            Action::AcceptThresholdUp => {
+                self.move_threshold(true, THRESHOLD_STEP);
+                Vec::new()
+            }
+            Action::AcceptThresholdDown => {
+                self.move_threshold(true, -THRESHOLD_STEP);
+                Vec::new()
+            }
+            Action::DismissThresholdUp => {
+                self.move_threshold(false, THRESHOLD_STEP);
+                Vec::new()
+            }
+            Action::DismissThresholdDown => {
+                self.move_threshold(false, -THRESHOLD_STEP);
                 Vec::new()
             }
             Action::Help => {
@@ -831,6 +1159,7 @@ impl State {
                     Vec::new()
                 }
             }
+            Action::NextBox | Action::PrevBox if self.walk => self.walk_step(a == Action::NextBox),
             Action::NextBox => {
                 self.select_step(true);
                 Vec::new()
@@ -849,7 +1178,13 @@ impl State {
                 match cur.items.get(i) {
                     Some(item) if item.is_proposal() => {
                         cur.adopt(i);
-                        self.save("accept_box")
+                        if !self.walk {
+                            return self.save("accept_box");
+                        }
+                        if self.task == Task::Classify {
+                            cur.retain(Decision::Dismissed, |it| !it.is_proposal());
+                        }
+                        self.walk_on("accept_box", i, None)
                     }
                     _ => Vec::new(),
                 }
@@ -879,6 +1214,9 @@ impl State {
                         "dismissed {}{score} on {key}",
                         crate::sanitize::for_terminal(&removed.class)
                     );
+                    if self.walk {
+                        return self.walk_on("dismiss_proposal", i, Some(note));
+                    }
                     self.save_noting("dismiss_proposal", Some(note))
                 } else {
                     self.save("delete_box")
@@ -909,7 +1247,23 @@ impl State {
                 self.selected = None;
                 self.finish("mark_empty", "marked empty")
             }
-            Action::Class(n) => self.set_class(usize::from(n) - 1),
+            Action::Class(n) => {
+                let on_proposal = self.selected_item().is_some_and(BoxItem::is_proposal);
+                let fx = self.set_class(usize::from(n) - 1);
+                let saved = fx.iter().any(|e| matches!(e, Effect::Save { .. }));
+                if !(self.walk && saved && (on_proposal || !self.task.is_detect())) {
+                    return fx;
+                }
+                // In the walk the class decides the proposal, and the walk moves on (the
+                // write is made there, once).
+                if self.task == Task::Classify
+                    && let Some(cur) = &mut self.current
+                {
+                    cur.retain(Decision::Dismissed, |it| !it.is_proposal());
+                }
+                let from = self.selected.unwrap_or(0);
+                self.walk_on("set_class", from, None)
+            }
             Action::ClassPicker => {
                 if self.classes.is_empty() {
                     return Vec::new();
@@ -1214,6 +1568,16 @@ fn handle(state: &mut State, msg: Msg) -> Vec<Effect> {
                 items,
                 decisions: edit.decisions,
             });
+            if state.walk {
+                let props = state.proposal_positions();
+                match (state.seek, props.first(), props.last()) {
+                    (Some(forward), None, _) => return state.seek_image(forward),
+                    (Some(false), _, Some(last)) => state.selected = Some(*last),
+                    (_, Some(first), _) => state.selected = Some(*first),
+                    (None, None, _) => {}
+                }
+                state.seek = None;
+            }
             Vec::new()
         }
         Msg::Saved { note } => {
@@ -1268,6 +1632,14 @@ fn handle(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::Shutdown => {
             state.quit = true;
+            state.clock.flush().into_iter().collect()
+        }
+        Msg::Activity { at_ms } => state.tick(at_ms),
+        Msg::Previous { id, from } => {
+            // The user has moved on meanwhile: the copy was for another image.
+            if state.current.as_ref().map(|c| c.id) == Some(id) {
+                state.repeat_previous(from);
+            }
             Vec::new()
         }
         Msg::Queue(items) => {

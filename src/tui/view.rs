@@ -239,6 +239,23 @@ fn draw_panel(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             }
         }
     }
+    if state.current.as_ref().is_some_and(|c| {
+        c.items
+            .iter()
+            .any(|it| it.is_proposal() && it.score.is_some())
+    }) {
+        let key = |a| ui.keymap.keys_for(a).first().cloned().unwrap_or_default();
+        lines.push(Line::styled(
+            format!(
+                "{} accept ≥ {:.2}  {} dismiss < {:.2}",
+                key(Action::AcceptAbove),
+                state.accept_at,
+                key(Action::DismissBelow),
+                state.dismiss_below
+            ),
+            t.dimmed(),
+        ));
+    }
     if !state.task.is_detect() {
         lines.push(Line::raw(""));
         let keys: Vec<String> = state
@@ -278,7 +295,7 @@ fn draw_message(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             Span::raw(for_terminal(input)),
             Span::styled("▏", ui.theme.key()),
             Span::styled(
-                "  class= status= name= path= by= date=  Enter apply, Esc cancel",
+                "  class= status= name= path= by= date= score= boxes=  Enter apply, Esc cancel",
                 ui.theme.dimmed(),
             ),
         ]);
@@ -303,6 +320,7 @@ fn draw_message(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
 
 fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
     let mode = match &state.mode {
+        Mode::Normal if state.walk => "WALK",
         Mode::Normal => "REVIEW",
         Mode::Draw { first: None, .. } => "DRAW 1/2",
         Mode::Draw { .. } => "DRAW 2/2",
@@ -331,6 +349,16 @@ fn draw_status(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
             (Action::Class(1), "tag marked"),
             (Action::AcceptImage, "open"),
             (Action::Cancel, "back"),
+        ],
+        _ if state.walk => &[
+            (Action::NextBox, "next proposal"),
+            (Action::AcceptBox, "accept"),
+            (Action::DeleteBox, "dismiss"),
+            (Action::Class(1), "class"),
+            (Action::AcceptAbove, "accept ≥"),
+            (Action::DismissBelow, "dismiss <"),
+            (Action::Undo, "undo"),
+            (Action::WalkProposals, "walk off"),
         ],
         _ if state.task.is_detect() => &[
             (Action::AcceptImage, "accept"),
@@ -495,9 +523,28 @@ fn draw_dashboard(f: &mut Frame, size: Rect, state: &State, ui: &Ui) {
                     )));
                 }
             }
+            if !s.speed.is_empty() {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!("{:<14}{}", "speed", crate::store::Speed::HEADER),
+                    t.title(),
+                ));
+                for sp in &s.speed {
+                    lines.push(Line::raw(format!(
+                        "  {:<12}{}",
+                        for_terminal(&sp.author),
+                        sp.row()
+                    )));
+                }
+            }
         }
     }
-    let area = popup(size, 56, lines.len() as u16 + 2);
+    let width = if state.stats.as_ref().is_some_and(|s| !s.speed.is_empty()) {
+        80
+    } else {
+        56
+    };
+    let area = popup(size, width, lines.len() as u16 + 2);
     f.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
