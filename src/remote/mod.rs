@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 pub use backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, list_all};
@@ -511,6 +511,15 @@ enum ClaimOutcome {
 
 /// Claims `key` for `owner`: create the claim blob if absent; if present and ours (a retried
 /// request, or a crash before we recorded it) or expired, replace it with `If-Match` on its ETag.
+/// Whether `key` has been pushed (its `done/` marker exists).
+async fn is_done(set: &RemoteSet, key: &str) -> RemoteResult<bool> {
+    match set.labels.get(&set.done_name(key)).await {
+        Ok(_) => Ok(true),
+        Err(RemoteError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 async fn try_claim(set: &RemoteSet, key: &str, doc: &ClaimDoc) -> RemoteResult<ClaimOutcome> {
     let name = set.claim_name(key);
     let body = serde_json::to_vec(doc).unwrap_or_default();
@@ -704,13 +713,21 @@ pub async fn pull(
             .map(|key| {
                 let d = doc(&key);
                 async move {
-                    let r = try_claim(set, &key, &d).await;
-                    (key, r)
+                    let r = match try_claim(set, &key, &d).await {
+                        Ok(ClaimOutcome::Won { etag, .. }) if is_done(set, &key).await? => {
+                            // Pushed between our listing and our claim (a push writes `done/`
+                            // before it releases the claim we just replaced): give it back.
+                            let _ = set.labels.delete(&set.claim_name(&key), Some(&etag)).await;
+                            Ok(ClaimOutcome::Lost)
+                        }
+                        r => r,
+                    };
+                    Ok::<_, RemoteError>((key, r))
                 }
             })
             .buffer_unordered(concurrency)
-            .collect()
-            .await;
+            .try_collect()
+            .await?;
         let mut first_err = None;
         for (key, r) in results {
             match r {
