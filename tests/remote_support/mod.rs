@@ -77,11 +77,14 @@ impl OwnAzurite {
     }
 
     fn launch(&mut self) {
-        let child = Command::new(azurite_bin())
-            .args(["--blobHost", "127.0.0.1", "--blobPort"])
-            .arg(self.port.to_string())
-            .arg("--location")
-            .arg(self.data.path())
+        let mut cmd = Command::new(azurite_bin());
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort"])
+            .arg(self.port.to_string());
+        // Azurite refuses a location with in-memory persistence.
+        if !self.in_memory {
+            cmd.arg("--location").arg(self.data.path());
+        }
+        let child = cmd
             .args([
                 "--skipApiVersionCheck",
                 "--loose",
