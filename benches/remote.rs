@@ -8,6 +8,11 @@
 //!   both also with 20 ms added to every request, a stand-in for the round trip to a distant
 //!   storage account (localhost Azurite has none, so there concurrency only shares its CPU);
 //! - listing LIST_N blobs in Azurite (pages of 5,000) and 100,000 files in a local folder.
+//!
+//! `cargo bench --bench remote -- scale [N]` (default 100000): a container of N small PNGs
+//! created once with 256 uploads in flight (Azurite in memory), and a `totag` CSV with a prediction for each (as
+//! active-learning-detect writes it); then, measured: listing all N, and `pull` of the 50 most
+//! uncertain (listing, the CSV, claims, downloads, the store), checked to be those 50.
 
 #[path = "../tests/remote_support/mod.rs"]
 mod remote_support;
@@ -83,6 +88,14 @@ fn label_all(store: &mut termtag::store::Store) {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "scale") {
+        let n = std::env::args()
+            .skip(1)
+            .find_map(|a| a.parse().ok())
+            .unwrap_or(100_000);
+        scale(n);
+        return;
+    }
     let list_n: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -236,4 +249,84 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     assert_eq!(all.len(), 100_000);
+}
+
+/// The 100k-container run: see the module comment.
+fn scale(n: usize) {
+    let az = OwnAzurite::start_in_memory();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let b = Backend::azure(&az.url(), "scale");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = b.project(dir.path());
+    let set = b.open(&p);
+    let key = |i: usize| format!("d{:02}/img{i:06}.png", i % 50);
+    // Confidence of image i: a fixed permutation, so the 50 most uncertain are known.
+    let conf = |i: usize| ((i * 7919) % n) as f64 / n as f64;
+    let body = remote_support::png(1);
+    let mut totag = String::from(
+        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n",
+    );
+    for i in 0..n {
+        let k = key(i);
+        let (folder, file) = k.split_once('/').expect("a folder");
+        let c = conf(i);
+        totag.push_str(&format!(
+            "{file},can,0.1,0.5,0.1,0.5,12,16,{folder},{c:.6},{c:.6}\n"
+        ));
+    }
+    rt.block_on(async {
+        set.images.ensure_exists().await.expect("container");
+        set.labels.ensure_exists().await.expect("container");
+        let t = Instant::now();
+        upload(set.images.as_ref(), (0..n).map(key), &body, 256).await;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "set-up: created {n} blobs in Azurite in {secs:.0}s ({:.0} a second, 256 in flight)",
+            n as f64 / secs
+        );
+        set.labels
+            .put("totag_1000.csv", totag.into_bytes(), PutMode::Create)
+            .await
+            .expect("totag");
+        for run in 1..=2 {
+            let t = Instant::now();
+            let all = list_all(set.images.as_ref(), "").await.expect("list");
+            let secs = t.elapsed().as_secs_f64();
+            assert_eq!(all.len(), n);
+            println!(
+                "list {n} blobs (Azurite, pages of 5000), run {run}: {secs:.2}s = {:.0} blobs/s",
+                n as f64 / secs
+            );
+        }
+    });
+    let mut store = p.store().expect("store");
+    let t = Instant::now();
+    let r = rt
+        .block_on(remote::pull(
+            &p,
+            &mut store,
+            &set,
+            &PullOptions {
+                count: 50,
+                ..Default::default()
+            },
+            &|_| {},
+        ))
+        .expect("pull");
+    let secs = t.elapsed().as_secs_f64();
+    let mut want: Vec<usize> = (0..n).collect();
+    want.sort_by(|a, b| conf(*a).total_cmp(&conf(*b)));
+    let mut want: Vec<String> = want.into_iter().take(50).map(key).collect();
+    want.sort();
+    let mut got = r.claimed.clone();
+    got.sort();
+    assert_eq!(got, want, "the 50 most uncertain");
+    println!(
+        "pull the 50 most uncertain of {n} (list, totag CSV of {n} rows, claims, downloads, store): {secs:.2}s, {} predictions",
+        r.predictions
+    );
 }

@@ -14,7 +14,9 @@
 //! - `termtag queue --limit 5` and `termtag stats`: the real binary, wall time (peak memory through
 //!   /usr/bin/time when it exists).
 //!
-//! Prints one table row per step and size; asserts nothing.
+//! Prints one table row per step and size: wall time and CPU time (the process's own, from
+//! /proc/self/schedstat, or user + system for the binary), which on a busy machine is what the
+//! step would take on an idle one. Asserts nothing.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,13 +40,19 @@ fn main() {
     if sizes.is_empty() {
         sizes = vec![10_000, 30_000, 100_000];
     }
-    println!("| images | step | time | peak memory |");
-    println!("|---|---|---|---|");
+    println!("| images | step | time | CPU time | peak memory |");
+    println!("|---|---|---|---|---|");
     for n in sizes {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Instant::now();
         build(dir.path(), n);
-        row(n, "build (setup)", t.elapsed().as_secs_f64() * 1e3, None);
+        row(
+            n,
+            "build (setup)",
+            t.elapsed().as_secs_f64() * 1e3,
+            None,
+            None,
+        );
         for step in [
             "first-frame",
             "m",
@@ -53,19 +61,20 @@ fn main() {
             "stats",
             "export",
         ] {
-            let (ms, kb) = run_child(step, dir.path());
-            row(n, step, ms, Some(kb));
+            let (ms, cpu, kb) = run_child(step, dir.path());
+            row(n, step, ms, Some(cpu), Some(kb));
         }
         for cmd in [&["queue", "--limit", "5"][..], &["stats"][..]] {
-            let (ms, kb) = run_binary(dir.path(), cmd);
-            row(n, &format!("termtag {}", cmd.join(" ")), ms, kb);
+            let (ms, cpu, kb) = run_binary(dir.path(), cmd);
+            row(n, &format!("termtag {}", cmd.join(" ")), ms, cpu, kb);
         }
     }
 }
 
-fn row(n: usize, step: &str, ms: f64, kb: Option<u64>) {
+fn row(n: usize, step: &str, ms: f64, cpu: Option<f64>, kb: Option<u64>) {
     let mem = kb.map_or("-".to_string(), |kb| format!("{} MB", kb / 1024));
-    println!("| {n} | {step} | {ms:.0} ms | {mem} |");
+    let cpu = cpu.map_or("-".to_string(), |c| format!("{c:.0} ms"));
+    println!("| {n} | {step} | {ms:.0} ms | {cpu} | {mem} |");
 }
 
 /// splitmix64, so every run builds the same project.
@@ -150,8 +159,8 @@ fn build(dir: &Path, n: usize) {
         .expect("import labels");
 }
 
-/// Runs one step in a fresh process; returns its time (ms) and peak memory (kB).
-fn run_child(step: &str, dir: &Path) -> (f64, u64) {
+/// Runs one step in a fresh process; returns its time and CPU time (ms) and peak memory (kB).
+fn run_child(step: &str, dir: &Path) -> (f64, f64, u64) {
     let exe = std::env::current_exe().expect("current exe");
     let out = Command::new(exe)
         .args(["--child", step])
@@ -166,17 +175,19 @@ fn run_child(step: &str, dir: &Path) -> (f64, u64) {
     );
     let mut it = text.split_whitespace();
     let ms = it.next().and_then(|s| s.parse().ok()).expect("time");
+    let cpu = it.next().and_then(|s| s.parse().ok()).expect("cpu time");
     let kb = it.next().and_then(|s| s.parse().ok()).expect("memory");
-    (ms, kb)
+    (ms, cpu, kb)
 }
 
-/// The real binary in the project folder: wall time, and peak memory when /usr/bin/time exists.
-fn run_binary(dir: &Path, args: &[&str]) -> (f64, Option<u64>) {
+/// The real binary in the project folder: wall time, and CPU time and peak memory when
+/// /usr/bin/time exists.
+fn run_binary(dir: &Path, args: &[&str]) -> (f64, Option<f64>, Option<u64>) {
     let bin = env!("CARGO_BIN_EXE_termtag");
     let gnu_time = Path::new("/usr/bin/time").is_file();
     let mut cmd = if gnu_time {
         let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "maxrss_kb=%M", bin]);
+        c.args(["-f", "maxrss_kb=%M cpu_s=%U+%S", bin]);
         c
     } else {
         Command::new(bin)
@@ -190,10 +201,21 @@ fn run_binary(dir: &Path, args: &[&str]) -> (f64, Option<u64>) {
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "termtag {args:?} failed: {err}");
-    let kb = err
-        .lines()
-        .find_map(|l| l.strip_prefix("maxrss_kb=")?.trim().parse().ok());
-    (ms, kb)
+    let line = err.lines().find_map(|l| l.strip_prefix("maxrss_kb="));
+    let kb = line.and_then(|l| l.split_whitespace().next()?.parse().ok());
+    let cpu = line.and_then(|l| {
+        let (u, s) = l.split_once("cpu_s=")?.1.trim().split_once('+')?;
+        Some((u.parse::<f64>().ok()? + s.parse::<f64>().ok()?) * 1e3)
+    });
+    (ms, cpu, kb)
+}
+
+/// CPU time this process has run, in ms (the scheduler's own count, in ns).
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns / 1e6)
 }
 
 fn peak_kb() -> u64 {
@@ -217,13 +239,29 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
+/// Wall and CPU time since a [`mark`], in ms.
+#[derive(Clone, Copy)]
+struct Mark(Instant, f64);
+
+fn mark() -> Mark {
+    Mark(Instant::now(), cpu_ms())
+}
+
+fn ms_since(t: Mark) -> (f64, f64) {
+    (t.0.elapsed().as_secs_f64() * 1e3, cpu_ms() - t.1)
+}
+
+/// Medians of wall and CPU times.
+fn medians(v: Vec<(f64, f64)>) -> (f64, f64) {
+    (
+        median(v.iter().map(|x| x.0).collect()),
+        median(v.iter().map(|x| x.1).collect()),
+    )
 }
 
 /// One step, in this process: prints "time_ms peak_kb".
 fn child(step: &str, dir: &Path) {
-    let t = Instant::now();
+    let t = mark();
     let project = Project::load(dir).expect("load project");
     let mut store = project.store().expect("store");
     let classes = store.class_names().expect("classes");
@@ -240,7 +278,7 @@ fn child(step: &str, dir: &Path) {
         Some(Msg::Queue(items)) => items,
         other => panic!("query {filter:?}: {other:?}"),
     };
-    let ms = match step {
+    let (ms, cpu) = match step {
         "first-frame" => {
             let items = query(&mut store, "", metric);
             let first = items.first().expect("a queue").id;
@@ -253,11 +291,11 @@ fn child(step: &str, dir: &Path) {
         "m" => {
             query(&mut store, "", metric);
             let mut m = metric;
-            median(
+            medians(
                 (0..5)
                     .map(|_| {
                         m = m.next();
-                        let t = Instant::now();
+                        let t = mark();
                         query(&mut store, "", m);
                         ms_since(t)
                     })
@@ -271,14 +309,14 @@ fn child(step: &str, dir: &Path) {
             } else {
                 "name=img00001*"
             };
-            median(
+            medians(
                 (0..3)
                     .map(|i| {
                         // Alternate with the full queue, as a user clearing the filter would.
                         if i > 0 {
                             query(&mut store, "", metric);
                         }
-                        let t = Instant::now();
+                        let t = mark();
                         query(&mut store, filter, metric);
                         ms_since(t)
                     })
@@ -286,16 +324,16 @@ fn child(step: &str, dir: &Path) {
             )
         }
         "stats" => {
-            let t = Instant::now();
+            let t = mark();
             store.stats().expect("stats");
             ms_since(t)
         }
         "export" => {
-            let t = Instant::now();
+            let t = mark();
             store.dataset(true).expect("dataset");
             ms_since(t)
         }
         other => panic!("unknown step {other}"),
     };
-    println!("{ms:.1} {}", peak_kb());
+    println!("{ms:.1} {cpu:.1} {}", peak_kb());
 }

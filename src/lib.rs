@@ -39,5 +39,6 @@ pub mod remote;
 pub mod sanitize;
 pub mod store;
 pub mod theme;
+pub mod thumbs;
 pub mod train;
 pub mod tui;

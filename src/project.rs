@@ -411,6 +411,11 @@ impl Project {
         self.root.join(STATE_DIR).join(DB_FILE)
     }
 
+    /// The gallery's thumbnail cache (`.termtag/thumbs/`).
+    pub fn thumb_cache(&self) -> crate::thumbs::ThumbCache {
+        crate::thumbs::ThumbCache::new(self.root.join(STATE_DIR).join("thumbs"))
+    }
+
     pub fn author(&self) -> String {
         self.config.annotator.clone().unwrap_or_else(default_author)
     }

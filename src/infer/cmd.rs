@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -123,6 +124,7 @@ fn dropped_summary(report: &PredictReport) -> Option<String> {
 
 /// The queue's view of stored predictions.
 pub fn queue_images(images: &[PredictedImage]) -> Vec<QueueImage> {
+    let mut names: HashMap<&str, Arc<str>> = HashMap::new();
     images
         .iter()
         .map(|im| QueueImage {
@@ -131,7 +133,10 @@ pub fn queue_images(images: &[PredictedImage]) -> Vec<QueueImage> {
                 .predictions
                 .iter()
                 .map(|p| Scored {
-                    class: p.class.clone(),
+                    class: names
+                        .entry(p.class.as_str())
+                        .or_insert_with(|| p.class.as_str().into())
+                        .clone(),
                     score: p.score,
                     boxed: p.bbox.is_some(),
                 })

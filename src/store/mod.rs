@@ -119,6 +119,17 @@ pub struct ImageRow {
     pub authors: Vec<String>,
 }
 
+/// What the review queue needs of an image: [`ImageRow`] less the labels, which cost a lookup per
+/// image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageBrief {
+    pub id: i64,
+    pub key: String,
+    pub width: u32,
+    pub height: u32,
+    pub status: ImageStatus,
+}
+
 /// Result of an import, for the command's summary line.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ImportCounts {
@@ -391,6 +402,36 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// [`Store::images`] for the review queue: the same images in the same order, without their
+    /// labels.
+    pub fn image_briefs(&self, filter: &Filter) -> Result<Vec<ImageBrief>> {
+        let (sql_where, args) = filter.sql();
+        let mut st = self.conn.prepare(&format!(
+            "SELECT i.id, i.key, i.width, i.height, i.status FROM image i WHERE {sql_where}"
+        ))?;
+        let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let key = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            if !filter.matches_names(key) {
+                continue;
+            }
+            let status = r.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
+            let status = status.parse().unwrap_or(ImageStatus::New);
+            out.push(ImageBrief {
+                id: r.get(0)?,
+                key: key.to_string(),
+                width: r.get(2)?,
+                height: r.get(3)?,
+                status,
+            });
+        }
+        // Sorted here: SQLite's walk of the key index fetches the rows in key order, a random
+        // order in the table, and takes ten times as long. Keys compare as bytes either way.
+        out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// Images matching `filter`, sorted by key.
@@ -958,6 +999,37 @@ mod tests {
             ]
         );
         assert_eq!(s.stats().unwrap().predicted_images, 3);
+
+        // The review queue's lean read gives what the queue made of `predicted_images`, also
+        // after a decision and with a class score (no box).
+        s.conn
+            .execute(
+                "UPDATE prediction SET decision = 'dismissed' WHERE score = 0.4",
+                [],
+            )
+            .unwrap();
+        let defect = s.classes().unwrap()[1].id;
+        let d = s.create_model_run("cls.onnx", "3", "cls", "cfg").unwrap();
+        let score = NewPrediction {
+            class_id: defect,
+            bbox: None,
+            score: 0.3,
+        };
+        s.write_predictions(d, &[(ids["c.jpg"], ImageResult::Predicted(vec![score]))])
+            .unwrap();
+        let lean = s.queue_images().unwrap();
+        let full = crate::infer::cmd::queue_images(&s.predicted_images(None).unwrap());
+        assert_eq!(lean, full);
+        let preds = |i: usize| -> Vec<(&str, f64, bool)> {
+            lean[i]
+                .preds
+                .iter()
+                .map(|p| (&*p.class, p.score, p.boxed))
+                .collect()
+        };
+        assert_eq!(preds(0), vec![("knot", 0.6, true)]);
+        assert_eq!(preds(1), vec![]);
+        assert_eq!(preds(2), vec![("defect", 0.3, false)]);
     }
 
     #[test]
@@ -976,6 +1048,23 @@ mod tests {
         assert_eq!(keys("path=x/*"), vec!["x/ab/c.jpg", "x/b[1].jpg"]);
         assert_eq!(keys("path=*c.jpg name=c*"), vec!["x/ab/c.jpg"]);
         assert_eq!(keys("path=a*"), vec!["a.jpg", "ab.png"]);
+        // The review queue's rows: the same images, in the same order.
+        for f in ["", "name=a*", "path=x/*", "status=new", "class=none"] {
+            let f = Filter::parse(f).unwrap();
+            let brief: Vec<(i64, String, u32, u32, ImageStatus)> = s
+                .image_briefs(&f)
+                .unwrap()
+                .into_iter()
+                .map(|b| (b.id, b.key, b.width, b.height, b.status))
+                .collect();
+            let full: Vec<(i64, String, u32, u32, ImageStatus)> = s
+                .images(&f)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.id, r.key, r.width, r.height, r.status))
+                .collect();
+            assert_eq!(brief, full, "{f:?}");
+        }
     }
 
     #[test]

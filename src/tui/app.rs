@@ -3,7 +3,7 @@
 //! worker owns the label store, the graphics worker owns pictures.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -13,8 +13,8 @@ use crossterm::event::{Event, KeyEventKind};
 
 use crate::model::ImageStatus;
 use crate::project::Project;
-use crate::queue::{QueueImage, QueueParams};
-use crate::store::{Filter, ImageRow, Store};
+use crate::queue::{IdSlots, Metric, QueueImage, QueueParams, Ranked};
+use crate::store::{Filter, ImageBrief, Store};
 use crate::theme::Theme;
 
 use super::graphics::{self, GraphicsChoice, Job, Overlay, Picture, Reply, Request, Shown};
@@ -62,8 +62,11 @@ struct QueueCache {
     data_version: i64,
     /// Every predicted image with its newest run's predictions.
     predictions: Option<Vec<QueueImage>>,
+    /// Per metric, every predicted image's value and top class (in id order), so that `m`
+    /// back to a metric seen before only sorts.
+    scored: HashMap<Metric, Vec<Ranked>>,
     /// The image rows of the last filter (its text, as typed).
-    rows: Option<(String, Vec<ImageRow>)>,
+    rows: Option<(String, Vec<ImageBrief>)>,
 }
 
 impl QueueCache {
@@ -86,16 +89,21 @@ impl QueueCache {
         let mut filter = Filter::parse(filter_text)?;
         filter.proposals_from = threshold;
         if self.rows.as_ref().is_none_or(|(f, _)| f != filter_text) {
-            self.rows = Some((filter_text.to_string(), store.images(&filter).map_err(err)?));
+            let rows = store.image_briefs(&filter).map_err(err)?;
+            self.rows = Some((filter_text.to_string(), rows));
         }
         if self.predictions.is_none() {
-            let predicted = store.predicted_images(None).map_err(err)?;
-            self.predictions = Some(crate::infer::cmd::queue_images(&predicted));
+            self.predictions = Some(store.queue_images().map_err(err)?);
+            self.scored.clear();
         }
         let (Some((_, rows)), Some(predictions)) = (&self.rows, &self.predictions) else {
             unreachable!("both read above");
         };
-        Ok(queue_items(predictions, rows, &filter, params))
+        let scored = self
+            .scored
+            .entry(params.metric)
+            .or_insert_with(|| crate::queue::score(predictions, params));
+        Ok(queue_items(scored, rows, &filter, params))
     }
 
     /// Forgets what a write by this worker may have changed: a `labels_only` write (a broken
@@ -104,33 +112,39 @@ impl QueueCache {
         self.rows = None;
         if !labels_only {
             self.predictions = None;
+            self.scored.clear();
         }
     }
 }
 
 /// The review queue for a filter: images waiting for review ranked by model uncertainty (the
 /// same ordering as `termtag queue`), then waiting images the model has not seen, then skipped
-/// and reviewed ones; broken images only when the filter asks for them. `predictions` holds every
-/// predicted image (newest run); `rows` the images matching the filter.
+/// and reviewed ones; broken images only when the filter asks for them. `scored` holds every
+/// predicted image (newest run) as [`crate::queue::score`] gives it, in id order; `rows` the
+/// images matching the filter.
 pub fn queue_items(
-    predictions: &[QueueImage],
-    rows: &[ImageRow],
+    scored: &[Ranked],
+    rows: &[ImageBrief],
     filter: &Filter,
     params: &QueueParams,
 ) -> Vec<QueueItem> {
     let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
-    let rows: Vec<&ImageRow> = rows
-        .iter()
-        .filter(|r| r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken))
-        .collect();
-    let by_id: HashMap<i64, &ImageRow> = rows.iter().map(|r| (r.id, *r)).collect();
-    let predicted: Vec<&QueueImage> = predictions
-        .iter()
-        .filter(|p| by_id.get(&p.id).is_some_and(|r| waiting(r.status)))
-        .collect();
-    let seen: HashSet<i64> = predicted.iter().map(|p| p.id).collect();
-    let ranked = crate::queue::order(predicted, params);
-    let item = |r: &ImageRow, score: Option<f64>| QueueItem {
+    let shown = |r: &ImageBrief| {
+        r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken)
+    };
+    let slots = IdSlots::new(rows.iter().map(|r| r.id));
+    let mut seen = vec![false; rows.len()];
+    let mut predicted: Vec<Ranked> = Vec::new();
+    for r in scored {
+        if let Some(n) = slots.get(r.id)
+            && waiting(rows[n].status)
+        {
+            seen[n] = true;
+            predicted.push(r.clone());
+        }
+    }
+    let ranked = crate::queue::arrange(predicted, params);
+    let item = |r: &ImageBrief, score: Option<f64>| QueueItem {
         id: r.id,
         key: r.key.clone(),
         width: r.width,
@@ -142,13 +156,14 @@ pub fn queue_items(
     items.extend(
         ranked
             .iter()
-            .filter_map(|rk| by_id.get(&rk.id).map(|r| item(r, rk.value))),
+            .filter_map(|rk| Some(item(&rows[slots.get(rk.id)?], rk.value))),
     );
     // Images the model has not seen yet, then the rest, each group by key.
     items.extend(
         rows.iter()
-            .filter(|r| waiting(r.status) && !seen.contains(&r.id))
-            .map(|r| item(r, None)),
+            .zip(&seen)
+            .filter(|(r, seen)| waiting(r.status) && !**seen)
+            .map(|(r, _)| item(r, None)),
     );
     items.extend(
         rows.iter()
@@ -157,7 +172,7 @@ pub fn queue_items(
     );
     items.extend(
         rows.iter()
-            .filter(|r| matches!(r.status, ImageStatus::Reviewed | ImageStatus::Broken))
+            .filter(|r| matches!(r.status, ImageStatus::Reviewed | ImageStatus::Broken) && shown(r))
             .map(|r| item(r, None)),
     );
     items
@@ -386,7 +401,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     let signals = listen_for_signals(tx.clone())?;
     let (store_tx, worker) = spawn_store_worker(store, ctx, tx.clone())?;
     let gfx_tx_reply = tx.clone();
-    let gfx = graphics::spawn(setup, max_mp, move |r| {
+    let gfx = graphics::spawn(setup, max_mp, project.thumb_cache(), move |r| {
         let _ = gfx_tx_reply.send(AppEvent::Picture(r));
     });
 
@@ -849,4 +864,110 @@ fn same_job(a: &Job, b: &Job) -> bool {
         generation: b.generation,
         ..a.clone()
     } == *b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{QueueConfig, Scored};
+
+    /// The queue as it was built before rows were walked beside the scores: maps and sets.
+    fn reference(
+        images: &[QueueImage],
+        rows: &[ImageBrief],
+        filter: &Filter,
+        params: &QueueParams,
+    ) -> Vec<(i64, Option<f64>)> {
+        let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
+        let rows: Vec<&ImageBrief> = rows
+            .iter()
+            .filter(|r| {
+                r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken)
+            })
+            .collect();
+        let by_id: HashMap<i64, &ImageBrief> = rows.iter().map(|r| (r.id, *r)).collect();
+        let predicted: Vec<&QueueImage> = images
+            .iter()
+            .filter(|p| by_id.get(&p.id).is_some_and(|r| waiting(r.status)))
+            .collect();
+        let seen: std::collections::HashSet<i64> = predicted.iter().map(|p| p.id).collect();
+        let mut out: Vec<(i64, Option<f64>)> = crate::queue::order(predicted, params)
+            .iter()
+            .map(|r| (r.id, r.value))
+            .collect();
+        let group = |keep: &dyn Fn(&ImageBrief) -> bool| -> Vec<(i64, Option<f64>)> {
+            rows.iter()
+                .filter(|r| keep(r))
+                .map(|r| (r.id, None))
+                .collect()
+        };
+        out.extend(group(&|r| waiting(r.status) && !seen.contains(&r.id)));
+        out.extend(group(&|r| r.status == ImageStatus::Skipped));
+        out.extend(group(&|r| {
+            matches!(r.status, ImageStatus::Reviewed | ImageStatus::Broken)
+        }));
+        out
+    }
+
+    #[test]
+    fn queue_items_order_the_rows_as_the_full_sort_did() {
+        // 2,000 images with every status, keys in another order than ids, predictions for
+        // most (some below the minimum confidence, some for images the filter left out).
+        let mut x: u64 = 9;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let rows: Vec<ImageBrief> = (0..2000)
+            .map(|i| ImageBrief {
+                id: (i * 7919) % 2003,
+                key: format!("k{i:05}.jpg"),
+                width: 10,
+                height: 10,
+                status: ImageStatus::ALL[next(5) as usize],
+            })
+            .collect();
+        let mut images: Vec<QueueImage> = Vec::new();
+        for id in 0..2003 {
+            if next(4) == 0 {
+                continue;
+            }
+            let preds = (0..next(4))
+                .map(|k| Scored {
+                    class: ["a", "b"][k as usize % 2].into(),
+                    score: next(20) as f64 / 20.0,
+                    boxed: true,
+                })
+                .collect();
+            images.push(QueueImage { id, preds });
+        }
+        images.sort_by_key(|i| i.id);
+        for (filter, metric) in [
+            ("", crate::queue::Metric::LeastConfidence),
+            ("", crate::queue::Metric::Entropy),
+            ("status=broken", crate::queue::Metric::Margin),
+        ] {
+            let filter = Filter::parse(filter).unwrap();
+            let rows: Vec<ImageBrief> = rows
+                .iter()
+                .filter(|r| filter.status.is_none_or(|s| s == r.status))
+                .cloned()
+                .collect();
+            let mut params = QueueParams::new(&QueueConfig::default(), 0.1, 2);
+            params.metric = metric;
+            let scored = crate::queue::score(&images, &params);
+            let got: Vec<(i64, Option<f64>)> = queue_items(&scored, &rows, &filter, &params)
+                .iter()
+                .map(|q| (q.id, q.score))
+                .collect();
+            assert_eq!(got, reference(&images, &rows, &filter, &params));
+            assert_eq!(
+                got.iter().any(|g| g.1.is_some()),
+                filter.status.is_none(),
+                "ranked images unless only broken ones are asked for"
+            );
+        }
+    }
 }

@@ -27,6 +27,7 @@ use ratatui_image::picker::{Capability, Picker, ProtocolType};
 use ratatui_image::protocol::Protocol;
 
 use crate::model::BBox;
+use crate::thumbs::ThumbCache;
 
 pub use overlay::{Overlay, OverlayBox};
 
@@ -523,7 +524,13 @@ fn centred(canvas: Rect, (w, h): (u16, u16)) -> Rect {
 
 /// Runs until the request channel closes. Only the newest render request is worked on: older
 /// ones still queued are skipped, so on a slow link the screen follows the last key.
-pub fn worker(setup: Setup, max_megapixels: u32, rx: Receiver<Request>, tx: impl Fn(Reply)) {
+pub fn worker(
+    setup: Setup,
+    max_megapixels: u32,
+    thumb_cache: &ThumbCache,
+    rx: Receiver<Request>,
+    tx: impl Fn(Reply),
+) {
     let mut cache = Cache {
         entries: VecDeque::new(),
         capacity: 6,
@@ -571,9 +578,10 @@ pub fn worker(setup: Setup, max_megapixels: u32, rx: Receiver<Request>, tx: impl
             }
             _ => {
                 if let Some((id, path, cells)) = thumbs.pop_front() {
-                    // Thumbnails are not cached as decoded images: a page of them would evict
-                    // the pictures being reviewed.
-                    let thumb = crate::decode::open_upright(&path, max_megapixels)
+                    // Thumbnails come from the on-disk cache, not the decoded-image one: a page
+                    // of them would evict the pictures being reviewed.
+                    let thumb = thumb_cache
+                        .get_or_make(&path, max_megapixels)
                         .and_then(|img| renderer.thumb(&img, cells));
                     if let Ok(protocol) = thumb {
                         tx(Reply::Thumb { id, protocol });
@@ -647,12 +655,13 @@ pub fn fit(
 pub fn spawn(
     setup: Setup,
     max_megapixels: u32,
+    thumb_cache: ThumbCache,
     send: impl Fn(Reply) + Send + 'static,
 ) -> Sender<Request> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("termtag-graphics".into())
-        .spawn(move || worker(setup, max_megapixels, rx, send))
+        .spawn(move || worker(setup, max_megapixels, &thumb_cache, rx, send))
         .expect("spawn graphics worker");
     tx
 }
