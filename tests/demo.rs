@@ -49,22 +49,39 @@ fn coco_boxes(path: &std::path::Path) -> BTreeMap<String, Vec<(String, [f64; 4],
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["id"].as_i64().unwrap(), c["name"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["id"].as_i64().unwrap(),
+                c["name"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let names: BTreeMap<i64, String> = v["images"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["id"].as_i64().unwrap(), i["file_name"].as_str().unwrap().to_string()))
+        .map(|i| {
+            (
+                i["id"].as_i64().unwrap(),
+                i["file_name"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let mut out: BTreeMap<String, Vec<_>> = names.values().map(|n| (n.clone(), vec![])).collect();
     for a in v["annotations"].as_array().unwrap() {
-        let b: Vec<f64> = a["bbox"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        out.get_mut(&names[&a["image_id"].as_i64().unwrap()]).unwrap().push((
-            cats[&a["category_id"].as_i64().unwrap()].clone(),
-            [b[0], b[1], b[0] + b[2], b[1] + b[3]],
-            a["score"].as_f64().unwrap_or(1.0),
-        ));
+        let b: Vec<f64> = a["bbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        out.get_mut(&names[&a["image_id"].as_i64().unwrap()])
+            .unwrap()
+            .push((
+                cats[&a["category_id"].as_i64().unwrap()].clone(),
+                [b[0], b[1], b[0] + b[2], b[1] + b[3]],
+                a["score"].as_f64().unwrap_or(1.0),
+            ));
     }
     out
 }
@@ -86,14 +103,20 @@ fn live_demo_prelabels_with_the_committed_model_and_reaches_the_stated_ap() {
     let f = Fixture::new();
     let said = text(&demo(&f, &[], &[], &[]));
     assert!(said.contains("pre-labelling the boards live"), "{said}");
-    assert!(said.contains("40 images predicted") || said.contains("60 images predicted"), "{said}");
+    assert!(
+        said.contains("40 images predicted") || said.contains("60 images predicted"),
+        "{said}"
+    );
     assert!(!said.contains("recorded"), "{said}");
 
     // AP@0.5 on the labelled boards, as `termtag eval` measures it.
     let eval: Value = serde_json::from_str(&f.ok(&["eval", "--json"])).unwrap();
     let ap50 = eval["coco_map50"].as_f64().unwrap();
     assert_eq!(eval["images"].as_u64(), Some(20), "{eval}");
-    assert!(ap50 >= STATED_AP50 - 0.02, "AP@0.5 {ap50} below the stated {STATED_AP50}: {eval}");
+    assert!(
+        ap50 >= STATED_AP50 - 0.02,
+        "AP@0.5 {ap50} below the stated {STATED_AP50}: {eval}"
+    );
 
     // Imperfect on the waiting boards: misses, false positives and uncertain scores all occur.
     f.ok(&["export", "--predictions", "--format", "coco", "live.json"]);
@@ -109,21 +132,34 @@ fn live_demo_prelabels_with_the_committed_model_and_reaches_the_stated_ap() {
             }
         }
         for p in &shown {
-            if !truth[key].iter().any(|g| p.0 == g.0 && iou(&p.1, &g.1) >= 0.5) {
+            if !truth[key]
+                .iter()
+                .any(|g| p.0 == g.0 && iou(&p.1, &g.1) >= 0.5)
+            {
                 false_pos += 1;
             }
         }
     }
-    assert!(misses > 0 && false_pos > 0 && uncertain > 0, "misses {misses}, false positives {false_pos}, uncertain {uncertain}");
+    assert!(
+        misses > 0 && false_pos > 0 && uncertain > 0,
+        "misses {misses}, false positives {false_pos}, uncertain {uncertain}"
+    );
 
     // The recorded predictions (used without a runtime) are what this model predicts.
     let recorded = coco_boxes(&f.project().join("model/recorded-predictions.coco.json"));
     assert_eq!(recorded.len(), live.len());
     for (key, preds) in &live {
         let rec = &recorded[key];
-        assert_eq!(rec.len(), preds.len(), "{key}: live {preds:?} recorded {rec:?}");
+        assert_eq!(
+            rec.len(),
+            preds.len(),
+            "{key}: live {preds:?} recorded {rec:?}"
+        );
         for (p, r) in preds.iter().zip(rec) {
-            assert!(p.0 == r.0 && (p.2 - r.2).abs() < 0.01 && iou(&p.1, &r.1) > 0.95, "{key}: {p:?} vs {r:?}");
+            assert!(
+                p.0 == r.0 && (p.2 - r.2).abs() < 0.01 && iou(&p.1, &r.1) > 0.95,
+                "{key}: {p:?} vs {r:?}"
+            );
         }
     }
 }
@@ -142,10 +178,16 @@ fn offline_with_no_runtime_at_all_imports_the_recorded_predictions() {
     ));
     assert!(said.contains("ONNX Runtime not found"), "{said}");
     assert!(said.contains("--offline: installing nothing"), "{said}");
-    assert!(said.contains("imported the predictions recorded with the demo model"), "{said}");
+    assert!(
+        said.contains("imported the predictions recorded with the demo model"),
+        "{said}"
+    );
     assert!(!f.project().join(".termtag-runtime").exists());
     let stats = f.ok(&["stats"]);
-    assert!(stats.contains("reviewed 20") && stats.contains("predicted: 60"), "{stats}");
+    assert!(
+        stats.contains("reviewed 20") && stats.contains("predicted: 60"),
+        "{stats}"
+    );
     let queue = f.ok(&["queue", "--limit", "3"]);
     assert!(queue.contains("board-0"), "{queue}");
     // The demo writes only inside its folder.
@@ -169,7 +211,12 @@ fn without_a_runtime_pip_is_tried_and_its_failure_is_said() {
             ("PIP_NO_CACHE_DIR", "1"),
             ("PIP_CONFIG_FILE", "/dev/null"),
         ],
-        &["ORT_DYLIB_PATH", "LD_LIBRARY_PATH", "PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"],
+        &[
+            "ORT_DYLIB_PATH",
+            "LD_LIBRARY_PATH",
+            "PIP_FIND_LINKS",
+            "PIP_EXTRA_INDEX_URL",
+        ],
     ));
     assert!(said.contains("ONNX Runtime not found"), "{said}");
     assert!(
@@ -178,7 +225,10 @@ fn without_a_runtime_pip_is_tried_and_its_failure_is_said() {
         "{said}"
     );
     assert!(said.contains("pip could not install onnxruntime"), "{said}");
-    assert!(said.contains("imported the predictions recorded with the demo model"), "{said}");
+    assert!(
+        said.contains("imported the predictions recorded with the demo model"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -186,7 +236,14 @@ fn the_generator_writes_the_same_boards_for_the_same_seed() {
     let f = Fixture::new();
     for dir in ["a", "b", "c"] {
         let seed = if dir == "c" { "14" } else { "13" };
-        f.ok(&["demo", f.path(dir).to_str().unwrap(), "--boards", "3", "--seed", seed]);
+        f.ok(&[
+            "demo",
+            f.path(dir).to_str().unwrap(),
+            "--boards",
+            "3",
+            "--seed",
+            seed,
+        ]);
     }
     let read = |d: &str, n: &str| std::fs::read(f.path(d).join(n)).unwrap();
     for n in ["board-000.png", "board-002.png", "labels.coco.json"] {

@@ -4,10 +4,10 @@ YOLOv8-style raw head: one output [batch, 4 + classes, cells], boxes as cx, cy, 
 pixels, class scores after sigmoid, class names in the metadata `names`. termtag's YOLO adapter
 reads it as it reads an Ultralytics export (letterbox, NMS in termtag).
 
-  python3 train.py --data labels.coco.json --images DIR --out model.onnx [--init model.onnx]
+  python3 train.py --data labels.coco.json --images DIR --out model.onnx [--init model.pt]
 
 --data is a COCO file (termtag's export, or the generator's ground truth), --images the folder its
-`file_name`s are relative to. --init starts from the weights of an ONNX model this script wrote
+`file_name`s are relative to. The weights are also saved beside --out as .pt; --init starts from such a file
 (how `termtag train` in the demo fine-tunes the shipped model on the reviewed boards).
 
 Needs torch, onnx, numpy and pillow (`pip install torch onnx pillow`). Deterministic on one
@@ -27,7 +27,6 @@ try:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
-    from onnx import numpy_helper
     from PIL import Image
 except ImportError as e:  # one line saying what to install
     sys.exit(f"train.py needs torch, onnx, numpy and pillow: pip install torch onnx pillow ({e})")
@@ -40,7 +39,8 @@ GH, GW = H // STRIDE, W // STRIDE
 
 def conv(cin, cout, stride=1, dilation=1):
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation),
+        nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
         nn.SiLU(),
     )
 
@@ -178,13 +178,8 @@ def loss_of(model, x, tcls, tbox, tpos):
 
 
 def init_from(model, path):
-    """Copies the weights of an ONNX model this script exported (initializers keep the names)."""
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(path).graph.initializer}
-    state = model.state_dict()
-    found = {k: weights[k] for k in state if k in weights and weights[k].shape == state[k].shape}
-    if len(found) != len(state):
-        sys.exit(f"{path}: not a model written by this script ({len(found)} of {len(state)} weights found)")
-    model.load_state_dict(found)
+    """Starts from the weights saved beside a model this script exported (`--out` with .pt)."""
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def export(model, path):
@@ -220,13 +215,13 @@ def main():
     ap.add_argument("--data", required=True, help="COCO labels file")
     ap.add_argument("--images", required=True, help="folder the COCO file_names are relative to")
     ap.add_argument("--out", required=True, help="ONNX file to write")
-    ap.add_argument("--init", help="start from this ONNX model's weights")
-    ap.add_argument("--epochs", type=int, help="default 24, or 12 with --init")
+    ap.add_argument("--init", help="start from these weights (the .pt written beside an earlier --out)")
+    ap.add_argument("--epochs", type=int, help="default 10, or 12 with --init")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    epochs = args.epochs or (12 if args.init else 24)
+    epochs = args.epochs or (12 if args.init else 10)
 
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -260,10 +255,12 @@ def main():
             loss = loss_of(model, torch.stack(xs), torch.stack(cs), torch.stack(bs), torch.stack(ps))
             opt.zero_grad()
             loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             sched.step()
             total += loss.item() * len(xs)
         print(f"epoch {epoch + 1}/{epochs}: loss {total / len(samples):.4f}", flush=True)
+    torch.save(model.state_dict(), os.path.splitext(args.out)[0] + ".pt")
     export(model, args.out)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB)")
 

@@ -96,7 +96,12 @@ fn overlaps(boxes: &[(usize, f32, f32, f32, f32)], b: (f32, f32, f32, f32)) -> b
 /// stamped points (x, y, half-width).
 fn crack(rng: &mut Rng) -> Vec<(f32, f32, f32)> {
     let len = rng.range(28.0, 110.0);
-    let mut angle = rng.range(-0.5, 0.5) + if rng.below(2) == 0 { 0.0 } else { std::f32::consts::PI };
+    let mut angle = rng.range(-0.5, 0.5)
+        + if rng.below(2) == 0 {
+            0.0
+        } else {
+            std::f32::consts::PI
+        };
     let (mut x, mut y) = (0.0f32, 0.0f32);
     let width = rng.range(0.9, 2.2);
     let mut pts = Vec::new();
@@ -150,7 +155,10 @@ pub fn board(seed: u64, index: u32) -> Board {
         }
         let rx = rng.range(7.0, 22.0);
         let ry = rx * rng.range(0.6, 1.0);
-        let (x, y) = (rng.range(rx + 4.0, w - rx - 4.0), rng.range(ry + 4.0, h - ry - 4.0));
+        let (x, y) = (
+            rng.range(rx + 4.0, w - rx - 4.0),
+            rng.range(ry + 4.0, h - ry - 4.0),
+        );
         let b = (x - rx - 1.0, y - ry - 1.0, x + rx + 1.0, y + ry + 1.0);
         if overlaps(&objects, b) {
             continue;
@@ -273,8 +281,14 @@ pub fn board(seed: u64, index: u32) -> Board {
 /// Adds darkness `strength` in a disc of radius `r` (anti-aliased) around (cx, cy).
 fn stamp(mask: &mut [f32], cx: f32, cy: f32, r: f32, strength: f32) {
     let reach = r + 1.0;
-    let (xa, xb) = ((cx - reach).floor().max(0.0), (cx + reach).ceil().min(WIDTH as f32 - 1.0));
-    let (ya, yb) = ((cy - reach).floor().max(0.0), (cy + reach).ceil().min(HEIGHT as f32 - 1.0));
+    let (xa, xb) = (
+        (cx - reach).floor().max(0.0),
+        (cx + reach).ceil().min(WIDTH as f32 - 1.0),
+    );
+    let (ya, yb) = (
+        (cy - reach).floor().max(0.0),
+        (cy + reach).ceil().min(HEIGHT as f32 - 1.0),
+    );
     let mut py = ya;
     while py <= yb {
         let mut px = xa;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::formats::{ExportCtx, FormatKind, show_path};
+use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, KnownImage, show_path};
 use crate::model::{Dataset, Task};
 use crate::project::{CONFIG_FILE, ClassMap, Project};
 
@@ -27,6 +27,8 @@ pub const LABELLED: u32 = 20;
 /// The detector, its trainer and the predictions it made on the demo's first batch, recorded
 /// with `scripts/demo-model/record.sh` (see demo/README.md).
 const MODEL: &[u8] = include_bytes!("../../demo/model/board-detector.onnx");
+/// Its weights as the trainer saved them: where `termtag train` starts from.
+const WEIGHTS: &[u8] = include_bytes!("../../demo/model/board-detector.pt");
 const TRAINER: &str = include_str!("../../scripts/demo-model/train.py");
 const RECORDED: &str = include_str!("../../demo/model/recorded-predictions.coco.json");
 
@@ -36,6 +38,7 @@ const MARKER: &str = ".termtag-demo";
 pub const RUNTIME_DIR: &str = ".termtag-runtime";
 pub const REMOTE_DIR: &str = "remote";
 pub const MODEL_FILE: &str = "model/board-detector.onnx";
+const WEIGHTS_FILE: &str = "model/board-detector.pt";
 pub const RECORDED_FILE: &str = "model/recorded-predictions.coco.json";
 pub const GROUND_TRUTH: &str = "ground-truth.coco.json";
 
@@ -106,7 +109,10 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
             show_path(dir)
         );
     }
-    write(&dir.join(MARKER), b"termtag demo: `termtag demo --reset` deletes this folder's contents\n")?;
+    write(
+        &dir.join(MARKER),
+        b"termtag demo: `termtag demo --reset` deletes this folder's contents\n",
+    )?;
     let root = dir.canonicalize()?;
 
     // The remote: every board, as a shared folder that `F` pulls from and `P` pushes to.
@@ -123,6 +129,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
     }
     write_coco(&truth, &root.join(GROUND_TRUTH))?;
     write(&root.join(MODEL_FILE), MODEL)?;
+    write(&root.join(WEIGHTS_FILE), WEIGHTS)?;
     write(&root.join("model/train.py"), TRAINER.as_bytes())?;
     write(&root.join(RECORDED_FILE), RECORDED.as_bytes())?;
 
@@ -133,7 +140,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
     cfg.remote.folder = Some(PathBuf::from(REMOTE_DIR));
     cfg.model.path = Some(MODEL_FILE.into());
     cfg.train.command = Some(
-        "python3 model/train.py --data {export} --images .termtag/cache --init model/board-detector.onnx --out {model}"
+        "python3 model/train.py --data {export} --images .termtag/cache --init model/board-detector.pt --out {model}"
             .into(),
     );
     save(&project)?;
@@ -157,6 +164,12 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
         "pulled the first batch: {} boards; {} wait in the remote for `F`",
         pull.claimed.len(),
         pull.remaining
+    ));
+
+    publish_predictions(&project, FIRST_BATCH as u32..BOARDS)?;
+    say(&format!(
+        "the remote's totag CSV carries the model's recorded scores for those {} boards, so `F` pulls the least certain first",
+        BOARDS as usize - FIRST_BATCH
     ));
 
     let mut labelled = dataset();
@@ -184,7 +197,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
             true,
             &ClassMap::default(),
             false,
-            false,
+            true,
         )?;
         say(&format!(
             "imported the predictions recorded with the demo model instead ({} on {} boards, {RECORDED_FILE}); `termtag predict` makes them live once ONNX Runtime is installed",
@@ -192,6 +205,49 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
         ));
     }
     Ok(project)
+}
+
+/// Writes the recorded predictions of `boards` into the remote as an active-learning-detect
+/// `totag` CSV, as a training machine publishes its scores for the images still to label.
+fn publish_predictions(project: &Project, boards: std::ops::Range<u32>) -> Result<()> {
+    let known: Vec<KnownImage> = (0..BOARDS)
+        .map(|i| KnownImage {
+            key: boards::key(i),
+            width: boards::WIDTH,
+            height: boards::HEIGHT,
+            orientation: 1,
+        })
+        .collect();
+    let classes = dataset().classes;
+    let recorded = FormatKind::Coco.import(
+        &project.root.join(RECORDED_FILE),
+        &ImportCtx {
+            task: Task::Detect,
+            images: &ImageIndex::new(known),
+            classes: &classes,
+            predictions: true,
+        },
+    )?;
+    let wanted: Vec<String> = boards.map(boards::key).collect();
+    let mut ds = recorded.dataset;
+    ds.images.retain(|im| wanted.contains(&im.key));
+    let cfg = &project.config.remote;
+    let out = project
+        .root
+        .join(REMOTE_DIR)
+        .join(&cfg.labels_container)
+        .join(format!("totag_{}.csv", crate::store::now_ms()));
+    std::fs::create_dir_all(out.parent().unwrap_or(&project.root))?;
+    FormatKind::AldCsv.export(
+        &ds,
+        &ExportCtx {
+            task: Task::Detect,
+            out: &out,
+            predictions: true,
+            url_prefix: "",
+        },
+    )?;
+    Ok(())
 }
 
 fn save(project: &Project) -> Result<()> {
