@@ -144,6 +144,8 @@ pub fn board(seed: u64, index: u32) -> Board {
     let period = rng.range(7.0, 13.0);
     let (f1, f2) = (rng.range(0.004, 0.012), rng.range(0.02, 0.045));
     let (a1, a2) = (rng.range(6.0, 22.0), rng.range(1.0, 4.0));
+    // The literal is part of the boards' bytes (and of what the shipped model saw): keep it.
+    #[allow(clippy::approx_constant)]
     let (p1, p2) = (rng.range(0.0, 6.28), rng.range(0.0, 6.28));
     let mut objects: Vec<(usize, f32, f32, f32, f32)> = Vec::new();
 

@@ -23,7 +23,7 @@ pub fn ensure(project: &mut Project, offline: bool, say: &dyn Fn(&str)) -> Resul
         }
         Err(e) => e.to_string(),
     };
-    say(&format!("{missing}"));
+    say(&missing);
     if offline {
         return Err("--offline: installing nothing".into());
     }
