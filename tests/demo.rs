@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// The AP@0.5 (COCO 101-point) the committed model reaches on the 20 labelled boards, as stated
 /// in the README; the test allows a little below it for another CPU's rounding.
-const STATED_AP50: f64 = 0.0;
+const STATED_AP50: f64 = 1.0;
 
 fn demo(f: &Fixture, args: &[&str], env: &[(&str, &str)], remove: &[&str]) -> Output {
     let mut c = f.cmd();
@@ -107,7 +107,10 @@ fn live_demo_prelabels_with_the_committed_model_and_reaches_the_stated_ap() {
         said.contains("40 images predicted") || said.contains("60 images predicted"),
         "{said}"
     );
-    assert!(!said.contains("recorded"), "{said}");
+    assert!(
+        !said.contains("imported the predictions recorded"),
+        "{said}"
+    );
 
     // AP@0.5 on the labelled boards, as `termtag eval` measures it.
     let eval: Value = serde_json::from_str(&f.ok(&["eval", "--json"])).unwrap();
@@ -140,6 +143,10 @@ fn live_demo_prelabels_with_the_committed_model_and_reaches_the_stated_ap() {
             }
         }
     }
+    eprintln!(
+        "AP@0.5 {ap50:.4} (VOC {:.4}) on the labelled boards; waiting boards: {misses} misses, {false_pos} false positives (score >= 0.5), {uncertain} scores in [0.3, 0.7)",
+        eval["voc_map50"].as_f64().unwrap_or(f64::NAN)
+    );
     assert!(
         misses > 0 && false_pos > 0 && uncertain > 0,
         "misses {misses}, false positives {false_pos}, uncertain {uncertain}"
@@ -147,7 +154,7 @@ fn live_demo_prelabels_with_the_committed_model_and_reaches_the_stated_ap() {
 
     // The recorded predictions (used without a runtime) are what this model predicts.
     let recorded = coco_boxes(&f.project().join("model/recorded-predictions.coco.json"));
-    assert_eq!(recorded.len(), live.len());
+    assert_eq!(recorded.len(), 100);
     for (key, preds) in &live {
         let rec = &recorded[key];
         assert_eq!(
