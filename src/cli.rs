@@ -61,13 +61,25 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
-    /// Build the demo project (five photos, two of them labelled) and show where it is.
+    /// Build the wood-board demo (a trained model pre-labels it live) and open the review queue.
     Demo {
         /// Where to put it.
         #[arg(default_value = "termtag-demo")]
         dir: PathBuf,
         #[arg(long, value_enum, default_value_t)]
         graphics: GraphicsChoice,
+        /// Delete the demo in DIR and build it again.
+        #[arg(long)]
+        reset: bool,
+        /// Install nothing: without ONNX Runtime, import the predictions recorded with the model.
+        #[arg(long)]
+        offline: bool,
+        /// Only write N generated boards and their ground truth into DIR (the trainer's data).
+        #[arg(long, value_name = "N", hide = true)]
+        boards: Option<u32>,
+        /// The generator's seed for --boards.
+        #[arg(long, hide = true, default_value_t = crate::demo::SEED)]
+        seed: u64,
     },
     /// Add images that appeared in the source folder since the last scan.
     Refresh,
@@ -263,8 +275,27 @@ pub fn run(cli: Cli) -> Result<()> {
         print_refresh(&report)?;
         return Ok(());
     }
-    if let Command::Demo { dir, graphics } = &command {
-        let project = crate::demo::build(dir)?;
+    if let Command::Demo {
+        dir,
+        graphics,
+        reset,
+        offline,
+        boards,
+        seed,
+    } = &command
+    {
+        if let Some(n) = boards {
+            let labels = crate::demo::write_boards(dir, *n, *seed)?;
+            outln!("wrote {n} boards (seed {seed}) and {}", show_path(&labels))?;
+            return Ok(());
+        }
+        let opts = crate::demo::DemoOptions {
+            reset: *reset,
+            offline: *offline,
+        };
+        let project = crate::demo::build(dir, &opts, &|line| {
+            let _ = outln!("{line}");
+        })?;
         if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
             log_to_file(&project);
             return crate::tui::app::run(&project, *graphics);

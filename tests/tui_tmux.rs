@@ -40,11 +40,14 @@ impl Tmux {
         self.start_with(f, "--graphics halfblocks");
     }
     fn start_with(&self, f: &Fixture, flags: &str) {
+        self.run(&format!("-C {} label {flags}", f.project().display()));
+    }
+    /// Runs termtag with `args` in the session's pane.
+    fn run(&self, args: &str) {
         // The pane stays after termtag exits and shows how it ended.
         let cmd = format!(
-            "env TERM=xterm-256color USER=tester {} -C {} label {flags}; echo termtag-exit=$?; sleep 600",
+            "env TERM=xterm-256color USER=tester {} {args}; echo termtag-exit=$?; sleep 600",
             env!("CARGO_BIN_EXE_termtag"),
-            f.project().display()
         );
         let out = Command::new("tmux")
             .arg("-L")
@@ -81,6 +84,10 @@ impl Tmux {
     /// Waits until the screen contains `text` (the app is asynchronous), or fails showing it.
     #[track_caller]
     fn wait_for(&self, text: &str) -> String {
+        self.wait_secs(text, 20)
+    }
+    #[track_caller]
+    fn wait_secs(&self, text: &str, secs: u64) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
@@ -88,7 +95,7 @@ impl Tmux {
                 return s;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(20),
+                start.elapsed() < Duration::from_secs(secs),
                 "screen never showed {text:?}:\n{s}\npanes: {}",
                 self.tmux(&[
                     "list-panes",
@@ -685,4 +692,66 @@ fn triage_keys_alone_review_a_pre_labelled_project() {
         f.count("SELECT sum(active_ms) FROM review_time WHERE author = 'tester'") > 0,
         "{stats}"
     );
+
+fn demo_from_an_empty_folder_opens_on_scored_proposals_and_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let db = || rusqlite::Connection::open(demo.join(".termtag/labels.db")).unwrap();
+    let count = |sql: &str| -> i64 { db().query_row(sql, [], |r| r.get(0)).unwrap() };
+    let t = Tmux::new("demo");
+    // Live with ORT_DYLIB_PATH, else the recorded predictions: either way the same proposals.
+    t.run(&format!(
+        "demo {} --offline --graphics halfblocks",
+        demo.display()
+    ));
+    t.wait_secs("REVIEW", 300);
+    let s = t.wait_for("ranked by least_confidence");
+    // The first screen: the least certain board, with a scored knot or defect proposal.
+    let scored = s.lines().any(|l| {
+        (l.contains("knot") || l.contains("defect"))
+            && l.split_whitespace()
+                .any(|w| w.starts_with("0.") && w.len() == 4)
+    });
+    assert!(scored && s.contains("board-0"), "{s}");
+
+    // Dismiss a proposal, accept the board, push the reviewed boards, pull the next batch.
+    t.keys(&["Tab", "x"]);
+    t.wait_for("dismissed ");
+    t.keys(&["Enter"]);
+    t.wait_for(" accepted");
+    assert_eq!(
+        count("SELECT count(*) FROM image WHERE status = 'reviewed'"),
+        21
+    );
+    t.keys(&["P"]);
+    let s = t.wait_for("pushed ");
+    assert!(s.contains("pushed 21 images"), "{s}");
+    t.keys(&["F"]);
+    let s = t.wait_for("pulled ");
+    assert!(
+        s.contains("pulled 40 images (") && s.contains("0 unclaimed left"),
+        "{s}"
+    );
+    assert_eq!(count("SELECT count(*) FROM image"), 100);
+    t.keys(&["q"]);
+    t.wait_for("termtag-exit=0");
+    drop(t);
+
+    // --reset starts over: the first batch again, 20 labelled, nothing pushed.
+    let out = Command::new(env!("CARGO_BIN_EXE_termtag"))
+        .args(["demo", demo.to_str().unwrap(), "--reset", "--offline"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("reset: removed the demo"),
+        "{said}"
+    );
+    assert_eq!(count("SELECT count(*) FROM image"), 60);
+    assert_eq!(
+        count("SELECT count(*) FROM image WHERE status = 'reviewed'"),
+        20
+    );
+    let done = demo.join("remote/activelearninglabels/termtag/done");
+    assert!(!done.exists(), "the pushed batch survived --reset");
 }

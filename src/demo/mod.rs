@@ -1,0 +1,284 @@
+//! `termtag demo`: a wood-board inspection project where the model-assisted loop is real. Boards
+//! come from the deterministic generator ([`boards`]) into a local-folder remote; the first batch
+//! is pulled, 20 boards come labelled, the committed detector pre-labels the rest live (or, with
+//! no ONNX Runtime to be had, its recorded predictions are imported), and `[train] command` runs
+//! the committed trainer. Everything lives inside the demo folder.
+
+pub mod boards;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, KnownImage, show_path};
+use crate::model::{Dataset, Task};
+use crate::project::{CONFIG_FILE, ClassMap, Project};
+
+/// The seed of the demo's boards. The model was trained on boards of other seeds.
+pub const SEED: u64 = 13;
+/// Boards in the remote.
+pub const BOARDS: u32 = 100;
+/// Boards pulled when the demo is built.
+pub const FIRST_BATCH: usize = 60;
+/// Boards of the first batch that come labelled.
+pub const LABELLED: u32 = 20;
+
+/// The detector, its trainer and the predictions it made on the demo's first batch, recorded
+/// with `scripts/demo-model/record.sh` (see demo/README.md).
+const MODEL: &[u8] = include_bytes!("../../demo/model/board-detector.onnx");
+/// Its weights as the trainer saved them: where `termtag train` starts from.
+const WEIGHTS: &[u8] = include_bytes!("../../demo/model/board-detector.pt");
+const TRAINER: &str = include_str!("../../scripts/demo-model/train.py");
+const RECORDED: &str = include_str!("../../demo/model/recorded-predictions.coco.json");
+
+/// Written first: a folder holding it may be reset.
+const MARKER: &str = ".termtag-demo";
+/// The ONNX Runtime wheel installed by the demo; kept across `--reset`.
+pub const RUNTIME_DIR: &str = ".termtag-runtime";
+pub const REMOTE_DIR: &str = "remote";
+pub const MODEL_FILE: &str = "model/board-detector.onnx";
+const WEIGHTS_FILE: &str = "model/board-detector.pt";
+pub const RECORDED_FILE: &str = "model/recorded-predictions.coco.json";
+pub const GROUND_TRUTH: &str = "ground-truth.coco.json";
+
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Delete the demo (all but the runtime cache) and build it again.
+    pub reset: bool,
+    /// Install nothing: without a runtime, import the recorded predictions.
+    pub offline: bool,
+}
+
+/// Writes `count` boards of `seed` and their ground truth (`labels.coco.json`) into `dir`: the
+/// trainer's data.
+pub fn write_boards(dir: &Path, count: u32, seed: u64) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", show_path(dir)))?;
+    let mut ds = dataset();
+    for i in 0..count {
+        let b = boards::board(seed, i);
+        let key = boards::key(i);
+        write(&dir.join(&key), &b.png)?;
+        ds.images.push(b.labels(&key));
+    }
+    let out = dir.join("labels.coco.json");
+    write_coco(&ds, &out)?;
+    Ok(out)
+}
+
+fn dataset() -> Dataset {
+    Dataset {
+        classes: boards::CLASSES.iter().map(|c| c.to_string()).collect(),
+        images: Vec::new(),
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("{}: cannot create", show_path(parent)))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("{}: cannot write", show_path(path)))
+}
+
+fn write_coco(ds: &Dataset, out: &Path) -> Result<()> {
+    FormatKind::Coco.export(
+        ds,
+        &ExportCtx {
+            task: Task::Detect,
+            out,
+            predictions: false,
+            url_prefix: "",
+        },
+    )?;
+    Ok(())
+}
+
+/// Creates the demo in `dir` (or opens the one there, keeping what was done in it); `say` gets
+/// each step for the user.
+pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Project> {
+    let is_demo = dir.join(MARKER).is_file();
+    if opts.reset && is_demo {
+        reset(dir)?;
+        say(&format!("reset: removed the demo in {}", show_path(dir)));
+    } else if is_demo && dir.join(CONFIG_FILE).is_file() {
+        return Project::load(&dir.canonicalize()?);
+    } else if dir.exists() && !is_empty_or_runtime_only(dir)? {
+        bail!(
+            "{}: this folder is not empty and holds no demo; give `termtag demo` another folder",
+            show_path(dir)
+        );
+    }
+    write(
+        &dir.join(MARKER),
+        b"termtag demo: `termtag demo --reset` deletes this folder's contents\n",
+    )?;
+    let root = dir.canonicalize()?;
+
+    // The remote: every board, as a shared folder that `F` pulls from and `P` pushes to.
+    say(&format!(
+        "generating {BOARDS} wood boards (seed {SEED}) into the remote folder {REMOTE_DIR}/"
+    ));
+    let mut truth = dataset();
+    let images = crate::remote::DEFAULT_IMAGES_CONTAINER;
+    for i in 0..BOARDS {
+        let b = boards::board(SEED, i);
+        let key = boards::key(i);
+        write(&root.join(REMOTE_DIR).join(images).join(&key), &b.png)?;
+        truth.images.push(b.labels(&key));
+    }
+    write_coco(&truth, &root.join(GROUND_TRUTH))?;
+    write(&root.join(MODEL_FILE), MODEL)?;
+    write(&root.join(WEIGHTS_FILE), WEIGHTS)?;
+    write(&root.join("model/train.py"), TRAINER.as_bytes())?;
+    write(&root.join(RECORDED_FILE), RECORDED.as_bytes())?;
+
+    let classes: Vec<String> = boards::CLASSES.iter().map(|c| c.to_string()).collect();
+    let mut project = Project::init(&root, Task::Detect, &classes, None)?;
+    let cfg = &mut project.config;
+    cfg.name = "wood-boards".into();
+    cfg.remote.folder = Some(PathBuf::from(REMOTE_DIR));
+    cfg.model.path = Some(MODEL_FILE.into());
+    cfg.train.command = Some(
+        "python3 model/train.py --data {export} --images .termtag/cache --init model/board-detector.pt --out {model}"
+            .into(),
+    );
+    save(&project)?;
+
+    let mut store = project.store()?;
+    let set = crate::remote::open(&project)?;
+    let pull = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::remote::pull(
+            &project,
+            &mut store,
+            &set,
+            &crate::remote::PullOptions {
+                count: FIRST_BATCH,
+                ..Default::default()
+            },
+            &|_| {},
+        ))?;
+    say(&format!(
+        "pulled the first batch: {} boards; {} wait in the remote for `F`",
+        pull.claimed.len(),
+        pull.remaining
+    ));
+
+    publish_predictions(&project, FIRST_BATCH as u32..BOARDS)?;
+    say(&format!(
+        "the remote's totag CSV carries the model's recorded scores for those {} boards, so `F` pulls the least certain first",
+        BOARDS as usize - FIRST_BATCH
+    ));
+
+    let mut labelled = dataset();
+    labelled.images = truth.images[..LABELLED as usize].to_vec();
+    store.import_labels(&labelled, "demo ground truth")?;
+    say(&format!(
+        "{LABELLED} boards come labelled (knot, defect); the rest wait for review"
+    ));
+
+    let live = runtime::ensure(&mut project, opts.offline, say).and_then(|()| {
+        say("pre-labelling the boards live with the demo model:");
+        crate::infer::cmd::cmd_predict(
+            &project,
+            &mut store,
+            crate::infer::PredictOptions::default(),
+        )
+        .map_err(|e| format!("live pre-labelling failed: {e:#}"))
+    });
+    if let Err(why) = live {
+        say(&why);
+        let report = project.import(
+            &mut store,
+            &root.join(RECORDED_FILE),
+            FormatKind::Coco,
+            true,
+            &ClassMap::default(),
+            false,
+            true,
+        )?;
+        say(&format!(
+            "imported the predictions recorded with the demo model instead ({} on {} boards, {RECORDED_FILE}); `termtag predict` makes them live once ONNX Runtime is installed",
+            report.counts.labels, report.counts.images
+        ));
+    }
+    Ok(project)
+}
+
+/// Writes the recorded predictions of `boards` into the remote as an active-learning-detect
+/// `totag` CSV, as a training machine publishes its scores for the images still to label.
+fn publish_predictions(project: &Project, boards: std::ops::Range<u32>) -> Result<()> {
+    let known: Vec<KnownImage> = (0..BOARDS)
+        .map(|i| KnownImage {
+            key: boards::key(i),
+            width: boards::WIDTH,
+            height: boards::HEIGHT,
+            orientation: 1,
+        })
+        .collect();
+    let classes = dataset().classes;
+    let recorded = FormatKind::Coco.import(
+        &project.root.join(RECORDED_FILE),
+        &ImportCtx {
+            task: Task::Detect,
+            images: &ImageIndex::new(known),
+            classes: &classes,
+            predictions: true,
+        },
+    )?;
+    let wanted: Vec<String> = boards.map(boards::key).collect();
+    let mut ds = recorded.dataset;
+    ds.images.retain(|im| wanted.contains(&im.key));
+    let cfg = &project.config.remote;
+    let out = project
+        .root
+        .join(REMOTE_DIR)
+        .join(&cfg.labels_container)
+        .join(format!("totag_{}.csv", crate::store::now_ms()));
+    std::fs::create_dir_all(out.parent().unwrap_or(&project.root))?;
+    FormatKind::AldCsv.export(
+        &ds,
+        &ExportCtx {
+            task: Task::Detect,
+            out: &out,
+            predictions: true,
+            url_prefix: "",
+        },
+    )?;
+    Ok(())
+}
+
+fn save(project: &Project) -> Result<()> {
+    let file = project.root.join(CONFIG_FILE);
+    std::fs::write(&file, project.config.to_documented_toml())
+        .with_context(|| format!("{}: cannot write", show_path(&file)))
+}
+
+fn is_empty_or_runtime_only(dir: &Path) -> Result<bool> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", show_path(dir)))? {
+        if e?.file_name() != RUNTIME_DIR {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Deletes everything the demo made in `dir`, except the runtime it installed.
+fn reset(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", show_path(dir)))? {
+        let e = e?;
+        if e.file_name() == RUNTIME_DIR {
+            continue;
+        }
+        let path = e.path();
+        let gone = if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        gone.with_context(|| format!("{}: cannot delete", show_path(&path)))?;
+    }
+    Ok(())
+}
