@@ -692,7 +692,9 @@ fn triage_keys_alone_review_a_pre_labelled_project() {
         f.count("SELECT sum(active_ms) FROM review_time WHERE author = 'tester'") > 0,
         "{stats}"
     );
+}
 
+#[test]
 fn demo_from_an_empty_folder_opens_on_scored_proposals_and_syncs() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
