@@ -1,12 +1,14 @@
 //! Review-screen frame cost: `cargo bench --bench tui -- [N_IMAGES]` (default 8).
 //!
 //! Setup makes 12-megapixel JPEGs (4240×2832) from `../shared/images` (a generated picture when
-//! that folder is absent) and decodes them once (the review screen prefetches). For a 160×48
-//! terminal with 10×20-pixel cells and each protocol it then runs, per image: "next image"
-//! (fit + encode + draw), five "box edit"s (move right) and "back" (previous image and forward
-//! again), through the real graphics renderer and the real crossterm backend, into a
-//! byte-counting sink. Prints p50 / p99 time from action to complete frame and bytes per frame
-//! (the screen's cells and the pictures together). Asserts nothing.
+//! that folder is absent) and decodes them once (the review screen prefetches). It first compares
+//! kitty payload encodings of one display-size picture (bytes and encode time). Then, for a
+//! 160×48 terminal with 10×20-pixel cells and each protocol it runs, per image: "next image"
+//! (prefetched: the renderer prepared it while the previous one was shown, as the worker does),
+//! five "box edit"s (move right) and "back" (previous image and forward again), through the real
+//! graphics renderer and the real crossterm backend, into a byte-counting sink that is flushed at
+//! the end of each frame. Prints p50 / p99 time from action (update) to complete frame written
+//! and bytes per frame (the screen's cells and the pictures together). Asserts nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -71,6 +73,7 @@ fn main() {
         CELL.0,
         CELL.1
     );
+    kitty_payloads(&images);
     for (kind, tmux) in [
         (Kind::Halfblocks, false),
         (Kind::Kitty, false),
@@ -208,6 +211,10 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
     let (mut next_t, mut edit_t, mut back_t) = (Vec::new(), Vec::new(), Vec::new());
     let (mut next_b, mut edit_b, mut back_b) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..images.len() {
+        // While the user looks at a picture, the worker prepares the next one (prefetch).
+        if i > 0 {
+            s.renderer.prepare(i as i64, &images[i]);
+        }
         let start = Instant::now();
         if i > 0 {
             update(&mut s.state, Msg::Action(Action::NextImage));
@@ -291,4 +298,121 @@ fn make_jpegs(dir: &Path, n: usize) -> Vec<PathBuf> {
             p
         })
         .collect()
+}
+
+/// Kitty payloads for one display-size picture: what the issue measured (raw RGBA, base64),
+/// zlib of raw RGB (the target), and PNG settings; bytes as sent (base64) and encode time.
+fn kitty_payloads(images: &[Arc<DynamicImage>]) {
+    use base64::Engine;
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use std::io::Write as _;
+    let canvas = view::areas(Rect::new(0, 0, W, H)).canvas;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v).len();
+    let zlib = |raw: &[u8], level| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+        z.write_all(raw).unwrap();
+        z.finish().unwrap()
+    };
+    let png = |rgb: &[u8], w, h, c, f| {
+        let mut out = Vec::new();
+        PngEncoder::new_with_quality(&mut out, c, f)
+            .write_image(rgb, w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    };
+    type Way<'a> = (&'a str, Box<dyn Fn(&[u8], u32, u32) -> usize + 'a>);
+    let ways: Vec<Way> = vec![
+        (
+            "zlib 6 RGB, unencoded (target)",
+            Box::new(|r, _, _| zlib(r, 6).len()),
+        ),
+        (
+            "zlib 1 RGB, base64 (before)",
+            Box::new(|r, _, _| b64(&zlib(r, 1))),
+        ),
+        (
+            "PNG fast, Sub",
+            Box::new(|r, w, h| b64(&png(r, w, h, CompressionType::Fast, FilterType::Sub))),
+        ),
+        (
+            "PNG fast, Paeth",
+            Box::new(|r, w, h| b64(&png(r, w, h, CompressionType::Fast, FilterType::Paeth))),
+        ),
+        (
+            "PNG fast, adaptive",
+            Box::new(|r, w, h| b64(&png(r, w, h, CompressionType::Fast, FilterType::Adaptive))),
+        ),
+        (
+            "PNG level 2, adaptive",
+            Box::new(|r, w, h| {
+                b64(&png(
+                    r,
+                    w,
+                    h,
+                    CompressionType::Level(2),
+                    FilterType::Adaptive,
+                ))
+            }),
+        ),
+        (
+            "PNG default, adaptive",
+            Box::new(|r, w, h| {
+                b64(&png(
+                    r,
+                    w,
+                    h,
+                    CompressionType::Default,
+                    FilterType::Adaptive,
+                ))
+            }),
+        ),
+        ("termtag (kitty::payload)", Box::new(|_, _, _| 0)),
+    ];
+    let pictures: Vec<image::RgbaImage> = images
+        .iter()
+        .take(3)
+        .map(|img| {
+            termtag::tui::graphics::fit(img, (canvas.width, canvas.height), CELL, None).unwrap()
+        })
+        .collect();
+    let (w, h) = pictures[0].dimensions();
+    println!(
+        "kitty payloads, {} pictures of {w}×{h} (mean bytes as sent, mean encode ms):",
+        pictures.len()
+    );
+    let mut target = 0.0;
+    for (name, way) in &ways {
+        let (mut bytes, mut ms) = (0usize, 0.0);
+        for p in &pictures {
+            let rgb: Vec<u8> = p
+                .as_raw()
+                .chunks_exact(4)
+                .flat_map(|q| [q[0], q[1], q[2]])
+                .collect();
+            let t = Instant::now();
+            bytes += if name.starts_with("termtag") {
+                termtag::tui::graphics::kitty::payload(p, false).len()
+            } else {
+                way(&rgb, p.width(), p.height())
+            };
+            ms += t.elapsed().as_secs_f64() * 1000.0;
+        }
+        let n = pictures.len() as f64;
+        let mean = bytes as f64 / n;
+        if name.contains("target") {
+            target = mean;
+        }
+        let vs_target = if target > 0.0 {
+            format!("{:.2}× target", mean / target)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {name:<32} {:>10.0} B {:>6.1} ms  {:.3}× issue's 12,119,180  {vs_target}",
+            mean,
+            ms / n,
+            mean / 12_119_180.0
+        );
+    }
 }

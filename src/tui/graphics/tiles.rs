@@ -23,15 +23,37 @@ struct Drawn {
     pixels: RgbaImage,
 }
 
+/// Full frames encoded ahead (the prefetched next images).
+const PREPARED: usize = 3;
+
 pub struct Tiled<E> {
     enc: E,
     shown: Option<Drawn>,
+    /// Full frames of pictures without their overlay, encoded ahead: pixels and bytes.
+    prepared: Vec<(Drawn, Vec<u8>)>,
 }
 
 impl<E: TileEncoder> Tiled<E> {
     pub fn new(enc: E) -> Tiled<E> {
-        Tiled { enc, shown: None }
+        Tiled {
+            enc,
+            shown: None,
+            prepared: Vec::new(),
+        }
     }
+}
+
+/// The picture on whole cells: the part of the last column and row that the picture does not
+/// fill is painted too, so nothing of an earlier picture stays there.
+fn on_cells(picture: &RgbaImage, (cw, ch): (u32, u32)) -> RgbaImage {
+    let (w, h) = picture.dimensions();
+    let mut pixels = RgbaImage::from_pixel(
+        w.div_ceil(cw) * cw,
+        h.div_ceil(ch) * ch,
+        Rgba([0, 0, 0, 255]),
+    );
+    image::imageops::replace(&mut pixels, picture, 0, 0);
+    pixels
 }
 
 /// Changed cells as a rectangle: first column, first row, columns, rows.
@@ -101,17 +123,21 @@ impl<E: TileEncoder> Driver for Tiled<E> {
         };
         let mut picture = s.base.clone();
         s.overlay.paint_pixels(&mut picture);
-        // Whole cells: the part of the last column and row that the picture does not fill is
-        // painted too, so nothing of an earlier picture stays there.
         let (cw, ch) = (u32::from(s.cell.0.max(1)), u32::from(s.cell.1.max(1)));
-        let (cols, rows) = s.cells();
-        let mut pixels = RgbaImage::from_pixel(
-            u32::from(cols) * cw,
-            u32::from(rows) * ch,
-            Rgba([0, 0, 0, 255]),
-        );
-        image::imageops::replace(&mut pixels, &picture, 0, 0);
+        let pixels = on_cells(&picture, (cw, ch));
         let (w, h) = pixels.dimensions();
+        // A new picture encoded ahead: its full frame, then the overlay as changed cells.
+        let showing = self
+            .shown
+            .as_ref()
+            .is_some_and(|p| p.key == s.key && p.at == s.at);
+        if !showing && let Some(i) = self.prepared.iter().position(|p| p.0.key == s.key) {
+            let (mut drawn, bytes) = self.prepared.swap_remove(i);
+            cursor_to(out, s.at.0, s.at.1);
+            out.extend_from_slice(&bytes);
+            drawn.at = s.at;
+            self.shown = Some(drawn);
+        }
         // Rectangles of changed cells when the terminal shows this picture at this place.
         let changed = match &self.shown {
             Some(p) if p.key == s.key && p.at == s.at && p.pixels.dimensions() == (w, h) => {
@@ -146,6 +172,21 @@ impl<E: TileEncoder> Driver for Tiled<E> {
 
     fn reset(&mut self) {
         self.shown = None;
+    }
+
+    fn prepare(&mut self, key: u64, base: &RgbaImage, cell: (u16, u16)) {
+        if self.prepared.iter().any(|p| p.0.key == key) {
+            return;
+        }
+        let pixels = on_cells(base, (u32::from(cell.0.max(1)), u32::from(cell.1.max(1))));
+        let mut bytes = Vec::new();
+        self.enc
+            .encode(&pixels, (0, 0, pixels.width(), pixels.height()), &mut bytes);
+        if self.prepared.len() >= PREPARED {
+            self.prepared.remove(0);
+        }
+        let at = (0, 0);
+        self.prepared.push((Drawn { key, at, pixels }, bytes));
     }
 
     fn shown(&self) -> Shown {
