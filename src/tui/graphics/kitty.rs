@@ -220,36 +220,13 @@ impl Driver for Kitty {
 
 type Overlaid = (u32, u64, u32, (u16, u16, u32, u32));
 
-/// PNG settings, chosen by bytes and encode time on 12-megapixel photos fitted to a 160×48
-/// screen (`cargo bench --bench tui`, "kitty payloads").
-pub const PNG_COMPRESSION: image::codecs::png::CompressionType =
-    image::codecs::png::CompressionType::Fast;
-pub const PNG_FILTER: image::codecs::png::FilterType = image::codecs::png::FilterType::Adaptive;
-
 /// A picture as kitty receives it (`f=100`): PNG, base64. Smaller than zlib-compressed raw
 /// pixels, since PNG's filters predict each pixel from its neighbours (figures in
-/// `benches/tui.rs`). `alpha`: keep transparency (the overlay); pictures go as RGB.
+/// `benches/tui.rs`). `alpha`: keep transparency (the overlay).
 pub fn payload(img: &image::RgbaImage, alpha: bool) -> Vec<u8> {
-    use image::ImageEncoder;
-    use image::codecs::png::PngEncoder;
     let (w, h) = img.dimensions();
-    let rgb: Vec<u8>;
-    let (data, colour) = if alpha {
-        (img.as_raw().as_slice(), image::ExtendedColorType::Rgba8)
-    } else {
-        rgb = img
-            .as_raw()
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
-        (rgb.as_slice(), image::ExtendedColorType::Rgb8)
-    };
-    let mut png = Vec::new();
-    // Encoding into memory fails only on a zero-sized picture, which is never sent.
-    let _ = PngEncoder::new_with_quality(&mut png, PNG_COMPRESSION, PNG_FILTER)
-        .write_image(data, w, h, colour);
     base64::engine::general_purpose::STANDARD
-        .encode(png)
+        .encode(super::png(img, (0, 0, w, h), alpha))
         .into_bytes()
 }
 

@@ -1,6 +1,9 @@
 //! Protocols without layers (sixel, iTerm2): the overlay is painted into the picture, and after
-//! the first full frame only the cells whose pixels changed are re-encoded, as cell-aligned strips
-//! written at their cell positions. A new picture, position or cleared screen sends a full frame.
+//! the picture's full frame only the cells whose pixels changed are re-encoded, as cell-aligned
+//! strips written at their cell positions. A new picture, position or cleared screen sends the
+//! picture's full frame without overlay, then the overlay as strips: the full frames of the last
+//! few pictures and of the prefetched ones are kept encoded, so going back or to a prefetched
+//! picture encodes only the strips.
 
 use image::{Rgba, RgbaImage};
 
@@ -23,14 +26,15 @@ struct Drawn {
     pixels: RgbaImage,
 }
 
-/// Full frames encoded ahead (the prefetched next images).
-const PREPARED: usize = 3;
+/// Full frames of pictures without their overlay kept: the prefetched next images and the last
+/// few shown (going back).
+const FRAMES: usize = 6;
 
 pub struct Tiled<E> {
     enc: E,
     shown: Option<Drawn>,
-    /// Full frames of pictures without their overlay, encoded ahead: pixels and bytes.
-    prepared: Vec<(Drawn, Vec<u8>)>,
+    /// Full frames of pictures without their overlay (`at` unused), most recently used last.
+    frames: Vec<(Drawn, Vec<u8>)>,
 }
 
 impl<E: TileEncoder> Tiled<E> {
@@ -38,8 +42,30 @@ impl<E: TileEncoder> Tiled<E> {
         Tiled {
             enc,
             shown: None,
-            prepared: Vec::new(),
+            frames: Vec::new(),
         }
+    }
+
+    /// The full frame of `base` without overlay (encoded unless kept), now the most recent.
+    fn base_frame(&mut self, key: u64, base: &RgbaImage, cell: (u32, u32)) -> &(Drawn, Vec<u8>) {
+        match self.frames.iter().position(|f| f.0.key == key) {
+            Some(i) => {
+                let f = self.frames.remove(i);
+                self.frames.push(f);
+            }
+            None => {
+                let pixels = on_cells(base, cell);
+                let mut bytes = Vec::new();
+                self.enc
+                    .encode(&pixels, (0, 0, pixels.width(), pixels.height()), &mut bytes);
+                if self.frames.len() >= FRAMES {
+                    self.frames.remove(0);
+                }
+                let at = (0, 0);
+                self.frames.push((Drawn { key, at, pixels }, bytes));
+            }
+        }
+        self.frames.last().expect("pushed above")
     }
 }
 
@@ -126,17 +152,22 @@ impl<E: TileEncoder> Driver for Tiled<E> {
         let (cw, ch) = (u32::from(s.cell.0.max(1)), u32::from(s.cell.1.max(1)));
         let pixels = on_cells(&picture, (cw, ch));
         let (w, h) = pixels.dimensions();
-        // A new picture encoded ahead: its full frame, then the overlay as changed cells.
+        // A new picture: its full frame (kept or encoded ahead when it was shown or prefetched
+        // before), then the overlay as changed cells.
         let showing = self
             .shown
             .as_ref()
             .is_some_and(|p| p.key == s.key && p.at == s.at);
-        if !showing && let Some(i) = self.prepared.iter().position(|p| p.0.key == s.key) {
-            let (mut drawn, bytes) = self.prepared.swap_remove(i);
+        if !showing {
+            let (drawn, bytes) = self.base_frame(s.key, s.base, (cw, ch));
+            let pixels = drawn.pixels.clone();
             cursor_to(out, s.at.0, s.at.1);
-            out.extend_from_slice(&bytes);
-            drawn.at = s.at;
-            self.shown = Some(drawn);
+            out.extend_from_slice(bytes);
+            self.shown = Some(Drawn {
+                key: s.key,
+                at: s.at,
+                pixels,
+            });
         }
         // Rectangles of changed cells when the terminal shows this picture at this place.
         let changed = match &self.shown {
@@ -175,18 +206,11 @@ impl<E: TileEncoder> Driver for Tiled<E> {
     }
 
     fn prepare(&mut self, key: u64, base: &RgbaImage, cell: (u16, u16)) {
-        if self.prepared.iter().any(|p| p.0.key == key) {
-            return;
-        }
-        let pixels = on_cells(base, (u32::from(cell.0.max(1)), u32::from(cell.1.max(1))));
-        let mut bytes = Vec::new();
-        self.enc
-            .encode(&pixels, (0, 0, pixels.width(), pixels.height()), &mut bytes);
-        if self.prepared.len() >= PREPARED {
-            self.prepared.remove(0);
-        }
-        let at = (0, 0);
-        self.prepared.push((Drawn { key, at, pixels }, bytes));
+        self.base_frame(
+            key,
+            base,
+            (u32::from(cell.0.max(1)), u32::from(cell.1.max(1))),
+        );
     }
 
     fn shown(&self) -> Shown {
