@@ -8,7 +8,8 @@
 //! five "box edit"s (move right) and "back" (previous image and forward again), through the real
 //! graphics renderer and the real crossterm backend, into a byte-counting sink that is flushed at
 //! the end of each frame. Prints p50 / p99 time from action (update) to complete frame written
-//! and bytes per frame (the screen's cells and the pictures together). Asserts nothing.
+//! and bytes per frame (the screen's cells and the pictures together), with the time the thread
+//! spent on a CPU (figures from a machine shared with other builds). Asserts nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -209,6 +210,7 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
         name: setup.kind.name(),
     };
     let (mut next_t, mut edit_t, mut back_t) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut next_c, mut edit_c, mut back_c) = (Vec::new(), Vec::new(), Vec::new());
     let (mut next_b, mut edit_b, mut back_b) = (Vec::new(), Vec::new(), Vec::new());
     // Each image comes back with its boxes as last edited (the store's part).
     let mut edited = std::collections::HashMap::new();
@@ -217,7 +219,7 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
         if i > 0 {
             s.renderer.prepare(i as i64, &images[i]);
         }
-        let start = Instant::now();
+        let start = Clock::start();
         if i > 0 {
             let left = s.state.current.take().expect("boxes");
             edited.insert(left.id, left);
@@ -228,17 +230,17 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
         // The first picture was not prefetched: it is not a "next image".
         if i > 0 {
             next_b.push(bytes);
-            next_t.push(start.elapsed());
+            start.stop(&mut next_t, &mut next_c);
         }
         for _ in 0..5 {
-            let start = Instant::now();
+            let start = Clock::start();
             update(&mut s.state, Msg::Action(Action::MoveRight));
             edit_b.push(s.frame(images));
-            edit_t.push(start.elapsed());
+            start.stop(&mut edit_t, &mut edit_c);
         }
         if i > 0 {
             for a in [Action::PrevImage, Action::NextImage] {
-                let start = Instant::now();
+                let start = Clock::start();
                 let left = s.state.current.take().expect("boxes");
                 edited.insert(left.id, left);
                 update(&mut s.state, Msg::Action(a));
@@ -249,7 +251,7 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
                 }
                 s.state.selected = Some(0);
                 back_b.push(s.frame(images));
-                back_t.push(start.elapsed());
+                start.stop(&mut back_t, &mut back_c);
             }
         }
     }
@@ -259,16 +261,49 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
         setup.kind.name().to_string()
     };
     println!(
-        "{name:>13}: next image p50 {:>5.1} ms p99 {:>5.1} ms {:>9} B | box edit p50 {:>5.1} ms p99 {:>5.1} ms {:>8} B | back p50 {:>5.1} ms {:>8} B",
+        "{name:>13}: next image p50 {:>5.1} ms p99 {:>5.1} ms (CPU {:>5.1} / {:>5.1}) {:>9} B | box edit p50 {:>5.1} ms p99 {:>5.1} ms (CPU {:>5.1} / {:>5.1}) {:>8} B | back p50 {:>5.1} ms (CPU {:>5.1}) {:>8} B",
         pct(&mut next_t, 50),
         pct(&mut next_t, 99),
+        pct(&mut next_c, 50),
+        pct(&mut next_c, 99),
         median(&mut next_b),
         pct(&mut edit_t, 50),
         pct(&mut edit_t, 99),
+        pct(&mut edit_c, 50),
+        pct(&mut edit_c, 99),
         median(&mut edit_b),
         pct(&mut back_t, 50),
+        pct(&mut back_c, 50),
         median(&mut back_b),
     );
+}
+
+/// Wall time from action to frame written, and the time this thread spent on a CPU meanwhile
+/// (Linux schedstat; zero elsewhere): on a busy machine the second is the work without the
+/// waiting for a core.
+struct Clock {
+    wall: Instant,
+    cpu: u64,
+}
+
+fn on_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            wall: Instant::now(),
+            cpu: on_cpu_ns(),
+        }
+    }
+    fn stop(self, wall: &mut Vec<Duration>, cpu: &mut Vec<Duration>) {
+        wall.push(self.wall.elapsed());
+        cpu.push(Duration::from_nanos(on_cpu_ns().saturating_sub(self.cpu)));
+    }
 }
 
 fn pct(v: &mut [Duration], p: usize) -> f64 {
