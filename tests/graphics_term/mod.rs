@@ -1,7 +1,8 @@
 //! A terminal for tests: it parses what termtag writes for pictures — kitty graphics commands
-//! (chunked, PNG or raw pixels with zlib, ids, placements, deletes, virtual placements shown by Unicode placeholder
-//! cells), sixel and iTerm2 inline images, cursor moves, all optionally inside tmux passthrough —
-//! keeps images and placements as a terminal would, and composes the screen into pixels.
+//! (chunked, PNG or raw pixels with zlib, ids, placements, deletes, virtual placements shown by
+//! Unicode placeholder cells), sixel and iTerm2 inline images, cursor moves, all optionally
+//! inside tmux passthrough — keeps images and placements as a terminal would, and composes the
+//! screen into pixels.
 //! Anything it does not understand fails the test.
 
 use std::collections::HashMap;
