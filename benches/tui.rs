@@ -1,12 +1,15 @@
-//! Review-screen frame cost: `cargo bench --bench tui -- [N_IMAGES]` (default 8).
+//! Review-screen frame cost: `cargo bench --bench tui -- [N_IMAGES]` (default 12).
 //!
 //! Setup makes 12-megapixel JPEGs (4240×2832) from `../shared/images` (a generated picture when
-//! that folder is absent) and decodes them once (the review screen prefetches). For a 160×48
-//! terminal with 10×20-pixel cells and each protocol it then runs, per image: "next image"
-//! (fit + encode + draw), five "box edit"s (move right) and "back" (previous image and forward
-//! again), through the real graphics renderer and the real crossterm backend, into a
-//! byte-counting sink. Prints p50 / p99 time from action to complete frame and bytes per frame
-//! (the screen's cells and the pictures together). Asserts nothing.
+//! that folder is absent) and decodes them once (the review screen prefetches). It first compares
+//! kitty payload encodings of one display-size picture (bytes and encode time). Then, for a
+//! 160×48 terminal with 10×20-pixel cells and each protocol it runs, per image: "next image"
+//! (prefetched: the renderer prepared it while the previous one was shown, as the worker does),
+//! five "box edit"s (move right) and "back" (previous image and forward again), through the real
+//! graphics renderer and the real crossterm backend, into a byte-counting sink that is flushed at
+//! the end of each frame. Prints p50 / p99 time from action (update) to complete frame written
+//! and bytes per frame (the screen's cells and the pictures together), with the time the thread
+//! spent on a CPU (figures from a machine shared with other builds). Asserts nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,7 +59,7 @@ fn main() {
     let n: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(8)
+        .unwrap_or(12)
         .max(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Instant::now();
@@ -71,6 +74,7 @@ fn main() {
         CELL.0,
         CELL.1
     );
+    kitty_payloads(&images);
     for (kind, tmux) in [
         (Kind::Halfblocks, false),
         (Kind::Kitty, false),
@@ -206,28 +210,48 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
         name: setup.kind.name(),
     };
     let (mut next_t, mut edit_t, mut back_t) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut next_c, mut edit_c, mut back_c) = (Vec::new(), Vec::new(), Vec::new());
     let (mut next_b, mut edit_b, mut back_b) = (Vec::new(), Vec::new(), Vec::new());
+    // Each image comes back with its boxes as last edited (the store's part).
+    let mut edited = std::collections::HashMap::new();
     for i in 0..images.len() {
-        let start = Instant::now();
+        // While the user looks at a picture, the worker prepares the next one (prefetch).
         if i > 0 {
+            s.renderer.prepare(i as i64, &images[i]);
+        }
+        let start = Clock::start();
+        if i > 0 {
+            let left = s.state.current.take().expect("boxes");
+            edited.insert(left.id, left);
             update(&mut s.state, Msg::Action(Action::NextImage));
         }
         s.set_boxes();
-        next_b.push(s.frame(images));
-        next_t.push(start.elapsed());
+        let bytes = s.frame(images);
+        // The first picture was not prefetched: it is not a "next image".
+        if i > 0 {
+            next_b.push(bytes);
+            start.stop(&mut next_t, &mut next_c);
+        }
         for _ in 0..5 {
-            let start = Instant::now();
+            let start = Clock::start();
             update(&mut s.state, Msg::Action(Action::MoveRight));
             edit_b.push(s.frame(images));
-            edit_t.push(start.elapsed());
+            start.stop(&mut edit_t, &mut edit_c);
         }
         if i > 0 {
             for a in [Action::PrevImage, Action::NextImage] {
-                let start = Instant::now();
+                let start = Clock::start();
+                let left = s.state.current.take().expect("boxes");
+                edited.insert(left.id, left);
                 update(&mut s.state, Msg::Action(a));
-                s.set_boxes();
+                let id = s.state.current_item().expect("an image").id;
+                match edited.remove(&id) {
+                    Some(cur) => s.state.current = Some(cur),
+                    None => s.set_boxes(),
+                }
+                s.state.selected = Some(0);
                 back_b.push(s.frame(images));
-                back_t.push(start.elapsed());
+                start.stop(&mut back_t, &mut back_c);
             }
         }
     }
@@ -237,16 +261,49 @@ fn bench(setup: &Setup, images: &[Arc<DynamicImage>]) {
         setup.kind.name().to_string()
     };
     println!(
-        "{name:>13}: next image p50 {:>5.1} ms p99 {:>5.1} ms {:>9} B | box edit p50 {:>5.1} ms p99 {:>5.1} ms {:>8} B | back p50 {:>5.1} ms {:>8} B",
+        "{name:>13}: next image p50 {:>5.1} ms p99 {:>5.1} ms (CPU {:>5.1} / {:>5.1}) {:>9} B | box edit p50 {:>5.1} ms p99 {:>5.1} ms (CPU {:>5.1} / {:>5.1}) {:>8} B | back p50 {:>5.1} ms (CPU {:>5.1}) {:>8} B",
         pct(&mut next_t, 50),
         pct(&mut next_t, 99),
+        pct(&mut next_c, 50),
+        pct(&mut next_c, 99),
         median(&mut next_b),
         pct(&mut edit_t, 50),
         pct(&mut edit_t, 99),
+        pct(&mut edit_c, 50),
+        pct(&mut edit_c, 99),
         median(&mut edit_b),
         pct(&mut back_t, 50),
+        pct(&mut back_c, 50),
         median(&mut back_b),
     );
+}
+
+/// Wall time from action to frame written, and the time this thread spent on a CPU meanwhile
+/// (Linux schedstat; zero elsewhere): on a busy machine the second is the work without the
+/// waiting for a core.
+struct Clock {
+    wall: Instant,
+    cpu: u64,
+}
+
+fn on_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            wall: Instant::now(),
+            cpu: on_cpu_ns(),
+        }
+    }
+    fn stop(self, wall: &mut Vec<Duration>, cpu: &mut Vec<Duration>) {
+        wall.push(self.wall.elapsed());
+        cpu.push(Duration::from_nanos(on_cpu_ns().saturating_sub(self.cpu)));
+    }
 }
 
 fn pct(v: &mut [Duration], p: usize) -> f64 {
@@ -291,4 +348,121 @@ fn make_jpegs(dir: &Path, n: usize) -> Vec<PathBuf> {
             p
         })
         .collect()
+}
+
+/// Kitty payloads for one display-size picture: what the issue measured (raw RGBA, base64),
+/// zlib of raw RGB (the target), and PNG settings; bytes as sent (base64) and encode time.
+fn kitty_payloads(images: &[Arc<DynamicImage>]) {
+    use base64::Engine;
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use std::io::Write as _;
+    let canvas = view::areas(Rect::new(0, 0, W, H)).canvas;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v).len();
+    let zlib = |raw: &[u8], level| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+        z.write_all(raw).unwrap();
+        z.finish().unwrap()
+    };
+    let png = |rgb: &[u8], w, h, c, f| {
+        let mut out = Vec::new();
+        PngEncoder::new_with_quality(&mut out, c, f)
+            .write_image(rgb, w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    };
+    type Way<'a> = (&'a str, Box<dyn Fn(&[u8], u32, u32) -> usize + 'a>);
+    let ways: Vec<Way> = vec![
+        (
+            "zlib 6 RGB, unencoded (target)",
+            Box::new(|r, _, _| zlib(r, 6).len()),
+        ),
+        (
+            "zlib 1 RGB, base64 (before)",
+            Box::new(|r, _, _| b64(&zlib(r, 1))),
+        ),
+        (
+            "PNG fast, Sub",
+            Box::new(|r, w, h| b64(&png(r, w, h, CompressionType::Fast, FilterType::Sub))),
+        ),
+        (
+            "PNG fast, Paeth",
+            Box::new(|r, w, h| b64(&png(r, w, h, CompressionType::Fast, FilterType::Paeth))),
+        ),
+        (
+            "PNG fast, adaptive",
+            Box::new(|r, w, h| b64(&png(r, w, h, CompressionType::Fast, FilterType::Adaptive))),
+        ),
+        (
+            "PNG level 2, adaptive",
+            Box::new(|r, w, h| {
+                b64(&png(
+                    r,
+                    w,
+                    h,
+                    CompressionType::Level(2),
+                    FilterType::Adaptive,
+                ))
+            }),
+        ),
+        (
+            "PNG default, adaptive",
+            Box::new(|r, w, h| {
+                b64(&png(
+                    r,
+                    w,
+                    h,
+                    CompressionType::Default,
+                    FilterType::Adaptive,
+                ))
+            }),
+        ),
+        ("termtag (graphics::png)", Box::new(|_, _, _| 0)),
+    ];
+    let pictures: Vec<image::RgbaImage> = images
+        .iter()
+        .take(3)
+        .map(|img| {
+            termtag::tui::graphics::fit(img, (canvas.width, canvas.height), CELL, None).unwrap()
+        })
+        .collect();
+    let (w, h) = pictures[0].dimensions();
+    println!(
+        "kitty payloads, {} pictures of {w}×{h} (mean bytes as sent, mean encode ms):",
+        pictures.len()
+    );
+    let mut target = 0.0;
+    for (name, way) in &ways {
+        let (mut bytes, mut ms) = (0usize, 0.0);
+        for p in &pictures {
+            let rgb: Vec<u8> = p
+                .as_raw()
+                .chunks_exact(4)
+                .flat_map(|q| [q[0], q[1], q[2]])
+                .collect();
+            let t = Instant::now();
+            bytes += if name.starts_with("termtag") {
+                termtag::tui::graphics::kitty::payload(p, false).len()
+            } else {
+                way(&rgb, p.width(), p.height())
+            };
+            ms += t.elapsed().as_secs_f64() * 1000.0;
+        }
+        let n = pictures.len() as f64;
+        let mean = bytes as f64 / n;
+        if name.contains("target") {
+            target = mean;
+        }
+        let vs_target = if target > 0.0 {
+            format!("{:.2}× target", mean / target)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {name:<32} {:>10.0} B {:>6.1} ms  {:.3}× issue's 12,119,180  {vs_target}",
+            mean,
+            ms / n,
+            mean / 12_119_180.0
+        );
+    }
 }

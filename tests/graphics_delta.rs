@@ -66,6 +66,8 @@ struct Review {
     cells: Option<Buffer>,
     /// Each image's boxes as last edited.
     edits: HashMap<i64, Current>,
+    /// The last frame needed the decoded image (its display-size picture was not kept).
+    decoded: std::cell::Cell<bool>,
 }
 
 fn boxes(i: usize) -> Current {
@@ -121,6 +123,7 @@ impl Review {
             theme: Theme::preset("dark").unwrap(),
             cells: None,
             edits: HashMap::new(),
+            decoded: std::cell::Cell::new(false),
         }
     }
 
@@ -150,9 +153,14 @@ impl Review {
     ) -> (usize, Picture) {
         let job = self.job();
         let img = self.images[job.id as usize].clone();
-        let Reply::Ready(p) = renderer.render(&job, || Ok(img)) else {
+        let decoded = std::cell::Cell::new(false);
+        let Reply::Ready(p) = renderer.render(&job, || {
+            decoded.set(true);
+            Ok(img)
+        }) else {
             panic!("no picture")
         };
+        self.decoded.set(decoded.get());
         // The screen's cells, for kitty placeholders.
         let keymap = Keymap::defaults();
         let ui = Ui {
@@ -190,6 +198,7 @@ impl Review {
         let mut term = std::mem::replace(&mut self.term, TestTerm::new(1, 1, (1, 1)));
         let mut cells = self.cells.take();
         let (bytes, p) = self.show(&mut renderer, &mut term, &mut cells);
+        let decoded = self.decoded.get();
         self.cells = cells;
         let (mut fresh, mut fresh_term) = (Renderer::new(&self.setup), self.blank());
         let (full, _) = self.show(&mut fresh, &mut fresh_term, &mut None);
@@ -204,6 +213,7 @@ impl Review {
         self.check_picture(&got, &p);
         self.renderer = renderer;
         self.term = term;
+        self.decoded.set(decoded);
         println!(
             "{:>10} {what:<24} {bytes:>8} B (full redraw {full} B)",
             self.setup.kind.name()
@@ -333,10 +343,21 @@ fn review(kind: Kind, tmux: bool) -> (usize, Vec<(usize, usize)>, usize) {
     r.step("zoom to the box");
     r.act(Action::ZoomBox);
     r.step("zoom back");
+    // The worker prepares the next image while this one is shown.
+    r.renderer.prepare(1, &r.images[1].clone());
     r.goto(Action::NextImage);
-    r.step("next image");
+    r.step("next image (prefetched)");
+    assert!(!r.decoded.get(), "a prefetched picture was decoded again");
+    r.goto(Action::NextImage);
+    r.step("next image (not prefetched)");
+    assert!(r.decoded.get());
+    r.goto(Action::PrevImage);
     r.goto(Action::PrevImage);
     let back = r.step("back");
+    assert!(
+        !r.decoded.get(),
+        "going back decoded and resized the picture again"
+    );
     // The terminal is resized: it clears, the canvas changes.
     r.size = (120, 36);
     r.cleared += 1;

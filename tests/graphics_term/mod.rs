@@ -1,7 +1,8 @@
 //! A terminal for tests: it parses what termtag writes for pictures — kitty graphics commands
-//! (chunked, zlib, ids, placements, deletes, virtual placements shown by Unicode placeholder
-//! cells), sixel and iTerm2 inline images, cursor moves, all optionally inside tmux passthrough —
-//! keeps images and placements as a terminal would, and composes the screen into pixels.
+//! (chunked, PNG or raw pixels with zlib, ids, placements, deletes, virtual placements shown by
+//! Unicode placeholder cells), sixel and iTerm2 inline images, cursor moves, all optionally
+//! inside tmux passthrough — keeps images and placements as a terminal would, and composes the
+//! screen into pixels.
 //! Anything it does not understand fails the test.
 
 use std::collections::HashMap;
@@ -213,8 +214,20 @@ impl TestTerm {
                 } else {
                     raw
                 };
-                let (w, h) = (num(k, "s", 0) as u32, num(k, "v", 0) as u32);
+                let (mut w, mut h) = (num(k, "s", 0) as u32, num(k, "v", 0) as u32);
                 let rgba: Vec<u8> = match num(k, "f", 32) {
+                    100 => {
+                        let png =
+                            image::load_from_memory_with_format(&raw, image::ImageFormat::Png)
+                                .expect("PNG payload")
+                                .to_rgba8();
+                        assert!(
+                            (w == 0 || w == png.width()) && (h == 0 || h == png.height()),
+                            "s=, v= disagree with the PNG"
+                        );
+                        (w, h) = png.dimensions();
+                        png.into_raw()
+                    }
                     24 => {
                         assert_eq!(raw.len(), (w * h * 3) as usize, "RGB size");
                         raw.chunks_exact(3)

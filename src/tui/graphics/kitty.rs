@@ -1,5 +1,5 @@
 //! The kitty graphics protocol (kitty, Ghostty, WezTerm, Konsole). Each display-size picture is
-//! sent once, zlib-compressed (`o=z`) and chunked, under its own image id; the overlay is a second,
+//! sent once, as PNG (`f=100`) and chunked, under its own image id; the overlay is a second,
 //! mostly transparent image placed above it (higher z-index) over the same cells, so a box edit
 //! sends only the overlay. The last few pictures stay in the terminal: going back to one costs a
 //! placement. Inside tmux the pictures are virtual placements shown through Unicode placeholder
@@ -7,16 +7,15 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 
 use base64::Engine;
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
 
 use super::{Driver, Scene, Shown, cursor_to, wrap};
 
 /// Pictures kept in the terminal for going back.
 const KEEP: usize = 4;
+/// Pictures encoded ahead (the prefetched next images).
+const PREPARED: usize = 3;
 /// Base64 bytes per chunk, the protocol's limit.
 const CHUNK: usize = 4096;
 
@@ -35,6 +34,8 @@ pub struct Kitty {
     overlays: VecDeque<Overlaid>,
     /// The screen was cleared: remove every placement before placing again.
     wipe: bool,
+    /// Payloads encoded ahead: (scene key, base64 PNG).
+    prepared: VecDeque<(u64, Vec<u8>)>,
 }
 
 impl Kitty {
@@ -50,6 +51,7 @@ impl Kitty {
             shown_overlay: None,
             overlays: VecDeque::new(),
             wipe: false,
+            prepared: VecDeque::new(),
         }
     }
 
@@ -63,19 +65,13 @@ impl Kitty {
         wrap(out, self.tmux, format!("\x1b_G{keys},q=2\x1b\\").as_bytes());
     }
 
-    /// Sends `raw` pixels zlib-compressed in chunks; `keys` go on the first chunk.
-    fn transmit(&self, out: &mut Vec<u8>, keys: &str, raw: &[u8]) {
-        let mut z = ZlibEncoder::new(Vec::new(), Compression::fast());
-        let zipped = z
-            .write_all(raw)
-            .and_then(|_| z.finish())
-            .unwrap_or_default();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(zipped);
-        let chunks: Vec<&[u8]> = b64.as_bytes().chunks(CHUNK).collect();
+    /// Sends a base64 payload in chunks; `keys` go on the first chunk.
+    fn transmit(&self, out: &mut Vec<u8>, keys: &str, b64: &[u8]) {
+        let chunks: Vec<&[u8]> = b64.chunks(CHUNK).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let more = u8::from(i + 1 < chunks.len());
             let head = if i == 0 {
-                format!("{keys},o=z,q=2,m={more}")
+                format!("{keys},q=2,m={more}")
             } else {
                 format!("q=2,m={more}")
             };
@@ -94,14 +90,11 @@ impl Kitty {
             return entry.1;
         }
         let id = self.alloc();
-        let (w, h) = s.base.dimensions();
-        let rgb: Vec<u8> = s
-            .base
-            .as_raw()
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
-        self.transmit(out, &format!("a=t,f=24,s={w},v={h},i={id}"), &rgb);
+        let b64 = match self.prepared.iter().position(|(k, _)| *k == s.key) {
+            Some(pos) => self.prepared.remove(pos).expect("position is in range").1,
+            None => payload(s.base, false),
+        };
+        self.transmit(out, &format!("a=t,f=100,i={id}"), &b64);
         self.held.push_back((s.key, id));
         while self.held.len() > KEEP {
             let (_, old) = self.held.pop_front().expect("longer than KEEP");
@@ -178,8 +171,8 @@ impl Driver for Kitty {
                 cursor_to(out, s.at.0 + cell.0, s.at.1 + cell.1);
                 self.transmit(
                     out,
-                    &format!("a=T,f=32,s={lw},v={lh},i={ov},p=1,z=2,C=1{}", offset(cell)),
-                    part.as_raw(),
+                    &format!("a=T,f=100,i={ov},p=1,z=2,C=1{}", offset(cell)),
+                    &payload(&part, true),
                 );
                 self.overlays.push_back((ov, what, id, cell));
                 self.shown_overlay = Some((ov, what));
@@ -206,6 +199,17 @@ impl Driver for Kitty {
         self.wipe = true;
     }
 
+    fn prepare(&mut self, key: u64, base: &image::RgbaImage, _cell: (u16, u16)) {
+        let known = |k: &u64| *k == key;
+        if self.held.iter().any(|(k, _)| known(k)) || self.prepared.iter().any(|(k, _)| known(k)) {
+            return;
+        }
+        self.prepared.push_back((key, payload(base, false)));
+        while self.prepared.len() > PREPARED {
+            self.prepared.pop_front();
+        }
+    }
+
     fn shown(&self) -> Shown {
         match self.placed {
             Some((id, _)) if self.placeholders => Shown::Placeholder(id),
@@ -215,6 +219,16 @@ impl Driver for Kitty {
 }
 
 type Overlaid = (u32, u64, u32, (u16, u16, u32, u32));
+
+/// A picture as kitty receives it (`f=100`): PNG, base64. Smaller than zlib-compressed raw
+/// pixels, since PNG's filters predict each pixel from its neighbours (figures in
+/// `benches/tui.rs`). `alpha`: keep transparency (the overlay).
+pub fn payload(img: &image::RgbaImage, alpha: bool) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    base64::engine::general_purpose::STANDARD
+        .encode(super::png(img, (0, 0, w, h), alpha))
+        .into_bytes()
+}
 
 /// Pixel offset keys for a placement inside its first cell.
 fn offset((_, _, x, y): (u16, u16, u32, u32)) -> String {

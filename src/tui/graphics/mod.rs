@@ -182,6 +182,15 @@ pub fn detect(choice: GraphicsChoice) -> Setup {
             warning = Some(w);
             kind = Kind::Halfblocks;
         }
+    } else if tmux && kind == Kind::Sixel {
+        match sixel_in_tmux(&tmux_display("#{version}|#{sixel_support}")) {
+            Ok(how) => why.push_str(&format!("; {how}")),
+            Err(w) => {
+                why = w.clone();
+                warning = Some(w);
+                kind = Kind::Halfblocks;
+            }
+        }
     } else if tmux {
         why.push_str("; inside tmux");
     }
@@ -203,21 +212,55 @@ pub fn detect(choice: GraphicsChoice) -> Setup {
 
 /// Whether tmux passes escape sequences of this pane through to the terminal.
 fn passthrough_on() -> bool {
+    let v = tmux(&["show", "-Apv"], "allow-passthrough");
+    // With -A an inherited value comes with a `*`.
+    matches!(v.trim().trim_end_matches('*').trim(), "on" | "all")
+}
+
+/// A tmux format expanded for this pane.
+fn tmux_display(format: &str) -> String {
+    tmux(&["display", "-p"], format)
+}
+
+/// What `tmux ARGS [-t PANE] LAST` prints; empty when tmux does not answer.
+fn tmux(args: &[&str], last: &str) -> String {
     let pane = std::env::var("TMUX_PANE").unwrap_or_default();
     let mut cmd = std::process::Command::new("tmux");
-    cmd.args(["show", "-Apv"]);
+    cmd.args(args);
     if !pane.is_empty() {
         cmd.args(["-t", &pane]);
     }
-    cmd.arg("allow-passthrough")
+    cmd.arg(last)
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
-        .is_ok_and(|o| {
-            let v = String::from_utf8_lossy(&o.stdout);
-            // With -A an inherited value comes with a `*`.
-            matches!(v.trim().trim_end_matches('*').trim(), "on" | "all")
-        })
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Sixel inside tmux, from tmux's answer to `#{version}|#{sixel_support}`: tmux 3.4 and later,
+/// when built with sixel, keeps sixel pictures in the pane and draws them itself (`Ok`, how);
+/// older tmux, or one built without it, drops them, and tmux cannot place a passed-through sixel
+/// at a pane's cell, so halfblocks are drawn instead (`Err`, the message saying so).
+pub fn sixel_in_tmux(answer: &str) -> Result<String, String> {
+    let (version, support) = answer.split_once('|').unwrap_or((answer, ""));
+    let version = crate::sanitize::for_terminal(version.trim());
+    let version = if version.is_empty() {
+        "(version unknown)".to_string()
+    } else {
+        version
+    };
+    if support.trim() == "1" {
+        return Ok(format!("inside tmux {version}, which draws sixel itself"));
+    }
+    let why = if support.trim() == "0" {
+        "built without sixel"
+    } else {
+        "sixel needs tmux 3.4 or later built with it"
+    };
+    Err(format!(
+        "inside tmux {version} ({why}): drawing halfblocks; kitty or iTerm2 with `tmux set -g allow-passthrough on`, or sixel outside tmux, show real pixels"
+    ))
 }
 
 /// What the screen wants the terminal to show: one display-size picture at a cell position with
@@ -254,6 +297,9 @@ pub trait Driver: Send {
     fn frame(&mut self, scene: Option<&Scene>, out: &mut Vec<u8>);
     /// The screen was cleared: the next frame draws everything again.
     fn reset(&mut self);
+    /// Encodes ahead what a later frame showing `base` under `key` would send (the worker
+    /// calls it for prefetched images while the user looks at the current one).
+    fn prepare(&mut self, _key: u64, _base: &RgbaImage, _cell: (u16, u16)) {}
     /// How the screen treats the picture's cells after the last frame.
     fn shown(&self) -> Shown;
 }
@@ -267,6 +313,38 @@ pub enum Shown {
     Placeholder(u32),
     /// Halfblocks (and other ratatui-image protocols) rendered as cells.
     Cells(Protocol),
+}
+
+/// PNG settings for kitty and iTerm2, chosen by bytes and encode time on 12-megapixel photos
+/// fitted to a 160×48 screen (`cargo bench --bench tui`, "kitty payloads").
+const PNG_COMPRESSION: image::codecs::png::CompressionType =
+    image::codecs::png::CompressionType::Fast;
+const PNG_FILTER: image::codecs::png::FilterType = image::codecs::png::FilterType::Adaptive;
+
+/// `img`'s pixels `x..x+w`, `y..y+h` as PNG: RGB, or RGBA when `alpha` (a transparent layer).
+pub fn png(img: &RgbaImage, (x0, y0, w, h): (u32, u32, u32, u32), alpha: bool) -> Vec<u8> {
+    use image::ImageEncoder;
+    let channels = if alpha { 4 } else { 3 };
+    let stride = img.width() as usize * 4;
+    let mut data = Vec::with_capacity((w * h) as usize * channels);
+    for y in y0..y0 + h {
+        let row = &img.as_raw()[y as usize * stride..][x0 as usize * 4..(x0 + w) as usize * 4];
+        if alpha {
+            data.extend_from_slice(row);
+        } else {
+            data.extend(row.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]));
+        }
+    }
+    let colour = if alpha {
+        image::ExtendedColorType::Rgba8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    let mut out = Vec::new();
+    // Encoding into memory fails only on a zero-sized picture, which is never sent.
+    let _ = image::codecs::png::PngEncoder::new_with_quality(&mut out, PNG_COMPRESSION, PNG_FILTER)
+        .write_image(&data, w, h, colour);
+    out
 }
 
 /// Moves the cursor to a cell (0-based).
@@ -346,28 +424,37 @@ pub enum Reply {
     },
 }
 
-/// Decoded images kept for quick back-and-forth and for prefetching.
-struct Cache {
-    entries: VecDeque<(i64, Arc<DynamicImage>)>,
+/// The last few values by key, least recently used first.
+struct Recent<K, V> {
+    entries: VecDeque<(K, V)>,
     capacity: usize,
 }
 
-impl Cache {
-    fn get(&mut self, id: i64) -> Option<Arc<DynamicImage>> {
-        let pos = self.entries.iter().position(|(k, _)| *k == id)?;
-        let entry = self.entries.remove(pos)?;
-        let img = entry.1.clone();
-        self.entries.push_back(entry);
-        Some(img)
+impl<K: PartialEq + Copy, V: Clone> Recent<K, V> {
+    fn new(capacity: usize) -> Recent<K, V> {
+        Recent {
+            entries: VecDeque::new(),
+            capacity,
+        }
     }
-    fn put(&mut self, id: i64, img: Arc<DynamicImage>) {
-        self.entries.retain(|(k, _)| *k != id);
-        self.entries.push_back((id, img));
+    fn get(&mut self, key: K) -> Option<V> {
+        let pos = self.entries.iter().position(|(k, _)| *k == key)?;
+        let entry = self.entries.remove(pos)?;
+        let v = entry.1.clone();
+        self.entries.push_back(entry);
+        Some(v)
+    }
+    fn put(&mut self, key: K, v: V) {
+        self.entries.retain(|(k, _)| *k != key);
+        self.entries.push_back((key, v));
         while self.entries.len() > self.capacity {
             self.entries.pop_front();
         }
     }
 }
+
+/// Decoded images kept for quick back-and-forth and for prefetching.
+type Cache = Recent<i64, Arc<DynamicImage>>;
 
 fn decoded(
     cache: &mut Cache,
@@ -383,13 +470,20 @@ fn decoded(
     Ok(img)
 }
 
-/// Turns jobs into pictures. Keeps the last display-size picture, so an overlay change costs
-/// only the driver's delta.
+/// Display-size pictures kept: the ones the kitty driver keeps in the terminal (going back
+/// re-places them) and the prefetched next ones.
+const FITTED: usize = 8;
+
+/// Turns jobs into pictures. Keeps the display-size pictures of the last few images and of the
+/// prefetched ones, so an overlay change, going back and a prefetched next image cost no resize.
 pub struct Renderer {
     picker: Picker,
     cell: (u16, u16),
     driver: Option<Box<dyn Driver>>,
-    fitted: Option<(u64, RgbaImage)>,
+    /// Display-size pictures by scene key.
+    fitted: Recent<u64, Arc<RgbaImage>>,
+    /// The last canvas drawn into: prefetched pictures are fitted to it.
+    canvas: Option<(u16, u16)>,
     cleared: u64,
 }
 
@@ -399,7 +493,8 @@ impl Renderer {
             picker: setup.picker.clone(),
             cell: setup.cell,
             driver: setup.driver(),
-            fitted: None,
+            fitted: Recent::new(FITTED),
+            canvas: None,
             cleared: 0,
         }
     }
@@ -413,37 +508,66 @@ impl Renderer {
         }
     }
 
-    /// The picture for `job`; `image` gives the decoded image when the display-size picture
-    /// is not the one kept.
+    /// Equal keys, equal display-size pixels.
+    fn key(&self, id: i64, (w, h): (u16, u16), zoom: Option<BBox>) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        let zoom = zoom.map(|z| [z.x0, z.y0, z.x1, z.y1].map(f64::to_bits));
+        (id, w, h, zoom, self.cell).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Work done ahead for an image the user is likely to open next (the worker calls it when
+    /// idle): its display-size picture for the last canvas, and what the driver can encode of
+    /// it before it is shown.
+    pub fn prepare(&mut self, id: i64, img: &DynamicImage) {
+        let Some(canvas) = self.canvas else { return };
+        let key = self.key(id, canvas, None);
+        let base = match self.fitted.get(key) {
+            Some(b) => b,
+            None => match fit(img, canvas, self.cell, None) {
+                Ok(b) => {
+                    let b = Arc::new(b);
+                    self.fitted.put(key, b.clone());
+                    b
+                }
+                Err(_) => return,
+            },
+        };
+        if let Some(d) = self.driver.as_mut() {
+            d.prepare(key, &base, self.cell);
+        }
+    }
+
+    /// The picture for `job`; `image` gives the decoded image when its display-size picture
+    /// is not kept.
     pub fn render(
         &mut self,
         job: &Job,
         image: impl FnOnce() -> Result<Arc<DynamicImage>, String>,
     ) -> Reply {
         self.cleared(job.cleared);
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::hash::DefaultHasher::new();
-            let zoom = job.zoom.map(|z| [z.x0, z.y0, z.x1, z.y1].map(f64::to_bits));
-            (job.id, job.canvas.width, job.canvas.height, zoom, self.cell).hash(&mut h);
-            h.finish()
-        };
-        if self.fitted.as_ref().is_none_or(|f| f.0 != key) {
-            let img = match image() {
-                Ok(img) => img,
-                Err(error) => return Reply::Failed { id: job.id, error },
-            };
-            match fit(
-                &img,
-                (job.canvas.width, job.canvas.height),
-                self.cell,
-                job.zoom,
-            ) {
-                Ok(f) => self.fitted = Some((key, f)),
-                Err(error) => return Reply::Trouble { error },
+        let size = (job.canvas.width, job.canvas.height);
+        self.canvas = Some(size);
+        let key = self.key(job.id, size, job.zoom);
+        let base = match self.fitted.get(key) {
+            Some(b) => b,
+            None => {
+                let img = match image() {
+                    Ok(img) => img,
+                    Err(error) => return Reply::Failed { id: job.id, error },
+                };
+                match fit(&img, size, self.cell, job.zoom) {
+                    Ok(f) => {
+                        let f = Arc::new(f);
+                        self.fitted.put(key, f.clone());
+                        f
+                    }
+                    Err(error) => return Reply::Trouble { error },
+                }
             }
-        }
-        let base = &self.fitted.as_ref().expect("fitted above").1;
+        };
+        let base = &*base;
         let (shown, area, bytes) = match self.driver.as_mut() {
             None => {
                 let protocol = match self.picker.new_protocol(
@@ -531,16 +655,15 @@ pub fn worker(
     rx: Receiver<Request>,
     tx: impl Fn(Reply),
 ) {
-    let mut cache = Cache {
-        entries: VecDeque::new(),
-        capacity: 6,
-    };
+    let mut cache = Cache::new(6);
     let mut renderer = Renderer::new(&setup);
     let mut prefetch: VecDeque<(i64, PathBuf)> = VecDeque::new();
+    // Decoded by prefetch, to be fitted and encoded ahead.
+    let mut prepare: VecDeque<i64> = VecDeque::new();
     let mut thumbs: VecDeque<(i64, PathBuf, (u16, u16))> = VecDeque::new();
     loop {
         // Drain what is queued; keep the newest render or hide.
-        let first = if prefetch.is_empty() && thumbs.is_empty() {
+        let first = if prefetch.is_empty() && thumbs.is_empty() && prepare.is_empty() {
             match rx.recv() {
                 Ok(r) => Some(r),
                 Err(_) => return,
@@ -588,7 +711,13 @@ pub fn worker(
                     }
                 } else if let Some((id, path)) = prefetch.pop_front() {
                     // Failures surface when the image is shown.
-                    let _ = decoded(&mut cache, id, &path, max_megapixels);
+                    if decoded(&mut cache, id, &path, max_megapixels).is_ok() {
+                        prepare.push_back(id);
+                    }
+                } else if let Some(id) = prepare.pop_front()
+                    && let Some(img) = cache.get(id)
+                {
+                    renderer.prepare(id, &img);
                 }
             }
         }
@@ -718,6 +847,22 @@ mod tests {
             "a tall crop fills the height: {:?}",
             p.area
         );
+    }
+
+    #[test]
+    fn sixel_inside_tmux_only_where_tmux_draws_it() {
+        assert!(sixel_in_tmux("3.4|1").unwrap().contains("tmux 3.4"));
+        let old = sixel_in_tmux("3.3a|").unwrap_err();
+        assert!(
+            old.contains("tmux 3.3a") && old.contains("3.4 or later"),
+            "{old}"
+        );
+        assert!(
+            sixel_in_tmux("3.5a|0")
+                .unwrap_err()
+                .contains("built without sixel")
+        );
+        assert!(sixel_in_tmux("").unwrap_err().contains("version unknown"));
     }
 
     #[test]

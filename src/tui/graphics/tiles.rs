@@ -1,6 +1,9 @@
 //! Protocols without layers (sixel, iTerm2): the overlay is painted into the picture, and after
-//! the first full frame only the cells whose pixels changed are re-encoded, as cell-aligned strips
-//! written at their cell positions. A new picture, position or cleared screen sends a full frame.
+//! the picture's full frame only the cells whose pixels changed are re-encoded, as cell-aligned
+//! strips written at their cell positions. A new picture, position or cleared screen sends the
+//! picture's full frame without overlay, then the overlay as strips: the full frames of the last
+//! few pictures and of the prefetched ones are kept encoded, so going back or to a prefetched
+//! picture encodes only the strips.
 
 use image::{Rgba, RgbaImage};
 
@@ -23,15 +26,60 @@ struct Drawn {
     pixels: RgbaImage,
 }
 
+/// Full frames of pictures without their overlay kept: the prefetched next images and the last
+/// few shown (going back).
+const FRAMES: usize = 6;
+
 pub struct Tiled<E> {
     enc: E,
     shown: Option<Drawn>,
+    /// Full frames of pictures without their overlay (`at` unused), most recently used last.
+    frames: Vec<(Drawn, Vec<u8>)>,
 }
 
 impl<E: TileEncoder> Tiled<E> {
     pub fn new(enc: E) -> Tiled<E> {
-        Tiled { enc, shown: None }
+        Tiled {
+            enc,
+            shown: None,
+            frames: Vec::new(),
+        }
     }
+
+    /// The full frame of `base` without overlay (encoded unless kept), now the most recent.
+    fn base_frame(&mut self, key: u64, base: &RgbaImage, cell: (u32, u32)) -> &(Drawn, Vec<u8>) {
+        match self.frames.iter().position(|f| f.0.key == key) {
+            Some(i) => {
+                let f = self.frames.remove(i);
+                self.frames.push(f);
+            }
+            None => {
+                let pixels = on_cells(base, cell);
+                let mut bytes = Vec::new();
+                self.enc
+                    .encode(&pixels, (0, 0, pixels.width(), pixels.height()), &mut bytes);
+                if self.frames.len() >= FRAMES {
+                    self.frames.remove(0);
+                }
+                let at = (0, 0);
+                self.frames.push((Drawn { key, at, pixels }, bytes));
+            }
+        }
+        self.frames.last().expect("pushed above")
+    }
+}
+
+/// The picture on whole cells: the part of the last column and row that the picture does not
+/// fill is painted too, so nothing of an earlier picture stays there.
+fn on_cells(picture: &RgbaImage, (cw, ch): (u32, u32)) -> RgbaImage {
+    let (w, h) = picture.dimensions();
+    let mut pixels = RgbaImage::from_pixel(
+        w.div_ceil(cw) * cw,
+        h.div_ceil(ch) * ch,
+        Rgba([0, 0, 0, 255]),
+    );
+    image::imageops::replace(&mut pixels, picture, 0, 0);
+    pixels
 }
 
 /// Changed cells as a rectangle: first column, first row, columns, rows.
@@ -101,17 +149,26 @@ impl<E: TileEncoder> Driver for Tiled<E> {
         };
         let mut picture = s.base.clone();
         s.overlay.paint_pixels(&mut picture);
-        // Whole cells: the part of the last column and row that the picture does not fill is
-        // painted too, so nothing of an earlier picture stays there.
         let (cw, ch) = (u32::from(s.cell.0.max(1)), u32::from(s.cell.1.max(1)));
-        let (cols, rows) = s.cells();
-        let mut pixels = RgbaImage::from_pixel(
-            u32::from(cols) * cw,
-            u32::from(rows) * ch,
-            Rgba([0, 0, 0, 255]),
-        );
-        image::imageops::replace(&mut pixels, &picture, 0, 0);
+        let pixels = on_cells(&picture, (cw, ch));
         let (w, h) = pixels.dimensions();
+        // A new picture: its full frame (kept or encoded ahead when it was shown or prefetched
+        // before), then the overlay as changed cells.
+        let showing = self
+            .shown
+            .as_ref()
+            .is_some_and(|p| p.key == s.key && p.at == s.at);
+        if !showing {
+            let (drawn, bytes) = self.base_frame(s.key, s.base, (cw, ch));
+            let pixels = drawn.pixels.clone();
+            cursor_to(out, s.at.0, s.at.1);
+            out.extend_from_slice(bytes);
+            self.shown = Some(Drawn {
+                key: s.key,
+                at: s.at,
+                pixels,
+            });
+        }
         // Rectangles of changed cells when the terminal shows this picture at this place.
         let changed = match &self.shown {
             Some(p) if p.key == s.key && p.at == s.at && p.pixels.dimensions() == (w, h) => {
@@ -146,6 +203,14 @@ impl<E: TileEncoder> Driver for Tiled<E> {
 
     fn reset(&mut self) {
         self.shown = None;
+    }
+
+    fn prepare(&mut self, key: u64, base: &RgbaImage, cell: (u16, u16)) {
+        self.base_frame(
+            key,
+            base,
+            (u32::from(cell.0.max(1)), u32::from(cell.1.max(1))),
+        );
     }
 
     fn shown(&self) -> Shown {
