@@ -233,6 +233,28 @@ pub fn discover(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Found, I
     )))
 }
 
+/// The version the loaded library reports in its build string (`GetBuildInfoString`:
+/// `git-branch=rel-1.31.1, …`); else the one in a file name like `libonnxruntime.so.1.31.1`.
+/// (`ort` itself refuses a library whose `GetVersionString` is older than its API level.)
+fn version_of(path: &Path, build_info: &str) -> String {
+    let reported = build_info
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .find_map(|part| part.strip_prefix("git-branch=rel-"))
+        .filter(|v| major_minor(v).is_some());
+    if let Some(v) = reported {
+        return v.to_string();
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.split(std::env::consts::DLL_SUFFIX)
+        .nth(1)
+        .map(|v| v.trim_matches('.').to_string())
+        .filter(|v| major_minor(v).is_some())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static LOADING: Mutex<()> = Mutex::new(());
 
@@ -283,11 +305,7 @@ pub fn load(cfg: &OnnxRuntimeConfig, root: Option<&Path>) -> Result<Runtime, Inf
             ))
         })?
         .map_err(|e| InferError::Runtime(format!("{shown}: cannot start ONNX Runtime: {e}")))?;
-    let version = ort::info()
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .find_map(|part| part.strip_prefix("git-branch=rel-"))
-        .unwrap_or("unknown")
-        .to_string();
+    let version = version_of(&found.path, ort::info());
     if version != "unknown" {
         check_version(&version, &found.path)?;
     }
@@ -386,6 +404,11 @@ mod tests {
         std::fs::write(dir.path().join("libonnxruntime_providers_shared.so"), b"x").unwrap();
         let p = library_in(dir.path()).unwrap();
         assert!(p.ends_with("libonnxruntime.so.1.31.1"), "{p:?}");
+        assert_eq!(version_of(&p, ""), "1.31.1");
+        assert_eq!(
+            version_of(&p, "ORT Build Info: git-branch=rel-1.22.0, git-commit-id=x"),
+            "1.22.0"
+        );
     }
 
     #[test]
