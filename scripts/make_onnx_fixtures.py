@@ -315,6 +315,29 @@ def unknown():
     save(g, os.path.join(OUT, "unknown.onnx"))
 
 
+def broken_models():
+    """Models that load but do not fit what they claim: the errors tests/predict_cli.rs expects."""
+    # A detector whose input has no batch axis: rank 3 where every adapter wants 4.
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [3, 64, 64])
+    g = constant_outputs("wrong_rank", inp, [("output0", [1, 6, 8], [0.5] * 48, TensorProto.FLOAT)])
+    save(g, os.path.join(OUT, "wrong_rank.onnx"))
+    # An SSD whose num_detections (3) says more than its scores and classes hold (2).
+    inp = helper.make_tensor_value_info("image_tensor:0", TensorProto.UINT8, [1, None, None, 3])
+    g = constant_outputs("tf_od_short", inp, [
+        ("detection_boxes:0", [1, 2, 4], [0.1, 0.2, 0.5, 0.6, 0.0, 0.0, 1.0, 1.0], TensorProto.FLOAT),
+        ("detection_scores:0", [1, 2], [0.9, 0.8], TensorProto.FLOAT),
+        ("detection_classes:0", [1, 2], [1.0, 3.0], TensorProto.FLOAT),
+        ("num_detections:0", [1], [3.0], TensorProto.FLOAT),
+    ])
+    save(g, os.path.join(OUT, "tf_od_short.onnx"))
+    # A YOLO head declared with dynamic dims that answers [1, 3, 8]: fewer rows than 4 box
+    # coordinates and one class.
+    inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])
+    g = constant_outputs("yolo_short", inp, [("output0", [1, 3, 8], [0.5] * 24, TensorProto.FLOAT)])
+    g.output[0].CopyFrom(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, None, None]))
+    save(g, os.path.join(OUT, "yolo_short.onnx"))
+
+
 if __name__ == "__main__":
     tf_od()
     yolo_v8()
@@ -335,3 +358,4 @@ if __name__ == "__main__":
     square_yolo()
     square_tf_od()
     ultralytics_cls()
+    broken_models()

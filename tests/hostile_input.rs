@@ -692,3 +692,57 @@ fn boxes_follow_every_exif_orientation_through_every_format() {
         }
     }
 }
+
+/// A 1 GB line (written once, linked under each format's name): refused by its length within
+/// a few seconds instead of parsed for minutes into gigabytes; one line, store unchanged.
+#[test]
+fn a_one_gigabyte_line_is_refused_by_its_length() {
+    use std::io::Write;
+    let f = Fixture::new();
+    write_image(&f.images().join("a.jpg"), 200, 100);
+    project_over(&f);
+    let journal = f.count("SELECT count(*) FROM journal");
+    let big = f.path("big.txt");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+        w.write_all(b"a.jpg,knot,").unwrap();
+        let chunk = vec![b'7'; 1 << 20];
+        for _ in 0..1024 {
+            w.write_all(&chunk).unwrap();
+        }
+        w.write_all(b"\n").unwrap();
+    }
+    std::fs::create_dir_all(f.path("yolo")).unwrap();
+    f.write("yolo/classes.txt", "knot\ndefect\n");
+    let cases = [
+        ("ald-csv", "big.csv", "big.csv"),
+        ("azureml-jsonl", "big.jsonl", "big.jsonl"),
+        ("vott-csv", "vott.csv", "vott.csv"),
+        ("yolo", "yolo/a.txt", "yolo"),
+    ];
+    for (format, link, arg) in cases {
+        std::fs::hard_link(&big, f.path(link)).unwrap();
+        let out = f
+            .cmd()
+            .args(["import", f.path(arg).to_str().unwrap(), "--format", format])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        no_panic(&stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("termtag:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{format}: {stderr}");
+        assert!(
+            lines[0].contains("line 1: 1024 MB long, over the 16 MB a label line may have"),
+            "{format}: {}",
+            &lines[0][..lines[0].len().min(400)]
+        );
+        assert!(lines[0].len() < 400, "the line is not echoed");
+        assert_eq!(f.count("SELECT count(*) FROM annotation"), 0);
+        assert_eq!(f.count("SELECT count(*) FROM journal"), journal);
+        std::fs::remove_file(f.path(link)).unwrap();
+    }
+}

@@ -593,3 +593,38 @@ fn labels_and_class_map_flags_and_the_run_identity() {
         "{out}"
     );
 }
+
+#[test]
+fn models_that_do_not_fit_their_layout_fail_cleanly() {
+    let fx = detect_project();
+    let journal = fx.count("SELECT count(*) FROM journal");
+    for (name, expected) in [
+        (
+            "wrong_rank.onnx",
+            "no adapter recognises this model; inputs: images float32[3,64,64]",
+        ),
+        (
+            "yolo_short.onnx",
+            "YOLO output [1, 3, 8] has 3 channels, fewer than a box and one class",
+        ),
+    ] {
+        let e = fx.fails(&["predict", "--model", &model(name)]);
+        assert!(e.contains(name) && e.contains(expected), "{name}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+        assert_eq!(
+            fx.count("SELECT count(*) FROM model_run"),
+            0,
+            "{name}: no run left"
+        );
+        assert_eq!(fx.count("SELECT count(*) FROM prediction"), 0);
+        assert_eq!(fx.count("SELECT count(*) FROM journal"), journal, "{name}");
+    }
+    // num_detections says 3 where scores and classes hold 2: what is there is used.
+    let out = fx.ok(&["predict", "--model", &model("tf_od_short.onnx")]);
+    assert!(out.contains("model run 1: 2 images predicted"), "{out}");
+    assert_eq!(
+        fx.count("SELECT count(*) FROM prediction"),
+        4,
+        "two per image, none invented"
+    );
+}

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::{
-    ExportCtx, FormatError, ImportCtx, Imported, fmt_num, norm_box, parse_num, read_to_string,
+    ExportCtx, FormatError, ImportCtx, Imported, fmt_num, norm_box, parse_num, read_lines,
     write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label, Task};
@@ -123,7 +123,7 @@ struct Pending {
 /// first row; `classes` lists the class names met, in order of first appearance.
 pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     detect_only(ctx.task)?;
-    let text = read_to_string(path)?;
+    let text = read_lines(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)

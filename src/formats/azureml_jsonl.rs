@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    ExportCtx, FormatError, ImportCtx, Imported, norm_box, read_to_string, round6, write_file,
+    ExportCtx, FormatError, ImportCtx, Imported, norm_box, read_lines, round6, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label, Task};
 use crate::sanitize::{check_relative_key, for_terminal};
@@ -197,7 +197,7 @@ fn expected(task: Task) -> &'static str {
 /// Reads one image per non-blank line. `image_url` is kept as written (the caller resolves it by
 /// its path tail); `classes` lists the class names met, in order of first appearance.
 pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
-    let text = read_to_string(path)?;
+    let text = read_lines(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Imported::default();
     let mut seen: HashMap<String, usize> = HashMap::new();

@@ -262,7 +262,39 @@ pub fn show_path(p: &Path) -> String {
 
 /// Reads a whole file, mapping the error to one that names it.
 pub fn read_to_string(path: &Path) -> Result<String, FormatError> {
-    std::fs::read_to_string(path).map_err(|e| FormatError::io(path, e))
+    let bytes = std::fs::read(path).map_err(|e| FormatError::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        FormatError::invalid(
+            path,
+            format!("line {line}"),
+            "not valid UTF-8 text (save the file as UTF-8)",
+        )
+    })
+}
+
+/// The longest line a line-based label file (CSV, JSONL, YOLO, ModelArts) may have: one image's
+/// labels. A longer one is not a label file, and parsing it would take minutes and gigabytes.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// [`read_to_string`] for line-based formats: refuses a line longer than [`MAX_LINE`].
+pub fn read_lines(path: &Path) -> Result<String, FormatError> {
+    let text = read_to_string(path)?;
+    for (n, line) in text.split('\n').enumerate() {
+        if line.len() > MAX_LINE {
+            return Err(FormatError::invalid(
+                path,
+                format!("line {}", n + 1),
+                format!(
+                    "{} MB long, over the {} MB a label line may have: this is not a label file of this format",
+                    line.len() >> 20,
+                    MAX_LINE >> 20
+                ),
+            ));
+        }
+    }
+    Ok(text)
 }
 
 /// Writes a file, creating its parent folders. Text passes the redaction layer first: an export

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::yolo::{SidecarPaths, same_image, strip_txt, txt_files};
 use super::{
-    ExportCtx, FormatError, ImportCtx, Imported, read_to_string, show_path, sidecar_path,
-    write_file,
+    ExportCtx, FormatError, ImportCtx, Imported, read_lines, show_path, sidecar_path, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label, Task};
 use crate::sanitize::for_terminal;
@@ -62,7 +61,7 @@ fn read_labels(
     task: Task,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Label>, FormatError> {
-    let text = read_to_string(file)?;
+    let text = read_lines(file)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut labels: Vec<(Label, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate() {

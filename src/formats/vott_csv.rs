@@ -38,10 +38,10 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
             ctx.task
         )));
     }
+    let text = super::read_lines(path)?;
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| csv_error(path, e))?;
+        .from_reader(text.as_bytes());
     let header = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
     let mut col = [0usize; 6];
     for (slot, name) in col.iter_mut().zip(COLUMNS) {

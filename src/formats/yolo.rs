@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{
-    ExportCtx, FormatError, ImportCtx, Imported, fmt_num, norm_box, parse_num, read_to_string,
-    round6, show_path, sidecar_path, write_file,
+    ExportCtx, FormatError, ImportCtx, Imported, fmt_num, norm_box, parse_num, read_lines, round6,
+    show_path, sidecar_path, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label};
 use crate::sanitize::for_terminal;
@@ -172,7 +172,7 @@ struct ClassList<'a> {
 }
 
 fn read_classes(path: &Path) -> Result<Vec<String>, FormatError> {
-    let text = read_to_string(path)?;
+    let text = read_lines(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut names: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
     while names.last().is_some_and(String::is_empty) {
@@ -195,7 +195,7 @@ fn parse_labels(
     predictions: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Label>, FormatError> {
-    let text = read_to_string(file)?;
+    let text = read_lines(file)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut labels = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -310,7 +310,12 @@ pub fn predict(
         automl_labels,
         threshold,
     };
-    let adapter = adapters::choose(&model.info, &ctx)?;
+    let named_model = |e: InferError| match e {
+        InferError::Model(m) => InferError::Model(format!("{}: {m}", show_path(&model_file))),
+        InferError::Run(m) => InferError::Run(format!("{}: {m}", show_path(&model_file))),
+        other => other,
+    };
+    let adapter = adapters::choose(&model.info, &ctx).map_err(named_model)?;
     if adapter.kind() != super::config::AdapterKind::Classify
         && adapter.kind() != super::config::AdapterKind::Automl
         && !project.config.task.is_detect()
@@ -378,7 +383,7 @@ pub fn predict(
     report.setup = started.elapsed();
     let started = Instant::now();
     progress(0, total);
-    run_pipeline(
+    let ran = run_pipeline(
         project,
         &todo,
         adapter.as_ref(),
@@ -389,7 +394,14 @@ pub fn predict(
         opts.workers,
         &mut report,
         &|done| progress(done, total),
-    )?;
+    );
+    if let Err(e) = ran {
+        // A model whose outputs cannot be read fails on its first image: leave no empty run.
+        if !resumed {
+            store.discard_empty_model_run(run_id)?;
+        }
+        return Err(named_model(e));
+    }
     store.finish_model_run(run_id)?;
     report.dropped = resolver.dropped;
     report.total = started.elapsed();

@@ -137,6 +137,26 @@ impl Store {
         Ok(id)
     }
 
+    /// Removes a run that recorded nothing (and its journal line), as if it never started;
+    /// false when it has predictions, which are kept.
+    pub fn discard_empty_model_run(&mut self, run_id: i64) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let gone = tx.execute(
+            "DELETE FROM model_run WHERE id = ?1
+               AND NOT EXISTS (SELECT 1 FROM predicted WHERE run_id = ?1)
+               AND NOT EXISTS (SELECT 1 FROM prediction WHERE run_id = ?1)",
+            params![run_id],
+        )? == 1;
+        if gone {
+            tx.execute(
+                "DELETE FROM journal WHERE action = 'model.run' AND detail LIKE '%: run ' || ?1 || ' (%'",
+                params![run_id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(gone)
+    }
+
     pub fn finish_model_run(&mut self, run_id: i64) -> Result<()> {
         self.conn.execute(
             "UPDATE model_run SET finished_at = ?2 WHERE id = ?1",
