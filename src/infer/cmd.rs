@@ -172,41 +172,34 @@ pub fn cmd_queue(
     if let Some(s) = seed {
         p.seed = s;
     }
-    let all = store.predicted_images(None)?;
-    // Only the images the filter keeps (all of them without one).
-    let kept: Option<std::collections::HashSet<i64>> = (*filter != Filter::default())
-        .then(|| store.images(filter))
-        .transpose()?
-        .map(|rows| {
-            rows.into_iter()
-                .filter(|r| matches!(r.status, ImageStatus::New | ImageStatus::Claimed))
-                .map(|r| r.id)
-                .collect()
-        });
-    let waiting: Vec<PredictedImage> = all
-        .into_iter()
-        .filter(|im| matches!(im.status, ImageStatus::New | ImageStatus::Claimed))
-        .filter(|im| kept.as_ref().is_none_or(|k| k.contains(&im.id)))
+    // The lean reads the review screen uses: waiting images (of the filter) and their open
+    // proposals, without keys or boxes; keys only for the lines printed.
+    let rows = store.image_briefs(filter)?;
+    let waiting: HashMap<i64, &str> = rows
+        .iter()
+        .filter(|r| matches!(r.status, ImageStatus::New | ImageStatus::Claimed))
+        .map(|r| (r.id, r.key.as_str()))
         .collect();
-    let waiting_total = match &kept {
-        Some(k) => k.len(),
-        None => store.waiting_count()?,
-    };
-    let unpredicted = waiting_total.saturating_sub(waiting.len());
-    let by_id: BTreeMap<i64, &PredictedImage> = waiting.iter().map(|im| (im.id, im)).collect();
-    let ranked = order(&queue_images(&waiting), &p);
+    let mut predicted = store.queue_images()?;
+    predicted.retain(|q| waiting.contains_key(&q.id));
+    let unpredicted = waiting.len().saturating_sub(predicted.len());
+    let by_id: HashMap<i64, &crate::queue::QueueImage> =
+        predicted.iter().map(|q| (q.id, q)).collect();
+    let ranked = order(&predicted, &p);
     let shown = if limit == 0 { ranked.len() } else { limit };
     outln!("image\t{}\tboxes\ttop classes", p.metric.as_str())?;
     for r in ranked.iter().take(shown) {
-        let Some(im) = by_id.get(&r.id) else { continue };
+        let (Some(im), Some(key)) = (by_id.get(&r.id), waiting.get(&r.id)) else {
+            continue;
+        };
         let kept: Vec<_> = im
-            .predictions
+            .preds
             .iter()
             .filter(|x| x.score >= cfg.min_confidence)
             .collect();
         let mut best: BTreeMap<&str, f64> = BTreeMap::new();
         for x in &kept {
-            let e = best.entry(x.class.as_str()).or_insert(0.0);
+            let e = best.entry(&*x.class).or_insert(0.0);
             *e = e.max(x.score);
         }
         let mut top: Vec<(&str, f64)> = best.into_iter().collect();
@@ -216,10 +209,10 @@ pub fn cmd_queue(
             .take(3)
             .map(|(c, s)| format!("{} {s:.2}", for_terminal(c)))
             .collect();
-        let boxes = kept.iter().filter(|x| x.bbox.is_some()).count();
+        let boxes = kept.iter().filter(|x| x.boxed).count();
         outln!(
             "{}\t{}\t{boxes}\t{}",
-            for_terminal(&im.key),
+            for_terminal(key),
             r.value
                 .map(|v| format!("{v:.4}"))
                 .unwrap_or_else(|| "empty".into()),
