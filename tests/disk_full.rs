@@ -56,16 +56,7 @@ fn project_and_coco(fx: &Fixture) -> String {
     for i in 0..300 {
         write_image(&fx.images().join(format!("{i}.png")), 32, 24);
     }
-    fx.ok(&[
-        "init",
-        fx.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot",
-        "--source",
-        fx.images().to_str().unwrap(),
-    ]);
+    fx.init_detect("knot", true);
     let images: Vec<String> = (0..300)
         .map(|i| format!(r#"{{"id":{i},"file_name":"{i}.png","width":32,"height":24}}"#))
         .collect();
@@ -181,14 +172,7 @@ fn pull_into_a_full_cache_keeps_its_claims_and_resumes() {
         );
     }
     std::fs::create_dir_all(remote.join("activelearninglabels")).unwrap();
-    fx.ok(&[
-        "init",
-        fx.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot",
-    ]);
+    fx.init_detect("knot", false);
     let toml = fx.read("proj/termtag.toml");
     fx.write(
         "proj/termtag.toml",

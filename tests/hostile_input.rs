@@ -92,16 +92,7 @@ fn png_bad_crc() -> Vec<u8> {
 }
 
 fn project_over(f: &Fixture) {
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot,defect",
-        "--source",
-        f.images().to_str().unwrap(),
-    ]);
+    f.init_detect("knot,defect", true);
 }
 
 fn no_panic(stderr: &str) {

@@ -11,16 +11,7 @@ fn detect_project() -> Fixture {
     write_image(&f.images().join("a.jpg"), 200, 100);
     write_image(&f.images().join("b.jpg"), 200, 100);
     write_image(&f.images().join("sub/c.png"), 200, 100);
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot,defect",
-        "--source",
-        f.images().to_str().unwrap(),
-    ]);
+    f.init_detect("knot,defect", true);
     f
 }
 
@@ -291,16 +282,7 @@ fn exif_rotated_photo_gets_boxes_on_the_displayed_image() {
     let f = Fixture::new();
     // Stored 40×20, EXIF 6: shown 20×40, rotated 90° clockwise.
     write_rotated_jpeg(&f.images().join("phone.jpg"), 40, 20, 6);
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot",
-        "--source",
-        f.images().to_str().unwrap(),
-    ]);
+    f.init_detect("knot", true);
     // A tool that ignored EXIF labelled the left half of the stored pixels (40×20 layout).
     let raw = r#"{"images":[{"id":1,"file_name":"phone.jpg","width":40,"height":20}],
       "annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,20,20],"area":400,"iscrowd":0}],

@@ -109,16 +109,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 fn init(f: &Fixture, task_classes: &str) {
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        task_classes,
-        "--source",
-        f.images().to_str().unwrap(),
-    ]);
+    f.init_detect(task_classes, true);
 }
 
 /// Runs `trials()` kills over `0..=1.2 ×` the length of a whole run, each on a fresh copy of
@@ -265,14 +256,7 @@ fn kill_9_during_push() {
         );
     }
     std::fs::create_dir_all(remote.join("activelearninglabels")).unwrap();
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot",
-    ]);
+    f.init_detect("knot", false);
     let toml = f.read("proj/termtag.toml");
     f.write(
         "proj/termtag.toml",

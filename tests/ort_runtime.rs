@@ -45,16 +45,7 @@ fn fake_runtime(dir: &Path, version: Option<&str>) -> PathBuf {
 fn project() -> Fixture {
     let fx = Fixture::new();
     write_image(&fx.images().join("a.png"), 64, 48);
-    fx.ok(&[
-        "init",
-        fx.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot,defect",
-        "--source",
-        fx.images().to_str().unwrap(),
-    ]);
+    fx.init_detect("knot,defect", true);
     fx.write(
         "labels.csv",
         "filename,class,xmin,xmax,ymin,ymax,height,width,folder\na.png,knot,0.1,0.5,0.2,0.6,48,64,\n",

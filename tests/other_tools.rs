@@ -17,16 +17,7 @@ fn project(keys: &[&str]) -> Fixture {
     for k in keys {
         write_image(&f.images().join(k), 200, 100);
     }
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot,defect",
-        "--source",
-        f.images().to_str().unwrap(),
-    ]);
+    f.init_detect("knot,defect", true);
     f
 }
 

@@ -124,14 +124,7 @@ fn refresh_adds_only_new_files() {
     assert!(out.contains("added 0 images"), "{out}");
     // Re-running init on the project is a refresh that also adds classes.
     write_image(&f.images().join("c.png"), 10, 10);
-    let out = f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot,bark",
-    ]);
+    let out = f.init_detect("knot,bark", false);
     assert!(out.contains("added 1 images"), "{out}");
     assert_eq!(
         f.count("SELECT count(*) FROM class WHERE name IN ('knot','defect','bark')"),
@@ -264,14 +257,7 @@ fn doctor_reports_graphics_and_a_shared_folder_remote() {
     let f = Fixture::new();
     write_image(&f.path("remote/activelearningimages/a.png"), 10, 10);
     write_image(&f.path("remote/activelearningimages/b.png"), 10, 10);
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot",
-    ]);
+    f.init_detect("knot", false);
     let out = f.ok(&["doctor"]);
     assert!(out.contains("graphics: not a terminal"), "{out}");
     assert!(out.contains("blob storage: not used"), "{out}");

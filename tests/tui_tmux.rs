@@ -151,16 +151,7 @@ fn project_with(rows: &str) -> Fixture {
 /// A detect project (knot, defect) over the fixture's images, with these ALD CSV rows imported
 /// as predictions.
 fn detect_with_predictions(f: &Fixture, rows: &str) {
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot,defect",
-        "--source",
-        f.images().to_str().unwrap(),
-    ]);
+    f.init_detect("knot,defect", true);
     f.write(
         "totag.csv",
         &format!(
@@ -262,14 +253,7 @@ fn pull_review_and_push_with_the_keys() {
     for name in ["a.png", "b.png", "c.png"] {
         write_image(&f.path("remote/activelearningimages").join(name), 64, 48);
     }
-    f.ok(&[
-        "init",
-        f.project().to_str().unwrap(),
-        "--task",
-        "detect",
-        "--classes",
-        "knot",
-    ]);
+    f.init_detect("knot", false);
     let toml = f.read("proj/termtag.toml");
     f.write(
         "proj/termtag.toml",

@@ -97,6 +97,24 @@ impl Fixture {
         assert_eq!(lines.len(), 1, "one error line expected: {err}");
         lines[0].to_string()
     }
+    /// `termtag init` of a detection project with these classes (comma-separated), its images
+    /// in `images/` when `with_source`, else none (a remote project). Returns its stdout.
+    pub fn init_detect(&self, classes: &str, with_source: bool) -> String {
+        let project = self.project();
+        let images = self.images();
+        let mut args = vec![
+            "init",
+            project.to_str().unwrap(),
+            "--task",
+            "detect",
+            "--classes",
+            classes,
+        ];
+        if with_source {
+            args.extend(["--source", images.to_str().unwrap()]);
+        }
+        self.ok(&args)
+    }
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
