@@ -106,7 +106,11 @@ fn refused(fx: &Fixture, lib: &Path, expected: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(all.contains(expected), "doctor: {all}");
+    assert!(out.status.success(), "doctor: {all}");
+    assert!(
+        all.contains("onnxruntime: not available") && all.contains(expected),
+        "doctor: {all}"
+    );
     assert!(!all.contains("panicked"), "{all}");
 }
 
@@ -116,7 +120,23 @@ fn missing_runtime() {
     refused(
         &fx,
         &fx.path("nowhere/libonnxruntime.so.1.31.1"),
-        "no such file",
+        "ORT_DYLIB_PATH",
+    );
+    let out = fx
+        .cmd()
+        .env(
+            "ORT_DYLIB_PATH",
+            fx.path("nowhere/libonnxruntime.so.1.31.1"),
+        )
+        .args(["predict", "--model", &model()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "no such file; point it at libonnxruntime.so* (e.g. from `pip install onnxruntime`)"
+        ),
+        "{err}"
     );
 }
 

@@ -157,9 +157,9 @@ mod tests {
             .join(name)
     }
 
-    fn project() -> ImageIndex {
+    fn index(images: &[(&str, u32, u32)]) -> ImageIndex {
         ImageIndex::new(
-            [("img.jpg", 100, 50), ("sub/img2.png", 200, 100)]
+            images
                 .iter()
                 .map(|&(k, w, h)| KnownImage {
                     key: k.into(),
@@ -169,6 +169,10 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    fn project() -> ImageIndex {
+        index(&[("img.jpg", 100, 50), ("sub/img2.png", 200, 100)])
     }
 
     fn imp(path: &Path) -> Result<Imported, FormatError> {
@@ -250,17 +254,7 @@ mod tests {
     /// writes that name into the `image` column through json2csv, quoted.
     #[test]
     fn decodes_vott_url_encoded_names() {
-        let ix = ImageIndex::new(
-            [("my rocket #1?.jpg", 100, 50), ("100%.jpg", 100, 50)]
-                .iter()
-                .map(|&(k, w, h)| KnownImage {
-                    key: k.into(),
-                    width: w,
-                    height: h,
-                    orientation: 1,
-                })
-                .collect(),
-        );
+        let ix = index(&[("my rocket #1?.jpg", 100, 50), ("100%.jpg", 100, 50)]);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("vott.csv");
         std::fs::write(

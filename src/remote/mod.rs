@@ -829,17 +829,14 @@ pub async fn pull(
             }
         }
     }
-    if let Some(e) = outage {
+    // Either way the claims stay ours, in the journal, for the next pull to resume.
+    let stopped = outage
+        .map(|e| (e, ""))
+        .or(local.map(|e| (e, "free space, then ")));
+    if let Some((e, first)) = stopped {
         write_json_atomic(&jpath, &journal)?;
         return Err(anyhow!(
-            "{e:#} ({} claims are kept; `termtag pull` again resumes)",
-            journal.won.len()
-        ));
-    }
-    if let Some(e) = local {
-        write_json_atomic(&jpath, &journal)?;
-        return Err(anyhow!(
-            "{e:#} ({} claims are kept; free space, then `termtag pull` again resumes)",
+            "{e:#} ({} claims are kept; {first}`termtag pull` again resumes)",
             journal.won.len()
         ));
     }
