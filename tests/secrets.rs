@@ -3,12 +3,14 @@
 //! Azurite, successes and failures alike, the review screen pulls in tmux, and every byte of
 //! stdout, stderr, `.termtag/termtag.log`, the exports and the captured screens is searched.
 
+mod common;
 mod remote_support;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::tmux::Tmux;
 use remote_support::{Backend, azurite_url};
 use termtag::remote::auth::{AZURITE_KEY, account_sas};
 
@@ -304,13 +306,6 @@ fn no_secret_reaches_output_logs_exports_or_screen() {
 
     // The review screen: pull from it (F) with logs at trace into .termtag/termtag.log, then
     // again with a wrong key, whose error shows on the screen.
-    assert!(
-        Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "tmux is not installed: run scripts/test.sh, which installs it"
-    );
     {
         for (what, env) in [
             (
@@ -345,50 +340,15 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 /// Opens the review screen in a tmux of its own, presses F (pull) and returns the screen once
 /// the pull has answered.
 fn review_and_pull(project: &str, env: &str) -> String {
-    let socket = format!("termtag-secrets-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        let o = Command::new("tmux")
-            .arg("-L")
-            .arg(&socket)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let cmd = format!(
-        "env TERM=xterm-256color USER=tester TERMTAG_LOG=trace {env} {} -C {project} label --graphics halfblocks; sleep 600",
-        env!("CARGO_BIN_EXE_termtag")
+    let t = Tmux::new("secrets");
+    t.run_env(
+        &format!("TERMTAG_LOG=trace {env}"),
+        &format!("-C {project} label --graphics halfblocks"),
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-x",
-        "160",
-        "-y",
-        "48",
-        "-s",
-        "t",
-        &cmd,
-    ]);
-    let wait = |want: &[&str]| {
-        let start = Instant::now();
-        loop {
-            let s = tmux(&["capture-pane", "-p", "-t", "t"]);
-            if want.iter().any(|w| s.contains(w)) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(40),
-                "screen never showed {want:?}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait(&["REVIEW"]);
-    tmux(&["send-keys", "-t", "t", "F"]);
-    let screen = wait(&["pulled", "denied", "error", "cannot"]);
-    tmux(&["send-keys", "-t", "t", "q"]);
+    t.wait_any(&["REVIEW"], 40);
+    t.keys(&["F"]);
+    let screen = t.wait_any(&["pulled", "denied", "error", "cannot"], 40);
+    t.keys(&["q"]);
     std::thread::sleep(Duration::from_millis(300));
-    tmux(&["kill-server"]);
     screen
 }

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: real image files and a CLI runner on a temp project.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
