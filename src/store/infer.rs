@@ -133,6 +133,11 @@ impl Store {
             None,
             &format!("{path}: run {id} ({adapter})"),
         )?;
+        // The line names its run in `after`, so that discarding the run finds it by id.
+        tx.execute(
+            "UPDATE journal SET after = json_object('run_id', ?1) WHERE id = last_insert_rowid()",
+            params![id],
+        )?;
         tx.commit()?;
         Ok(id)
     }
@@ -149,7 +154,7 @@ impl Store {
         )? == 1;
         if gone {
             tx.execute(
-                "DELETE FROM journal WHERE action = 'model.run' AND detail LIKE '%: run ' || ?1 || ' (%'",
+                "DELETE FROM journal WHERE action = 'model.run' AND json_extract(after, '$.run_id') = ?1",
                 params![run_id],
             )?;
         }

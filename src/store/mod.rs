@@ -886,6 +886,38 @@ mod tests {
         (dir, s, id)
     }
 
+    #[test]
+    fn discarding_an_empty_run_removes_its_journal_line_only() {
+        let (_d, mut s, _) = store();
+        // A model file named like another run's journal line: a match on the wording would
+        // take run 1's line for run 11's.
+        let kept = s
+            .create_model_run("odd: run 11 (copy).onnx", "1", "yolo", "cfg")
+            .unwrap();
+        for _ in 0..9 {
+            s.create_model_run("m.onnx", "2", "yolo", "cfg").unwrap();
+        }
+        let empty = s.create_model_run("m.onnx", "3", "yolo", "cfg").unwrap();
+        assert_eq!((kept, empty), (1, 11));
+        let before = s.journal_len().unwrap();
+        assert!(s.discard_empty_model_run(empty).unwrap());
+        assert_eq!(s.journal_len().unwrap(), before - 1);
+        let runs: Vec<String> = s
+            .conn
+            .prepare("SELECT detail FROM journal WHERE action = 'model.run' ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(runs.len(), 10);
+        assert!(runs[0].ends_with(": run 1 (yolo)"), "{runs:?}");
+        assert!(
+            !runs.iter().any(|d| d.ends_with(": run 11 (yolo)")),
+            "{runs:?}"
+        );
+    }
+
     fn with_images(keys: &[&str]) -> (tempfile::TempDir, Store) {
         let (dir, mut s, _) = store();
         let images: Vec<NewImage> = keys
