@@ -81,6 +81,14 @@ impl fmt::Display for BoxIssue {
 }
 
 impl BBox {
+    /// The whole image.
+    pub const FULL: BBox = BBox {
+        x0: 0.0,
+        y0: 0.0,
+        x1: 1.0,
+        y1: 1.0,
+    };
+
     /// Builds a box from normalised corners in any order, clipping to the unit square.
     /// Returns the box and whether it had to be clipped.
     pub fn clipped(x0: f64, y0: f64, x1: f64, y1: f64) -> Result<(BBox, bool), BoxIssue> {
@@ -202,6 +210,12 @@ pub struct Dataset {
     pub classes: Vec<String>,
     /// Images, sorted by key on export.
     pub images: Vec<ImageLabels>,
+}
+
+/// Where `class` stands in a project's class list: its number in the formats that number
+/// classes, and its colour on screen.
+pub fn class_index(classes: &[String], class: &str) -> Option<usize> {
+    classes.iter().position(|c| c == class)
 }
 
 /// Status of an image in the project.

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     ExportCtx, FormatError, ImportCtx, Imported, pixel_box, read_to_string, round6, write_file,
 };
-use crate::model::{BBox, Dataset, ImageLabels, Label, Task};
+use crate::model::{BBox, Dataset, ImageLabels, Label, Task, class_index};
 use crate::sanitize::for_terminal;
 
 #[derive(Serialize)]
@@ -598,18 +598,13 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
             height: im.height,
         });
         for l in &im.labels {
-            let category_id = ds
-                .classes
-                .iter()
-                .position(|c| *c == l.class)
-                .ok_or_else(|| {
-                    invalid(
-                        ctx.out,
-                        &im.key,
-                        format!("class `{}` is not in the project's class list", l.class),
-                    )
-                })?
-                + 1;
+            let category_id = class_index(&ds.classes, &l.class).ok_or_else(|| {
+                invalid(
+                    ctx.out,
+                    &im.key,
+                    format!("class `{}` is not in the project's class list", l.class),
+                )
+            })? + 1;
             let (bbox, area, iscrowd) = if ctx.task.is_detect() {
                 let b = l.bbox.ok_or_else(|| {
                     invalid(

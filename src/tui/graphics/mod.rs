@@ -736,12 +736,7 @@ pub fn fit(
         return Err("no room to draw the picture".into());
     }
     let (w, h) = (f64::from(img.width()), f64::from(img.height()));
-    let z = zoom.unwrap_or(BBox {
-        x0: 0.0,
-        y0: 0.0,
-        x1: 1.0,
-        y1: 1.0,
-    });
+    let z = zoom.unwrap_or(BBox::FULL);
     // The visible region in source pixels, at least one pixel.
     let (cw, ch) = (
         (z.width() * w).clamp(1.0, w),

@@ -14,12 +14,7 @@ impl State {
         if self.current.is_none() {
             return Vec::new();
         }
-        let z = self.zoom.unwrap_or(BBox {
-            x0: 0.0,
-            y0: 0.0,
-            x1: 1.0,
-            y1: 1.0,
-        });
+        let z = self.zoom.unwrap_or(BBox::FULL);
         self.mode = Mode::Draw {
             cursor: ((z.x0 + z.x1) / 2.0, (z.y0 + z.y1) / 2.0),
             first: None,

@@ -427,6 +427,11 @@ impl State {
             .unwrap_or_else(|| format!("image {id}"))
     }
 
+    /// Where `class` stands in the project's classes (its colour), if it is one of them.
+    pub fn class_index(&self, class: &str) -> Option<usize> {
+        crate::model::class_index(&self.classes, class)
+    }
+
     pub fn selected_item(&self) -> Option<&BoxItem> {
         let cur = self.current.as_ref()?;
         cur.items.get(self.selected?)

@@ -12,7 +12,7 @@ impl State {
         }
         let index = self
             .selected_item()
-            .and_then(|it| self.classes.iter().position(|c| *c == it.class))
+            .and_then(|it| self.class_index(&it.class))
             .unwrap_or(self.last_class);
         self.mode = Mode::Picker { index };
         Vec::new()

@@ -600,13 +600,7 @@ impl State {
     }
 
     fn zoom_by(&mut self, factor: f64) -> Vec<Effect> {
-        let full = BBox {
-            x0: 0.0,
-            y0: 0.0,
-            x1: 1.0,
-            y1: 1.0,
-        };
-        let z = self.zoom.unwrap_or(full);
+        let z = self.zoom.unwrap_or(BBox::FULL);
         let (cx, cy) = match self.selected_item().and_then(|i| i.bbox) {
             Some(b) if self.zoom.is_none() => ((b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0),
             _ => ((z.x0 + z.x1) / 2.0, (z.y0 + z.y1) / 2.0),
