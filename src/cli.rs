@@ -577,7 +577,7 @@ fn print_refresh(r: &RefreshReport) -> Result<()> {
 
 /// A `--filter` whose `boxes=` counts the proposals the review screen shows.
 fn project_filter(project: &Project, text: &str) -> Result<Filter> {
-    let mut filter = Filter::parse(text).map_err(anyhow::Error::msg)?;
+    let mut filter = Filter::parse(text)?;
     filter.proposals_from = project.config.prelabel_threshold;
     Ok(filter)
 }

@@ -179,15 +179,17 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
         "{LABELLED} boards come labelled (knot, defect); the rest wait for review"
     ));
 
-    let live = runtime::ensure(&mut project, opts.offline, say).and_then(|()| {
-        say("pre-labelling the boards live with the demo model:");
-        crate::infer::cmd::cmd_predict(
-            &project,
-            &mut store,
-            crate::infer::PredictOptions::default(),
-        )
-        .map_err(|e| format!("live pre-labelling failed: {e:#}"))
-    });
+    let live = runtime::ensure(&mut project, opts.offline, say)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            say("pre-labelling the boards live with the demo model:");
+            crate::infer::cmd::cmd_predict(
+                &project,
+                &mut store,
+                crate::infer::PredictOptions::default(),
+            )
+            .map_err(|e| format!("live pre-labelling failed: {e:#}"))
+        });
     if let Err(why) = live {
         say(&why);
         let report = project.import(
