@@ -23,6 +23,9 @@ pub mod voc;
 pub mod vott_csv;
 pub mod yolo;
 
+#[cfg(test)]
+pub(crate) mod testutil;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatKind {
     /// COCO JSON (`instances` layout; the results list for predictions).
@@ -408,17 +411,12 @@ mod tests {
     use super::*;
 
     fn ix() -> ImageIndex {
-        ImageIndex::new(
-            ["a/st1026.png", "b/st1026.jpg", "c/x.jpg", "y.png"]
-                .iter()
-                .map(|k| KnownImage {
-                    key: k.to_string(),
-                    width: 10,
-                    height: 10,
-                    orientation: 1,
-                })
-                .collect(),
-        )
+        testutil::index(&[
+            ("a/st1026.png", 10, 10),
+            ("b/st1026.jpg", 10, 10),
+            ("c/x.jpg", 10, 10),
+            ("y.png", 10, 10),
+        ])
     }
 
     #[test]
@@ -446,12 +444,7 @@ mod tests {
                 "r/q.jpg",
             ]
             .iter()
-            .map(|k| KnownImage {
-                key: k.to_string(),
-                width: 1,
-                height: 1,
-                orientation: 1,
-            })
+            .map(|k| testutil::known(k, 1, 1))
             .collect(),
         );
         let key = |n: &str| ix.resolve(n).map(|k| k.key.clone());
