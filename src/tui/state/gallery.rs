@@ -58,47 +58,12 @@ impl State {
                 }
             }
             Action::Class(k) => {
-                let Some(class) = self.classes.get(usize::from(k) - 1).cloned() else {
-                    return Vec::new();
-                };
                 let targets: Vec<usize> = if marked.is_empty() {
                     vec![*cursor]
                 } else {
                     marked.clone()
                 };
-                let ids: Vec<i64> = targets
-                    .iter()
-                    .filter_map(|p| self.queue.get(*p).map(|q| q.id))
-                    .collect();
-                let only = self.task == Task::Classify;
-                // A tag reviews the images.
-                for p in &targets {
-                    if let Some(q) = self.queue.get_mut(*p) {
-                        q.status = ImageStatus::Reviewed;
-                    }
-                }
-                // Multi-label: add the class unless every target already has it, then remove it.
-                let all_have = ids.iter().all(|id| {
-                    self.gallery_labels
-                        .get(id)
-                        .is_some_and(|l| l.contains(&class))
-                });
-                let add = only || !all_have;
-                let n = ids.len();
-                let note = format!(
-                    "{} {class} {} {n} images",
-                    if add { "tagged" } else { "untagged" },
-                    if add { "on" } else { "from" }
-                );
-                let mut fx = vec![Effect::Tag {
-                    ids: ids.clone(),
-                    class,
-                    add,
-                    only,
-                    note: Some(note),
-                }];
-                fx.push(Effect::GalleryLabels { ids });
-                return fx;
+                return self.tag(usize::from(k) - 1, &targets);
             }
             Action::AcceptImage => {
                 let c = *cursor;
@@ -123,5 +88,46 @@ impl State {
         } else {
             Vec::new()
         }
+    }
+
+    /// Class `index` on the images at queue positions `targets`: in a multi-label project added,
+    /// or removed when every target has it already; in a classify project it replaces theirs.
+    /// A tag reviews the images.
+    fn tag(&mut self, index: usize, targets: &[usize]) -> Vec<Effect> {
+        let Some(class) = self.classes.get(index).cloned() else {
+            return Vec::new();
+        };
+        let ids: Vec<i64> = targets
+            .iter()
+            .filter_map(|p| self.queue.get(*p).map(|q| q.id))
+            .collect();
+        let only = self.task == Task::Classify;
+        for p in targets {
+            if let Some(q) = self.queue.get_mut(*p) {
+                q.status = ImageStatus::Reviewed;
+            }
+        }
+        let all_have = ids.iter().all(|id| {
+            self.gallery_labels
+                .get(id)
+                .is_some_and(|l| l.contains(&class))
+        });
+        let add = only || !all_have;
+        let n = ids.len();
+        let note = format!(
+            "{} {class} {} {n} images",
+            if add { "tagged" } else { "untagged" },
+            if add { "on" } else { "from" }
+        );
+        vec![
+            Effect::Tag {
+                ids: ids.clone(),
+                class,
+                add,
+                only,
+                note: Some(note),
+            },
+            Effect::GalleryLabels { ids },
+        ]
     }
 }
