@@ -12,6 +12,7 @@ mod filter;
 mod gallery;
 mod help;
 mod picker;
+mod replies;
 mod review;
 
 /// Coarse steps move a box by this share of the visible region.
@@ -646,98 +647,14 @@ fn handle(state: &mut State, msg: Msg) -> Vec<Effect> {
             edit,
             proposals,
             classes,
-        } => {
-            if classes != state.classes {
-                state.set_classes(classes);
-            }
-            // A result for an image we already left is stale.
-            if state.current_item().map(|q| q.id) != Some(id) {
-                return Vec::new();
-            }
-            // The store decides what is still a proposal: shown as it comes.
-            let mut items: Vec<BoxItem> = edit
-                .labels
-                .into_iter()
-                .map(|l| BoxItem {
-                    class: l.class,
-                    bbox: l.bbox,
-                    score: l.score,
-                    kind: ItemKind::Label(l.origin),
-                    prediction: None,
-                })
-                .collect();
-            items.extend(proposals.into_iter().map(|p| BoxItem {
-                class: p.class,
-                bbox: p.bbox,
-                score: Some(p.score),
-                kind: ItemKind::Proposal,
-                prediction: Some(p.prediction),
-            }));
-            state.selected = (!items.is_empty()).then_some(0);
-            if let Some(q) = state.queue.get_mut(state.pos) {
-                q.status = edit.status;
-            }
-            state.current = Some(Current {
-                id,
-                status: edit.status,
-                items,
-                decisions: edit.decisions,
-            });
-            if state.walk {
-                let props = state.proposal_positions();
-                match (state.seek, props.first(), props.last()) {
-                    (Some(forward), None, _) => return state.seek_image(forward),
-                    (Some(false), _, Some(last)) => state.selected = Some(*last),
-                    (_, Some(first), _) => state.selected = Some(*first),
-                    (None, None, _) => {}
-                }
-                state.seek = None;
-            }
-            Vec::new()
-        }
+        } => state.loaded(id, edit, proposals, classes),
         Msg::Saved { note } => {
             if let Some(note) = note {
                 state.info(note);
             }
             Vec::new()
         }
-        Msg::Replayed { undo, replay } => {
-            let verb = if undo { "undo" } else { "redo" };
-            match replay {
-                Replay::Nothing => {
-                    state.info(format!("nothing to {verb}"));
-                    Vec::new()
-                }
-                Replay::Stale { image_id, action } => {
-                    let key = state.key_of(image_id);
-                    state.error(format!(
-                        "cannot {verb} {action} on {key}: the image was changed since (by another annotator or a command); dropped from your history"
-                    ));
-                    Vec::new()
-                }
-                Replay::Done { action, images } => {
-                    let done = if undo { "undone" } else { "redone" };
-                    let what = if images.len() > 1 {
-                        format!("{action} of {} images", images.len())
-                    } else {
-                        action
-                    };
-                    for (id, status) in &images {
-                        if let Some(q) = state.queue.iter_mut().find(|q| q.id == *id) {
-                            q.status = *status;
-                        }
-                    }
-                    let first = images.first().map(|i| i.0);
-                    let fx = match state.queue.iter().position(|q| Some(q.id) == first) {
-                        Some(pos) if !matches!(state.mode, Mode::Gallery { .. }) => state.goto(pos),
-                        // The gallery stays where it is; its labels are read again.
-                        _ => state.gallery_page_effects(),
-                    };
-                    state.info(format!("{done}: {what}"));
-                    fx
-                }
-            }
-        }
+        Msg::Replayed { undo, replay } => state.replayed(undo, replay),
         Msg::StoreFailed(e) => {
             state.error(format!(
                 "not saved: {e}; editing is stopped, q quits (edits saved before are kept)"
@@ -801,21 +718,7 @@ fn handle(state: &mut State, msg: Msg) -> Vec<Effect> {
             state.gallery_columns = n.max(1);
             Vec::new()
         }
-        Msg::PictureFailed { id, error } => {
-            let Some(pos) = state.queue.iter().position(|q| q.id == id) else {
-                return Vec::new();
-            };
-            state.queue[pos].status = ImageStatus::Broken;
-            let key = crate::sanitize::for_terminal(&state.queue[pos].key);
-            state.error(format!("{key} is broken ({error}); skipped"));
-            let mut fx = vec![Effect::MarkBroken { id, error }];
-            if pos == state.pos && pos + 1 < state.queue.len() {
-                let msg = state.message.clone();
-                fx.extend(state.goto(pos + 1));
-                state.message = msg;
-            }
-            fx
-        }
+        Msg::PictureFailed { id, error } => state.picture_failed(id, error),
         Msg::Error(e) => {
             state.error(e);
             Vec::new()
