@@ -351,6 +351,10 @@ mod tests {
         assert_eq!(Key::parse("C-r").unwrap().label(), "C-r");
         assert_eq!(Key::parse("S-Left").unwrap().label(), "S-Left");
         assert_eq!(Key::parse("Space").unwrap().label(), "Space");
-        assert!(Key::parse("Hyper").is_err());
+        let e = Key::parse("Hyper").unwrap_err().to_string();
+        assert!(
+            e.starts_with("`Hyper` is not a key") && e.contains("PageUp"),
+            "{e}"
+        );
     }
 }
