@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, KnownImage, show_path};
+use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, KnownImage};
 use crate::model::{Dataset, Task};
 use crate::project::{CONFIG_FILE, ClassMap, Project};
+use crate::sanitize::show_path;
 
 /// The seed of the demo's boards. The model was trained on boards of other seeds.
 pub const SEED: u64 = 13;

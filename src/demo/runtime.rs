@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 use super::RUNTIME_DIR;
-use crate::formats::show_path;
 use crate::infer::runtime::{discover, library_in, min_version};
 use crate::project::Project;
+use crate::sanitize::show_path;
 
 /// Why the demo has no runtime of its own (it then imports the recorded predictions).
 #[derive(Debug, thiserror::Error)]

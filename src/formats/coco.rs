@@ -37,7 +37,7 @@ use super::{
     ExportCtx, FormatError, ImportCtx, Imported, pixel_box, read_to_string, round6, write_file,
 };
 use crate::model::{BBox, Dataset, ImageLabels, Label, Task, class_index};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 #[derive(Serialize)]
 struct OutFile<'a> {
@@ -412,7 +412,7 @@ struct Counts {
 
 impl Counts {
     fn warn(&self, file: &Path, warnings: &mut Vec<String>) {
-        let file = super::show_path(file);
+        let file = show_path(file);
         if self.crowd > 0 {
             warnings.push(format!(
                 "{file}: skipped {} crowd annotation(s) (iscrowd 1): they mark regions of many \

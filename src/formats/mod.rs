@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 
 use crate::model::{BBox, BoxIssue, Dataset, Task};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 pub mod ald_csv;
 pub mod azureml_jsonl;
@@ -256,11 +256,6 @@ impl FormatError {
             source,
         }
     }
-}
-
-/// A path as it may be shown on a terminal.
-pub fn show_path(p: &Path) -> String {
-    for_terminal(&p.to_string_lossy())
 }
 
 /// Reads a whole file, mapping the error to one that names it.

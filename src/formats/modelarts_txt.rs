@@ -6,11 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::yolo::{SidecarPaths, same_image, strip_txt, txt_files};
-use super::{
-    ExportCtx, FormatError, ImportCtx, Imported, read_lines, show_path, sidecar_path, write_file,
-};
+use super::{ExportCtx, FormatError, ImportCtx, Imported, read_lines, sidecar_path, write_file};
 use crate::model::{Dataset, ImageLabels, Label, Task};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 /// Reads every `*.txt` below a folder (images beside them are ignored) or one `.txt`.
 pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {

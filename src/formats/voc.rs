@@ -33,10 +33,10 @@ use quick_xml::reader::Reader;
 
 use super::{
     ExportCtx, FormatError, ImportCtx, Imported, fmt_num, parse_num, pixel_box, read_to_string,
-    show_path, sidecar_path, write_file,
+    sidecar_path, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 const CLASSIFY_UNSUPPORTED: &str = "voc carries boxes only; for a classify or multilabel project \
                                     use modelarts-txt or azureml-jsonl";

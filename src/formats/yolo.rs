@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use super::{
     ExportCtx, FormatError, ImportCtx, Imported, fmt_num, norm_box, parse_num, read_lines, round6,
-    show_path, sidecar_path, write_file,
+    sidecar_path, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 const CLASSES_FILE: &str = "classes.txt";
 

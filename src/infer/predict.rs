@@ -14,9 +14,8 @@ use super::classmap::{ClassResolver, ModelLabels};
 use super::preprocess::{self, InputData, Layout, Prepared};
 use super::session::{self, Model};
 use super::{InferError, runtime, sha256_file};
-use crate::formats::show_path;
 use crate::project::Project;
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 use crate::store::{ImageResult, NewPrediction, PendingImage, Store};
 
 /// One machine's share of the images: `K/N`, K from 1.

@@ -12,7 +12,7 @@ use super::config::{Device, OnnxRuntimeConfig};
 use super::metadata::ModelMeta;
 use super::preprocess::InputData;
 use super::runtime::{Runtime, providers};
-use crate::formats::show_path;
+use crate::sanitize::show_path;
 
 /// Element types the adapters care about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
