@@ -8,10 +8,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::formats::{FormatKind, show_path};
+use crate::formats::FormatKind;
 use crate::model::Task;
 use crate::project::{ClassMap, Project, RefreshReport};
-use crate::sanitize::{for_terminal, safe_join};
+use crate::sanitize::{for_terminal, safe_join, show_path};
 use crate::store::{Filter, Store};
 use crate::tui::graphics::GraphicsChoice;
 
@@ -577,7 +577,7 @@ fn print_refresh(r: &RefreshReport) -> Result<()> {
 
 /// A `--filter` whose `boxes=` counts the proposals the review screen shows.
 fn project_filter(project: &Project, text: &str) -> Result<Filter> {
-    let mut filter = Filter::parse(text).map_err(anyhow::Error::msg)?;
+    let mut filter = Filter::parse(text)?;
     filter.proposals_from = project.config.prelabel_threshold;
     Ok(filter)
 }

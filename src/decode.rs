@@ -7,9 +7,53 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
+/// Why a picture cannot be shown or predicted on. The text is stored as the image's error and
+/// shown next to its key, so it names the problem and, where one exists, the setting to change.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("cannot open: {0}")]
+    Open(io::Error),
+    #[error("cannot read: {0}")]
+    Read(io::Error),
+    #[error("not a recognised image format")]
+    UnknownFormat,
+    /// The decoder's own words (the `image` crate's or jpeg-decoder's).
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    #[error(
+        "{w}×{h} is over the limit of {max_megapixels} megapixels (raise max_megapixels in termtag.toml)"
+    )]
+    OverLimit { w: u32, h: u32, max_megapixels: u32 },
+    #[error("truncated: the JPEG ends before its end marker (an interrupted copy or download?)")]
+    Truncated,
+    #[error("image has zero width or height")]
+    ZeroSize,
+    /// Scaling to the model's input (fast_image_resize's words).
+    #[error("resize: {0}")]
+    Resize(String),
+}
+
+impl DecodeError {
+    pub fn decode(e: impl std::fmt::Display) -> DecodeError {
+        DecodeError::Decode(e.to_string())
+    }
+
+    /// Refuses a `w`×`h` image over `max_megapixels` (before any pixel is decoded).
+    pub fn check_size(w: u32, h: u32, max_megapixels: u32) -> Result<(), DecodeError> {
+        if u64::from(w) * u64::from(h) > u64::from(max_megapixels) * 1_000_000 {
+            return Err(DecodeError::OverLimit {
+                w,
+                h,
+                max_megapixels,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Decodes `path` upright. Images over `max_megapixels` are refused before any pixel is decoded.
-pub fn open_upright(path: &Path, max_megapixels: u32) -> Result<DynamicImage, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+pub fn open_upright(path: &Path, max_megapixels: u32) -> Result<DynamicImage, DecodeError> {
+    let file = File::open(path).map_err(DecodeError::Open)?;
     upright_from(BufReader::new(file), max_megapixels)
 }
 
@@ -17,30 +61,24 @@ pub fn open_upright(path: &Path, max_megapixels: u32) -> Result<DynamicImage, St
 pub fn upright_from(
     mut reader: impl std::io::BufRead + std::io::Seek,
     max_megapixels: u32,
-) -> Result<DynamicImage, String> {
+) -> Result<DynamicImage, DecodeError> {
     check_complete(&mut reader)?;
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(DecodeError::Read)?;
     if reader.format().is_none() {
-        return Err("not a recognised image format".into());
+        return Err(DecodeError::UnknownFormat);
     }
     let max_pixels = u64::from(max_megapixels) * 1_000_000;
     let mut limits = Limits::default();
     // RGBA8 at the largest accepted size, plus slack for the decoder's own buffers.
     limits.max_alloc = Some(max_pixels * 4 + (64 << 20));
     reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("cannot decode: {e}"))?;
+    let mut decoder = reader.into_decoder().map_err(DecodeError::decode)?;
     let (w, h) = decoder.dimensions();
-    if u64::from(w) * u64::from(h) > max_pixels {
-        return Err(format!(
-            "{w}×{h} is over the limit of {max_megapixels} megapixels (raise max_megapixels in termtag.toml)"
-        ));
-    }
+    DecodeError::check_size(w, h, max_megapixels)?;
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode: {e}"))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(DecodeError::decode)?;
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
@@ -49,14 +87,11 @@ pub fn upright_from(
 
 /// The reason a file is cut short, if it is: a JPEG that never reaches its end marker decodes
 /// without error as a few rows over grey, so the decoder alone cannot tell. Leaves `r` at the start.
-pub fn check_complete<R: Read + Seek>(r: &mut R) -> Result<(), String> {
-    let cut = jpeg_cut_short(r).map_err(|e| format!("cannot read: {e}"))?;
-    r.rewind().map_err(|e| format!("cannot read: {e}"))?;
+pub fn check_complete<R: Read + Seek>(r: &mut R) -> Result<(), DecodeError> {
+    let cut = jpeg_cut_short(r).map_err(DecodeError::Read)?;
+    r.rewind().map_err(DecodeError::Read)?;
     if cut {
-        Err(
-            "truncated: the JPEG ends before its end marker (an interrupted copy or download?)"
-                .into(),
-        )
+        Err(DecodeError::Truncated)
     } else {
         Ok(())
     }
@@ -153,7 +188,7 @@ mod tests {
         let junk = dir.path().join("j.jpg");
         std::fs::write(&junk, b"not an image").unwrap();
         assert!(open_upright(&junk, 250).is_err());
-        let e = open_upright(&good, 0).unwrap_err();
+        let e = open_upright(&good, 0).unwrap_err().to_string();
         assert!(e.contains("64×48 is over the limit"), "{e}");
     }
 
@@ -180,7 +215,7 @@ mod tests {
         assert!(jpeg.len() > 3000);
         let ok = |b: &[u8]| upright_from(std::io::Cursor::new(b), 250);
         assert!(ok(&jpeg).is_ok());
-        let e = ok(&jpeg[..3000]).unwrap_err();
+        let e = ok(&jpeg[..3000]).unwrap_err().to_string();
         assert!(e.starts_with("truncated:"), "{e}");
         // Cut anywhere after the header: still caught.
         for cut in [jpeg.len() - 2, jpeg.len() - 1, jpeg.len() / 2] {

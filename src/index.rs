@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use image::{ImageDecoder, ImageReader, metadata::Orientation};
 use rayon::prelude::*;
 
+use crate::decode::DecodeError;
 use crate::model::orientation_swaps_axes;
 use crate::store::NewImage;
 
@@ -106,31 +107,28 @@ pub fn probe(key: &str, path: &Path, max_megapixels: u32) -> NewImage {
             im.width = w;
             im.height = h;
             im.orientation = orientation;
-            let mp = u64::from(w) * u64::from(h);
-            if mp > u64::from(max_megapixels) * 1_000_000 {
-                im.error = Some(format!(
-                    "{w}×{h} is over the limit of {max_megapixels} megapixels (raise max_megapixels in termtag.toml)"
-                ));
+            if let Err(e) = DecodeError::check_size(w, h, max_megapixels) {
+                im.error = Some(e.to_string());
             }
         }
-        Err(e) => im.error = Some(e),
+        Err(e) => im.error = Some(e.to_string()),
     }
     im
 }
 
-fn read_header(path: &Path) -> Result<(u32, u32, u8), String> {
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
+fn read_header(path: &Path) -> Result<(u32, u32, u8), DecodeError> {
+    let mut file = File::open(path).map_err(DecodeError::Open)?;
     crate::decode::check_complete(&mut file)?;
     let reader = ImageReader::new(BufReader::new(file))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(DecodeError::Read)?;
     if reader.format().is_none() {
-        return Err("not a recognised image format".into());
+        return Err(DecodeError::UnknownFormat);
     }
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let mut decoder = reader.into_decoder().map_err(DecodeError::decode)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
-        return Err("image has zero width or height".into());
+        return Err(DecodeError::ZeroSize);
     }
     // A missing or unreadable EXIF block means no rotation, not a broken image.
     let orientation = decoder.orientation().map(exif_value).unwrap_or(1);

@@ -8,6 +8,19 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// A task, status or label name that the domain does not accept (shown sanitised).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown task `{0}`: use detect, classify or multilabel")]
+    UnknownTask(String),
+    #[error("unknown status `{0}`: use new, claimed, reviewed, skipped or broken")]
+    UnknownStatus(String),
+    #[error(
+        "invalid label name `{0}`: a label name is 1 to 32 letters (any script), digits, `-` or `_`"
+    )]
+    LabelName(String),
+}
+
 /// What a project labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,15 +53,15 @@ impl fmt::Display for Task {
 }
 
 impl FromStr for Task {
-    type Err = String;
+    type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "detect" => Ok(Task::Detect),
             "classify" => Ok(Task::Classify),
             "multilabel" => Ok(Task::Multilabel),
-            other => Err(format!(
-                "unknown task `{other}`: use detect, classify or multilabel"
-            )),
+            other => Err(ModelError::UnknownTask(crate::sanitize::for_terminal(
+                other,
+            ))),
         }
     }
 }
@@ -81,6 +94,14 @@ impl fmt::Display for BoxIssue {
 }
 
 impl BBox {
+    /// The whole image.
+    pub const FULL: BBox = BBox {
+        x0: 0.0,
+        y0: 0.0,
+        x1: 1.0,
+        y1: 1.0,
+    };
+
     /// Builds a box from normalised corners in any order, clipping to the unit square.
     /// Returns the box and whether it had to be clipped.
     pub fn clipped(x0: f64, y0: f64, x1: f64, y1: f64) -> Result<(BBox, bool), BoxIssue> {
@@ -204,6 +225,12 @@ pub struct Dataset {
     pub images: Vec<ImageLabels>,
 }
 
+/// Where `class` stands in a project's class list: its number in the formats that number
+/// classes, and its colour on screen.
+pub fn class_index(classes: &[String], class: &str) -> Option<usize> {
+    classes.iter().position(|c| c == class)
+}
+
 /// Status of an image in the project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -241,14 +268,12 @@ impl fmt::Display for ImageStatus {
 }
 
 impl FromStr for ImageStatus {
-    type Err = String;
+    type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ImageStatus::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown status `{s}`: use new, claimed, reviewed, skipped or broken")
-            })
+            .ok_or_else(|| ModelError::UnknownStatus(crate::sanitize::for_terminal(s)))
     }
 }
 
@@ -280,7 +305,7 @@ impl Origin {
 }
 
 /// The label-name rule (ModelArts): 1 to 32 characters, letters of any script, digits, `-`, `_`.
-pub fn validate_label_name(name: &str) -> Result<(), String> {
+pub fn validate_label_name(name: &str) -> Result<(), ModelError> {
     let n = name.chars().count();
     let ok_chars = name
         .chars()
@@ -288,10 +313,7 @@ pub fn validate_label_name(name: &str) -> Result<(), String> {
     if (1..=32).contains(&n) && ok_chars {
         Ok(())
     } else {
-        Err(format!(
-            "invalid label name `{}`: a label name is 1 to 32 letters (any script), digits, `-` or `_`",
-            crate::sanitize::for_terminal(name)
-        ))
+        Err(ModelError::LabelName(crate::sanitize::for_terminal(name)))
     }
 }
 
@@ -323,7 +345,7 @@ mod tests {
         ] {
             assert!(validate_label_name(bad).is_err(), "{bad:?}");
         }
-        let e = validate_label_name("a b").unwrap_err();
+        let e = validate_label_name("a b").unwrap_err().to_string();
         assert!(e.contains("1 to 32"), "{e}");
     }
 

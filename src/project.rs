@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, show_path};
+use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx};
 use crate::index;
 use crate::infer::config::{ModelConfig, OnnxRuntimeConfig, TrainConfig};
 use crate::model::{
     Dataset, ImageLabels, Label, Task, orientation_swaps_axes, validate_label_name,
 };
 use crate::queue::QueueConfig;
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 use crate::store::{ImportCounts, Store};
 
 pub const CONFIG_FILE: &str = "termtag.toml";

@@ -19,6 +19,11 @@ pub fn for_terminal(s: &str) -> String {
     out
 }
 
+/// A path as it may be shown on a terminal.
+pub fn show_path(p: &Path) -> String {
+    for_terminal(&p.to_string_lossy())
+}
+
 /// Checks that a `/`-separated relative key stays inside its root: no `..`, no absolute path, no
 /// drive prefix, no empty or control-character components.
 pub fn check_relative_key(key: &str) -> Result<(), String> {

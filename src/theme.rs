@@ -52,23 +52,36 @@ pub struct Theme {
     pub classes: Vec<Color>,
 }
 
-fn color(s: &str, key: &str) -> Result<Color, String> {
-    Color::from_str(s)
-        .map_err(|_| format!("theme key `{key}`: `{s}` is not a colour (a name or #rrggbb)"))
+/// A theme that cannot be used; the caller names the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ThemeError {
+    #[error("no theme `{name}`: use one of {}", preset_names().join(", "))]
+    NoPreset { name: String },
+    /// TOML's first line about it.
+    #[error("theme: {0}")]
+    Syntax(String),
+    #[error("theme key `{key}`: `{value}` is not a colour (a name or #rrggbb)")]
+    NotAColour { key: &'static str, value: String },
+    #[error("theme key `classes`: give at least one colour")]
+    NoClassColours,
+}
+
+fn color(s: &str, key: &'static str) -> Result<Color, ThemeError> {
+    Color::from_str(s).map_err(|_| ThemeError::NotAColour {
+        key,
+        value: s.to_string(),
+    })
 }
 
 impl Theme {
     /// A preset by name (`dark`, `light`, `high-contrast`).
-    pub fn preset(name: &str) -> Result<Theme, String> {
+    pub fn preset(name: &str) -> Result<Theme, ThemeError> {
         let text = PRESETS
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, t)| *t)
-            .ok_or_else(|| {
-                format!(
-                    "no theme `{name}`: use one of {}",
-                    preset_names().join(", ")
-                )
+            .ok_or_else(|| ThemeError::NoPreset {
+                name: name.to_string(),
             })?;
         let base = Theme {
             fg: Color::Reset,
@@ -87,11 +100,12 @@ impl Theme {
     }
 
     /// This theme with the keys of a TOML theme file laid over it.
-    pub fn overlay(&self, text: &str) -> Result<Theme, String> {
-        let f: ThemeFile = toml::from_str(text)
-            .map_err(|e| format!("theme: {}", e.message().lines().next().unwrap_or("invalid")))?;
+    pub fn overlay(&self, text: &str) -> Result<Theme, ThemeError> {
+        let f: ThemeFile = toml::from_str(text).map_err(|e| {
+            ThemeError::Syntax(e.message().lines().next().unwrap_or("invalid").to_string())
+        })?;
         let mut t = self.clone();
-        let pairs: [(&Option<String>, &mut Color, &str); 10] = [
+        let pairs: [(&Option<String>, &mut Color, &'static str); 10] = [
             (&f.fg, &mut t.fg, "fg"),
             (&f.bg, &mut t.bg, "bg"),
             (&f.dim, &mut t.dim, "dim"),
@@ -110,7 +124,7 @@ impl Theme {
         }
         if let Some(list) = &f.classes {
             if list.is_empty() {
-                return Err("theme key `classes`: give at least one colour".into());
+                return Err(ThemeError::NoClassColours);
             }
             t.classes = list
                 .iter()
@@ -196,9 +210,9 @@ mod tests {
         let mine = dark.overlay("accent = \"red\"").unwrap();
         assert_eq!(mine.accent, Color::Red);
         assert_eq!(mine.classes, dark.classes);
-        let e = dark.overlay("accent = \"nope\"").unwrap_err();
+        let e = dark.overlay("accent = \"nope\"").unwrap_err().to_string();
         assert!(e.contains("`accent`") && e.contains("nope"), "{e}");
-        let e = dark.overlay("acent = \"red\"").unwrap_err();
+        let e = dark.overlay("acent = \"red\"").unwrap_err().to_string();
         assert!(e.contains("acent"), "{e}");
         assert!(Theme::preset("neon").is_err());
     }

@@ -15,6 +15,8 @@ use std::time::UNIX_EPOCH;
 use image::{DynamicImage, RgbImage};
 use sha2::{Digest, Sha256};
 
+use crate::decode::DecodeError;
+
 /// The longest side of a stored thumbnail: a gallery tile is 22×7 cells, 352×224 pixels with
 /// 16×32-pixel cells.
 pub const SIDE: u32 = 384;
@@ -36,8 +38,8 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(path: &Path) -> Result<Stamp, String> {
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot open: {e}"))?;
+    fn of(path: &Path) -> Result<Stamp, DecodeError> {
+        let meta = std::fs::metadata(path).map_err(DecodeError::Open)?;
         let mtime_ns = meta
             .modified()
             .ok()
@@ -90,7 +92,7 @@ impl ThumbCache {
         &self,
         original: &Path,
         max_megapixels: u32,
-    ) -> Result<DynamicImage, String> {
+    ) -> Result<DynamicImage, DecodeError> {
         if let Some(img) = self.get(original) {
             return Ok(img);
         }
@@ -191,7 +193,7 @@ mod tests {
         // A missing original is an error naming the problem, not a stale thumbnail.
         std::fs::remove_file(&original).unwrap();
         assert!(cache.get(&original).is_none());
-        let err = cache.get_or_make(&original, 250).unwrap_err();
+        let err = cache.get_or_make(&original, 250).unwrap_err().to_string();
         assert!(err.starts_with("cannot open"), "{err}");
     }
 

@@ -8,9 +8,10 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 
-use crate::formats::{FormatKind, show_path};
+use crate::formats::FormatKind;
 use crate::infer::sha256_file;
 use crate::project::{CONFIG_FILE, Project, STATE_DIR};
+use crate::sanitize::show_path;
 use crate::store::{Store, now_ms};
 
 #[derive(Debug, Clone)]

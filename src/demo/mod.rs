@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, KnownImage, show_path};
+use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, KnownImage};
 use crate::model::{Dataset, Task};
 use crate::project::{CONFIG_FILE, ClassMap, Project};
+use crate::sanitize::show_path;
 
 /// The seed of the demo's boards. The model was trained on boards of other seeds.
 pub const SEED: u64 = 13;
@@ -179,15 +180,17 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
         "{LABELLED} boards come labelled (knot, defect); the rest wait for review"
     ));
 
-    let live = runtime::ensure(&mut project, opts.offline, say).and_then(|()| {
-        say("pre-labelling the boards live with the demo model:");
-        crate::infer::cmd::cmd_predict(
-            &project,
-            &mut store,
-            crate::infer::PredictOptions::default(),
-        )
-        .map_err(|e| format!("live pre-labelling failed: {e:#}"))
-    });
+    let live = runtime::ensure(&mut project, opts.offline, say)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            say("pre-labelling the boards live with the demo model:");
+            crate::infer::cmd::cmd_predict(
+                &project,
+                &mut store,
+                crate::infer::PredictOptions::default(),
+            )
+            .map_err(|e| format!("live pre-labelling failed: {e:#}"))
+        });
     if let Err(why) = live {
         say(&why);
         let report = project.import(

@@ -2,16 +2,35 @@
 //! into the demo folder (never elsewhere), else nothing, and the caller imports the recorded
 //! predictions.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
 
 use super::RUNTIME_DIR;
-use crate::formats::show_path;
 use crate::infer::runtime::{discover, library_in, min_version};
 use crate::project::Project;
+use crate::sanitize::show_path;
+
+/// Why the demo has no runtime of its own (it then imports the recorded predictions).
+#[derive(Debug, thiserror::Error)]
+pub enum NoRuntime {
+    #[error("--offline: installing nothing")]
+    Offline,
+    #[error(
+        "cannot run python3 -m pip ({0}); install Python 3 with pip, or set ORT_DYLIB_PATH to libonnxruntime.so"
+    )]
+    NoPip(std::io::Error),
+    /// pip's last error line, sanitised.
+    #[error("pip could not install onnxruntime ({status}): {last}")]
+    Pip { status: ExitStatus, last: String },
+    #[error("pip finished but {} holds no ONNX Runtime library", show_path(.0))]
+    NoLibrary(PathBuf),
+    /// termtag.toml could not be saved with the runtime's path.
+    #[error("{0:#}")]
+    Save(anyhow::Error),
+}
 
 /// Makes a runtime available to `predict`; `Err` says why there is none.
-pub fn ensure(project: &mut Project, offline: bool, say: &dyn Fn(&str)) -> Result<(), String> {
+pub fn ensure(project: &mut Project, offline: bool, say: &dyn Fn(&str)) -> Result<(), NoRuntime> {
     let missing = match discover(&project.config.onnxruntime, Some(&project.root)) {
         Ok(found) => {
             say(&format!(
@@ -25,7 +44,7 @@ pub fn ensure(project: &mut Project, offline: bool, say: &dyn Fn(&str)) -> Resul
     };
     say(&missing);
     if offline {
-        return Err("--offline: installing nothing".into());
+        return Err(NoRuntime::Offline);
     }
     let target = project.root.join(RUNTIME_DIR);
     let spec = format!("onnxruntime>={}", min_version());
@@ -36,26 +55,29 @@ pub fn ensure(project: &mut Project, offline: bool, say: &dyn Fn(&str)) -> Resul
     pip_install(&target, &spec)?;
     let lib_dir = target.join("onnxruntime").join("capi");
     let Some(lib) = library_in(&lib_dir) else {
-        return Err(format!(
-            "pip finished but {} holds no ONNX Runtime library",
-            show_path(&lib_dir)
-        ));
+        return Err(NoRuntime::NoLibrary(lib_dir));
     };
     say(&format!("installed {}", show_path(&lib)));
     project.config.onnxruntime.path = Some(format!("{RUNTIME_DIR}/onnxruntime/capi"));
-    super::save(project).map_err(|e| format!("{e:#}"))
+    super::save(project).map_err(NoRuntime::Save)
 }
 
 /// Runs pip; its last error line is the reason when it fails.
-fn pip_install(target: &Path, spec: &str) -> Result<(), String> {
+fn pip_install(target: &Path, spec: &str) -> Result<(), NoRuntime> {
     let out = Command::new("python3")
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
         .args(["--no-deps", "--target"])
         .arg(target)
         .arg(spec)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run python3 -m pip ({e}); install Python 3 with pip, or set ORT_DYLIB_PATH to libonnxruntime.so"))?;
+        .map_err(NoRuntime::NoPip)?;
     if out.status.success() {
         return Ok(());
     }
@@ -65,9 +87,8 @@ fn pip_install(target: &Path, spec: &str) -> Result<(), String> {
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("no output");
-    Err(format!(
-        "pip could not install onnxruntime ({}): {}",
-        out.status,
-        crate::sanitize::for_terminal(last.trim())
-    ))
+    Err(NoRuntime::Pip {
+        status: out.status,
+        last: crate::sanitize::for_terminal(last.trim()),
+    })
 }

@@ -554,18 +554,13 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::{ImageIndex, KnownImage};
-    use crate::model::BBox;
+    use crate::formats::ImageIndex;
+    use crate::formats::testutil::{self, assert_label, cls, det, index, read};
 
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/azureml_jsonl/");
     const AML: &str = "azureml://datastores/workspaceblobstore/paths/images/";
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(FIX).join(name)
-    }
-
-    fn read(p: &Path) -> String {
-        std::fs::read_to_string(p).unwrap()
+        testutil::fixture("azureml_jsonl", name)
     }
 
     fn ictx(ix: &ImageIndex, task: Task, predictions: bool) -> ImportCtx<'_> {
@@ -591,40 +586,12 @@ mod tests {
         }
     }
 
-    fn det(class: &str, (x0, y0, x1, y1): (f64, f64, f64, f64), score: Option<f64>) -> Label {
-        Label {
-            class: class.into(),
-            bbox: Some(BBox { x0, y0, x1, y1 }),
-            score,
-        }
-    }
-
-    fn cls(class: &str, score: Option<f64>) -> Label {
-        Label {
-            class: class.into(),
-            bbox: None,
-            score,
-        }
-    }
-
     fn image(key: &str, width: u32, height: u32, labels: Vec<Label>) -> ImageLabels {
         ImageLabels {
             key: key.into(),
             width,
             height,
             labels,
-        }
-    }
-
-    fn assert_box(l: &Label, class: &str, (x0, y0, x1, y1): (f64, f64, f64, f64)) {
-        assert_eq!(l.class, class);
-        let b = l.bbox.expect("detection label has a box");
-        for (got, want) in [(b.x0, x0), (b.y0, y0), (b.x1, x1), (b.y1, y1)] {
-            assert!(
-                (got - want).abs() < 1e-12,
-                "{b:?} vs {:?}",
-                (x0, y0, x1, y1)
-            );
         }
     }
 
@@ -676,12 +643,7 @@ mod tests {
 
     #[test]
     fn imports_the_design_example_and_detection_lines() {
-        let ix = ImageIndex::new(vec![KnownImage {
-            key: "images/empty.png".into(),
-            width: 320,
-            height: 200,
-            orientation: 1,
-        }]);
+        let ix = index(&[("images/empty.png", 320, 200)]);
         let got = import(&fixture("detect.jsonl"), &ictx(&ix, Task::Detect, true)).unwrap();
         assert!(got.warnings.is_empty(), "{:?}", got.warnings);
         let ims = &got.dataset.images;
@@ -692,13 +654,13 @@ mod tests {
         );
         assert_eq!((ims[0].width, ims[0].height), (499, 666));
         assert_eq!(ims[0].labels.len(), 1);
-        assert_box(&ims[0].labels[0], "can", (0.26, 0.40, 0.73, 0.70));
+        assert_label(&ims[0].labels[0], "can", (0.26, 0.40, 0.73, 0.70));
         assert_eq!(ims[0].labels[0].score, None);
         // Plain numbers and "480" are sizes too.
         assert_eq!((ims[1].width, ims[1].height), (640, 480));
-        assert_box(&ims[1].labels[0], "carton", (0.1, 0.2, 0.5, 0.9));
+        assert_label(&ims[1].labels[0], "carton", (0.1, 0.2, 0.5, 0.9));
         assert_eq!(ims[1].labels[0].score, None);
-        assert_box(&ims[1].labels[1], "milk_bottle", (0.55, 0.0, 1.0, 0.125));
+        assert_label(&ims[1].labels[1], "milk_bottle", (0.55, 0.0, 1.0, 0.125));
         assert_eq!(ims[1].labels[1].score, Some(0.875));
         // No image_details: the project's size.
         assert_eq!(ims[2].key, "images/empty.png");
@@ -985,7 +947,7 @@ mod tests {
             "{:?}",
             got.warnings
         );
-        assert_box(&got.dataset.images[0].labels[0], "x", (0.0, 0.5, 0.5, 1.0));
+        assert_label(&got.dataset.images[0].labels[0], "x", (0.0, 0.5, 0.5, 1.0));
     }
 
     #[test]

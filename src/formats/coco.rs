@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     ExportCtx, FormatError, ImportCtx, Imported, pixel_box, read_to_string, round6, write_file,
 };
-use crate::model::{BBox, Dataset, ImageLabels, Label, Task};
-use crate::sanitize::for_terminal;
+use crate::model::{BBox, Dataset, ImageLabels, Label, Task, class_index};
+use crate::sanitize::{for_terminal, show_path};
 
 #[derive(Serialize)]
 struct OutFile<'a> {
@@ -412,7 +412,7 @@ struct Counts {
 
 impl Counts {
     fn warn(&self, file: &Path, warnings: &mut Vec<String>) {
-        let file = super::show_path(file);
+        let file = show_path(file);
         if self.crowd > 0 {
             warnings.push(format!(
                 "{file}: skipped {} crowd annotation(s) (iscrowd 1): they mark regions of many \
@@ -598,18 +598,13 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
             height: im.height,
         });
         for l in &im.labels {
-            let category_id = ds
-                .classes
-                .iter()
-                .position(|c| *c == l.class)
-                .ok_or_else(|| {
-                    invalid(
-                        ctx.out,
-                        &im.key,
-                        format!("class `{}` is not in the project's class list", l.class),
-                    )
-                })?
-                + 1;
+            let category_id = class_index(&ds.classes, &l.class).ok_or_else(|| {
+                invalid(
+                    ctx.out,
+                    &im.key,
+                    format!("class `{}` is not in the project's class list", l.class),
+                )
+            })? + 1;
             let (bbox, area, iscrowd) = if ctx.task.is_detect() {
                 let b = l.bbox.ok_or_else(|| {
                     invalid(
@@ -671,12 +666,11 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::{ImageIndex, KnownImage};
+    use crate::formats::ImageIndex;
+    use crate::formats::testutil::{self, assert_box, bb, cls, det, known};
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/coco")
-            .join(name)
+        testutil::fixture("coco", name)
     }
 
     fn ctx<'a>(task: Task, images: &'a ImageIndex, classes: &'a [String]) -> ImportCtx<'a> {
@@ -685,39 +679,6 @@ mod tests {
             images,
             classes,
             predictions: false,
-        }
-    }
-
-    fn bb(x0: f64, y0: f64, x1: f64, y1: f64) -> BBox {
-        BBox { x0, y0, x1, y1 }
-    }
-
-    fn label(class: &str, bbox: Option<BBox>, score: Option<f64>) -> Label {
-        Label {
-            class: class.into(),
-            bbox,
-            score,
-        }
-    }
-
-    fn assert_box(got: Option<BBox>, want: BBox) {
-        let g = got.expect("a box");
-        for (a, b) in [
-            (g.x0, want.x0),
-            (g.y0, want.y0),
-            (g.x1, want.x1),
-            (g.y1, want.y1),
-        ] {
-            assert!((a - b).abs() < 1e-9, "{g:?} != {want:?}");
-        }
-    }
-
-    fn known(key: &str, width: u32, height: u32) -> KnownImage {
-        KnownImage {
-            key: key.into(),
-            width,
-            height,
-            orientation: 1,
         }
     }
 
@@ -741,8 +702,8 @@ mod tests {
                     width: 640,
                     height: 480,
                     labels: vec![
-                        label("knot", Some(bb(0.1, 0.1, 0.3, 0.3)), Some(0.9)),
-                        label("crack", Some(bb(0.5, 0.5, 0.75, 0.625)), None),
+                        det("knot", bb(0.1, 0.1, 0.3, 0.3), Some(0.9)),
+                        det("crack", bb(0.5, 0.5, 0.75, 0.625), None),
                     ],
                 },
                 ImageLabels {
@@ -755,9 +716,9 @@ mod tests {
                     key: "c.jpg".into(),
                     width: 100,
                     height: 50,
-                    labels: vec![label(
+                    labels: vec![det(
                         "crack",
-                        Some(bb(1.0 / 3.0, 0.2, 2.0 / 3.0, 0.6)),
+                        bb(1.0 / 3.0, 0.2, 2.0 / 3.0, 0.6),
                         Some(1.0 / 3.0),
                     )],
                 },
@@ -898,10 +859,7 @@ mod tests {
         .unwrap()
         .dataset;
         assert_eq!(ds.classes, ["cat", "indoor"]);
-        assert_eq!(
-            ds.images[0].labels,
-            [label("indoor", None, None), label("cat", None, None)]
-        );
+        assert_eq!(ds.images[0].labels, [cls("indoor", None), cls("cat", None)]);
         assert!(ds.images[1].labels.is_empty());
 
         // Predictions: scores written, no bbox/area/iscrowd; byte-identical after a round trip.
@@ -929,10 +887,7 @@ mod tests {
         let ix = ImageIndex::default();
         let got = import(&fixture("instances.json"), &ctx(Task::Multilabel, &ix, &[])).unwrap();
         let a = &got.dataset.images[0];
-        assert_eq!(
-            a.labels,
-            [label("knot", None, None), label("crack", None, None)]
-        );
+        assert_eq!(a.labels, [cls("knot", None), cls("crack", None)]);
         assert!(
             got.warnings
                 .iter()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 
 use crate::model::{BBox, BoxIssue, Dataset, Task};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 pub mod ald_csv;
 pub mod azureml_jsonl;
@@ -22,6 +22,9 @@ pub mod modelarts_txt;
 pub mod voc;
 pub mod vott_csv;
 pub mod yolo;
+
+#[cfg(test)]
+pub(crate) mod testutil;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatKind {
@@ -255,11 +258,6 @@ impl FormatError {
     }
 }
 
-/// A path as it may be shown on a terminal.
-pub fn show_path(p: &Path) -> String {
-    for_terminal(&p.to_string_lossy())
-}
-
 /// Reads a whole file, mapping the error to one that names it.
 pub fn read_to_string(path: &Path) -> Result<String, FormatError> {
     let bytes = std::fs::read(path).map_err(|e| FormatError::io(path, e))?;
@@ -408,17 +406,12 @@ mod tests {
     use super::*;
 
     fn ix() -> ImageIndex {
-        ImageIndex::new(
-            ["a/st1026.png", "b/st1026.jpg", "c/x.jpg", "y.png"]
-                .iter()
-                .map(|k| KnownImage {
-                    key: k.to_string(),
-                    width: 10,
-                    height: 10,
-                    orientation: 1,
-                })
-                .collect(),
-        )
+        testutil::index(&[
+            ("a/st1026.png", 10, 10),
+            ("b/st1026.jpg", 10, 10),
+            ("c/x.jpg", 10, 10),
+            ("y.png", 10, 10),
+        ])
     }
 
     #[test]
@@ -446,12 +439,7 @@ mod tests {
                 "r/q.jpg",
             ]
             .iter()
-            .map(|k| KnownImage {
-                key: k.to_string(),
-                width: 1,
-                height: 1,
-                orientation: 1,
-            })
+            .map(|k| testutil::known(k, 1, 1))
             .collect(),
         );
         let key = |n: &str| ix.resolve(n).map(|k| k.key.clone());

@@ -6,11 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::yolo::{SidecarPaths, same_image, strip_txt, txt_files};
-use super::{
-    ExportCtx, FormatError, ImportCtx, Imported, read_lines, show_path, sidecar_path, write_file,
-};
+use super::{ExportCtx, FormatError, ImportCtx, Imported, read_lines, sidecar_path, write_file};
 use crate::model::{Dataset, ImageLabels, Label, Task};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 /// Reads every `*.txt` below a folder (images beside them are ignored) or one `.txt`.
 pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
@@ -163,29 +161,20 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::{ImageIndex, KnownImage};
+    use crate::formats::ImageIndex;
+    use crate::formats::testutil::{self, cls, index, strings};
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modelarts_txt")
+        testutil::fixture("modelarts_txt", "")
     }
 
     fn project() -> ImageIndex {
-        ImageIndex::new(
-            [
-                ("cats/1.jpg", 300, 200),
-                ("dogs/1.jpg", 640, 480),
-                ("both.png", 10, 20),
-                ("none.jpg", 5, 5),
-            ]
-            .iter()
-            .map(|&(k, w, h)| KnownImage {
-                key: k.into(),
-                width: w,
-                height: h,
-                orientation: 1,
-            })
-            .collect(),
-        )
+        index(&[
+            ("cats/1.jpg", 300, 200),
+            ("dogs/1.jpg", 640, 480),
+            ("both.png", 10, 20),
+            ("none.jpg", 5, 5),
+        ])
     }
 
     fn imp(path: &Path, task: Task, ix: &ImageIndex) -> Result<Imported, FormatError> {
@@ -217,18 +206,6 @@ mod tests {
             .iter()
             .map(|i| i.labels.iter().map(|l| l.class.as_str()).collect())
             .collect()
-    }
-
-    fn cls(c: &str) -> Label {
-        Label {
-            class: c.into(),
-            bbox: None,
-            score: None,
-        }
-    }
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
@@ -322,9 +299,12 @@ mod tests {
         Dataset {
             classes: strings(&["dog", "cat", "猫"]),
             images: vec![
-                im("a/x.jpg", vec![cls("cat"), cls("dog"), cls("cat")]),
+                im(
+                    "a/x.jpg",
+                    vec![cls("cat", None), cls("dog", None), cls("cat", None)],
+                ),
                 im("b.png", vec![]),
-                im("c.jpeg", vec![cls("猫")]),
+                im("c.jpeg", vec![cls("猫", None)]),
             ],
         }
     }
@@ -341,17 +321,7 @@ mod tests {
         assert_eq!(read(&one.join("b.txt")), "");
         assert_eq!(read(&one.join("c.txt")), "猫\n");
 
-        let ix = ImageIndex::new(
-            ["a/x.jpg", "b.png", "c.jpeg"]
-                .iter()
-                .map(|k| KnownImage {
-                    key: k.to_string(),
-                    width: 1,
-                    height: 1,
-                    orientation: 1,
-                })
-                .collect(),
-        );
+        let ix = index(&[("a/x.jpg", 1, 1), ("b.png", 1, 1), ("c.jpeg", 1, 1)]);
         let back = imp(&one, Task::Multilabel, &ix).unwrap();
         assert!(back.warnings.is_empty(), "{:?}", back.warnings);
         let mut ds = back.dataset;
@@ -378,7 +348,7 @@ mod tests {
             "{e}"
         );
         let mut ds = sample();
-        ds.images[2].labels.push(cls("bird"));
+        ds.images[2].labels.push(cls("bird", None));
         let e = exp(&ds, Task::Multilabel, &out).unwrap_err().to_string();
         assert!(
             e.contains("c.txt: image `c.jpeg`: class `bird` is not in the class list"),

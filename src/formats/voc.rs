@@ -33,10 +33,10 @@ use quick_xml::reader::Reader;
 
 use super::{
     ExportCtx, FormatError, ImportCtx, Imported, fmt_num, parse_num, pixel_box, read_to_string,
-    show_path, sidecar_path, write_file,
+    sidecar_path, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 const CLASSIFY_UNSUPPORTED: &str = "voc carries boxes only; for a classify or multilabel project \
                                     use modelarts-txt or azureml-jsonl";
@@ -491,20 +491,12 @@ fn render(im: &ImageLabels, ctx: &ExportCtx) -> Result<String, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::{ImageIndex, KnownImage};
-    use crate::model::{BBox, Task};
+    use crate::formats::ImageIndex;
+    use crate::formats::testutil::{self, assert_box, bb, det, known, read};
+    use crate::model::Task;
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/voc")
-    }
-
-    fn known(key: &str, width: u32, height: u32) -> KnownImage {
-        KnownImage {
-            key: key.into(),
-            width,
-            height,
-            orientation: 1,
-        }
+        testutil::fixture("voc", "")
     }
 
     fn ictx<'a>(images: &'a ImageIndex, predictions: bool) -> ImportCtx<'a> {
@@ -525,30 +517,6 @@ mod tests {
         }
     }
 
-    fn bb(x0: f64, y0: f64, x1: f64, y1: f64) -> BBox {
-        BBox { x0, y0, x1, y1 }
-    }
-
-    fn assert_box(got: Option<BBox>, want: BBox) {
-        let g = got.expect("a box");
-        for (a, b) in [
-            (g.x0, want.x0),
-            (g.y0, want.y0),
-            (g.x1, want.x1),
-            (g.y1, want.y1),
-        ] {
-            assert!((a - b).abs() < 1e-9, "{g:?} != {want:?}");
-        }
-    }
-
-    fn label(class: &str, bbox: BBox, score: Option<f64>) -> Label {
-        Label {
-            class: class.into(),
-            bbox: Some(bbox),
-            score,
-        }
-    }
-
     fn dataset() -> Dataset {
         Dataset {
             classes: vec!["knot".into(), "crack".into()],
@@ -558,8 +526,8 @@ mod tests {
                     width: 640,
                     height: 480,
                     labels: vec![
-                        label("knot", bb(0.1, 0.1, 0.3, 0.3), Some(0.9)),
-                        label("crack", bb(0.5, 0.5, 0.75, 0.625), None),
+                        det("knot", bb(0.1, 0.1, 0.3, 0.3), Some(0.9)),
+                        det("crack", bb(0.5, 0.5, 0.75, 0.625), None),
                     ],
                 },
                 ImageLabels {
@@ -572,7 +540,7 @@ mod tests {
                     key: "c.jpg".into(),
                     width: 100,
                     height: 50,
-                    labels: vec![label(
+                    labels: vec![det(
                         "crack",
                         bb(1.0 / 3.0, 0.2, 2.0 / 3.0, 0.6),
                         Some(1.0 / 3.0),
@@ -580,10 +548,6 @@ mod tests {
                 },
             ],
         }
-    }
-
-    fn read(p: &Path) -> String {
-        std::fs::read_to_string(p).unwrap()
     }
 
     #[test]
@@ -754,7 +718,7 @@ mod tests {
                 key: "R&D <1>/it's \"x\".jpg".into(),
                 width: 10,
                 height: 10,
-                labels: vec![label("猫", bb(0.0, 0.0, 0.5, 0.5), None)],
+                labels: vec![det("猫", bb(0.0, 0.0, 0.5, 0.5), None)],
             }],
         };
         let files = export(&ds, &ectx(&out, false)).unwrap();

@@ -148,27 +148,12 @@ fn csv_error(path: &Path, e: csv::Error) -> FormatError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::{ImageIndex, KnownImage};
-    use crate::model::{BBox, Task};
+    use crate::formats::ImageIndex;
+    use crate::formats::testutil::{self, assert_box, index};
+    use crate::model::Task;
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/vott_csv")
-            .join(name)
-    }
-
-    fn index(images: &[(&str, u32, u32)]) -> ImageIndex {
-        ImageIndex::new(
-            images
-                .iter()
-                .map(|&(k, w, h)| KnownImage {
-                    key: k.into(),
-                    width: w,
-                    height: h,
-                    orientation: 1,
-                })
-                .collect(),
-        )
+        testutil::fixture("vott_csv", name)
     }
 
     fn project() -> ImageIndex {
@@ -186,19 +171,6 @@ mod tests {
                 predictions: true,
             },
         )
-    }
-
-    fn assert_box(b: Option<BBox>, want: (f64, f64, f64, f64)) {
-        let b = b.expect("a box");
-        let got = (b.x0, b.y0, b.x1, b.y1);
-        for (g, w) in [
-            (got.0, want.0),
-            (got.1, want.1),
-            (got.2, want.2),
-            (got.3, want.3),
-        ] {
-            assert!((g - w).abs() < 1e-9, "got {got:?}, want {want:?}");
-        }
     }
 
     #[test]

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use super::{
     ExportCtx, FormatError, ImportCtx, Imported, fmt_num, norm_box, parse_num, read_lines, round6,
-    show_path, sidecar_path, write_file,
+    sidecar_path, write_file,
 };
 use crate::model::{Dataset, ImageLabels, Label};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 const CLASSES_FILE: &str = "classes.txt";
 
@@ -375,24 +375,11 @@ impl SidecarPaths {
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
-    use crate::formats::KnownImage;
-    use crate::model::{BBox, Task};
+    use crate::formats::testutil::{self, assert_box, det, index, read, strings};
+    use crate::model::Task;
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/yolo")
-    }
-
-    fn index(keys: &[(&str, u32, u32)]) -> ImageIndex {
-        ImageIndex::new(
-            keys.iter()
-                .map(|&(k, w, h)| KnownImage {
-                    key: k.into(),
-                    width: w,
-                    height: h,
-                    orientation: 1,
-                })
-                .collect(),
-        )
+        testutil::fixture("yolo", "")
     }
 
     fn project() -> ImageIndex {
@@ -431,36 +418,6 @@ mod tests {
                 url_prefix: "",
             },
         )
-    }
-
-    fn assert_box(b: Option<BBox>, want: (f64, f64, f64, f64)) {
-        let b = b.expect("a box");
-        let got = (b.x0, b.y0, b.x1, b.y1);
-        for (g, w) in [
-            (got.0, want.0),
-            (got.1, want.1),
-            (got.2, want.2),
-            (got.3, want.3),
-        ] {
-            assert!((g - w).abs() < 1e-9, "got {got:?}, want {want:?}");
-        }
-    }
-
-    fn det(class: &str, b: (f64, f64, f64, f64), score: Option<f64>) -> Label {
-        Label {
-            class: class.into(),
-            bbox: Some(BBox {
-                x0: b.0,
-                y0: b.1,
-                x1: b.2,
-                y1: b.3,
-            }),
-            score,
-        }
-    }
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
@@ -587,10 +544,6 @@ mod tests {
                 },
             ],
         }
-    }
-
-    fn read(p: &Path) -> String {
-        std::fs::read_to_string(p).unwrap()
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::path::Path;
 
 use super::InferError;
 use super::config::ModelConfig;
-use crate::formats::show_path;
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 
 /// Names of the model's class ids.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -12,11 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::predict::{PredictOptions, PredictReport, predict};
 use crate::eval::classify::{ClassPrf, ImageScores, best_scores};
 use crate::eval::{self, DetBox, GtBox, evaluate, performance_csv};
-use crate::formats::show_path;
 use crate::model::{ImageStatus, Task};
 use crate::project::Project;
 use crate::queue::{EmptyPolicy, Metric, Order, QueueImage, QueueParams, Scored, order};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 use crate::store::{Filter, PredictedImage, Store, StoredPrediction};
 
 fn bar(template: &str) -> ProgressBar {

@@ -16,8 +16,8 @@ pub mod session;
 
 use std::path::Path;
 
-use crate::formats::show_path;
 use crate::project::Project;
+use crate::sanitize::show_path;
 
 pub use predict::{PredictOptions, PredictReport, Shard, predict};
 

@@ -14,9 +14,8 @@ use super::classmap::{ClassResolver, ModelLabels};
 use super::preprocess::{self, InputData, Layout, Prepared};
 use super::session::{self, Model};
 use super::{InferError, runtime, sha256_file};
-use crate::formats::show_path;
 use crate::project::Project;
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, show_path};
 use crate::store::{ImageResult, NewPrediction, PendingImage, Store};
 
 /// One machine's share of the images: `K/N`, K from 1.
@@ -26,15 +25,15 @@ pub struct Shard {
     pub n: u32,
 }
 
+/// A `--shard` value that is not `K/N`.
+#[derive(Debug, thiserror::Error)]
+#[error("--shard `{}`: use K/N with 1 ≤ K ≤ N, e.g. 3/8", for_terminal(.0))]
+pub struct BadShard(String);
+
 impl FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || {
-            format!(
-                "--shard `{}`: use K/N with 1 ≤ K ≤ N, e.g. 3/8",
-                for_terminal(s)
-            )
-        };
+    type Err = BadShard;
+    fn from_str(s: &str) -> Result<Shard, BadShard> {
+        let bad = || BadShard(s.to_string());
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let (k, n): (u32, u32) = (
             k.trim().parse().map_err(|_| bad())?,
@@ -453,9 +452,11 @@ fn run_pipeline(
                     let job = match project
                         .image_file(&im.key)
                         .map_err(|e| e.to_string())
-                        .and_then(|p| preprocess::decode_image(&p, max_megapixels, long_side))
-                        .and_then(|img| preprocess::prepare(&img, spec, &mut resizer))
-                    {
+                        .and_then(|p| {
+                            preprocess::decode_image(&p, max_megapixels, long_side)
+                                .and_then(|img| preprocess::prepare(&img, spec, &mut resizer))
+                                .map_err(|e| e.to_string())
+                        }) {
                         Ok(p) => Job::Ready(i, p),
                         Err(e) => Job::Broken(i, e),
                     };

@@ -9,6 +9,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use super::config::Normalize;
+use crate::decode::DecodeError;
 use crate::model::BBox;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,8 +192,8 @@ pub fn decode_image(
     path: &Path,
     max_megapixels: u32,
     min_long_side: u32,
-) -> Result<RgbImage, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot open: {e}"))?;
+) -> Result<RgbImage, DecodeError> {
+    let bytes = std::fs::read(path).map_err(DecodeError::Open)?;
     crate::decode::check_complete(&mut Cursor::new(&bytes))?;
     if min_long_side > 0
         && bytes.starts_with(&[0xFF, 0xD8])
@@ -214,18 +215,14 @@ fn decode_jpeg_scaled(
     bytes: &[u8],
     max_megapixels: u32,
     min_long_side: u32,
-) -> Result<Option<RgbImage>, String> {
+) -> Result<Option<RgbImage>, DecodeError> {
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    d.read_info().map_err(|e| format!("cannot decode: {e}"))?;
+    d.read_info().map_err(DecodeError::decode)?;
     let Some(info) = d.info() else {
         return Ok(None);
     };
     let (w, h) = (u32::from(info.width), u32::from(info.height));
-    if u64::from(w) * u64::from(h) > u64::from(max_megapixels) * 1_000_000 {
-        return Err(format!(
-            "{w}×{h} is over the limit of {max_megapixels} megapixels (raise max_megapixels in termtag.toml)"
-        ));
-    }
+    DecodeError::check_size(w, h, max_megapixels)?;
     let long = w.max(h);
     // Only from 1/4 scale down: jpeg-decoder's entropy decoding is slower than zune-jpeg's
     // (the general decoder), so at 1/2 scale the full decode wins (2 MP JPEG to 640: 80 against
@@ -234,10 +231,8 @@ fn decode_jpeg_scaled(
         return Ok(None);
     }
     let want = |v: u32| (u64::from(v) * u64::from(min_long_side)).div_ceil(u64::from(long)) as u16;
-    let (sw, sh) = d
-        .scale(want(w), want(h))
-        .map_err(|e| format!("cannot decode: {e}"))?;
-    let pixels = d.decode().map_err(|e| format!("cannot decode: {e}"))?;
+    let (sw, sh) = d.scale(want(w), want(h)).map_err(DecodeError::decode)?;
+    let pixels = d.decode().map_err(DecodeError::decode)?;
     let Some(rgb) = RgbImage::from_raw(u32::from(sw), u32::from(sh), pixels) else {
         return Ok(None);
     };
@@ -268,19 +263,19 @@ pub fn prepare(
     img: &RgbImage,
     spec: &InputSpec,
     resizer: &mut Resizer,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, DecodeError> {
     let geom = Geometry::new(img.width(), img.height(), spec.size, spec.fit);
     let (cw, ch) = geom.content();
     let resized: std::borrow::Cow<'_, [u8]> = if (cw, ch) == (img.width(), img.height()) {
         std::borrow::Cow::Borrowed(img.as_raw().as_slice())
     } else {
         let src = images::ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
-            .map_err(|e| format!("resize: {e}"))?;
+            .map_err(|e| DecodeError::Resize(e.to_string()))?;
         let mut dst = images::Image::new(cw, ch, PixelType::U8x3);
         let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
         resizer
             .resize(&src, &mut dst, &opts)
-            .map_err(|e| format!("resize: {e}"))?;
+            .map_err(|e| DecodeError::Resize(e.to_string()))?;
         std::borrow::Cow::Owned(dst.into_vec())
     };
     let (iw, ih) = (geom.in_w as usize, geom.in_h as usize);

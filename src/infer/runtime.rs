@@ -13,7 +13,7 @@ use ort::ep::ExecutionProvider;
 
 use super::InferError;
 use super::config::OnnxRuntimeConfig;
-use crate::formats::show_path;
+use crate::sanitize::show_path;
 
 /// Oldest ONNX Runtime release this build can drive: the C API level `ort` is built for.
 pub const MIN_VERSION: (u32, u32) = (1, ort::MINOR_VERSION);

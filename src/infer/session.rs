@@ -12,7 +12,7 @@ use super::config::{Device, OnnxRuntimeConfig};
 use super::metadata::ModelMeta;
 use super::preprocess::InputData;
 use super::runtime::{Runtime, providers};
-use crate::formats::show_path;
+use crate::sanitize::show_path;
 
 /// Element types the adapters care about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,15 +141,15 @@ fn build(
     path: &Path,
     threads: usize,
     eps: &[ep::ExecutionProviderDispatch],
-) -> Result<Session, String> {
-    let b = Session::builder(&rt.env).map_err(|e| e.to_string())?;
-    let b = b.with_intra_threads(threads).map_err(|e| e.to_string())?;
+) -> ort::Result<Session> {
+    let b = Session::builder(&rt.env)?;
+    let b = b.with_intra_threads(threads)?;
     let mut b = if eps.is_empty() {
         b
     } else {
-        b.with_execution_providers(eps).map_err(|e| e.to_string())?
+        b.with_execution_providers(eps)?
     };
-    b.commit_from_file(path).map_err(|e| e.to_string())
+    b.commit_from_file(path)
 }
 
 /// Opens `path` on the first provider that starts: TensorRT (only when asked for), CUDA (when
@@ -193,7 +193,7 @@ pub fn open(rt: &Runtime, path: &Path, cfg: &OnnxRuntimeConfig) -> Result<Model,
     for (name, eps) in attempts {
         match build(rt, path, threads, &eps) {
             Ok(session) => return Ok(model(session, name, notes)),
-            Err(e) => notes.push(format!("{name}: {}", e.replace('\n', " "))),
+            Err(e) => notes.push(format!("{name}: {}", e.to_string().replace('\n', " "))),
         }
     }
     let session = build(rt, path, threads, &[])

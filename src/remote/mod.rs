@@ -29,10 +29,10 @@ use serde::{Deserialize, Serialize};
 
 pub use backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, list_all};
 
-use crate::formats::{ExportCtx, FormatKind, show_path};
+use crate::formats::{ExportCtx, FormatKind};
 use crate::model::{Dataset, Task};
 use crate::project::{ClassMap, Project, STATE_DIR, is_remote};
-use crate::sanitize::{check_relative_key, for_terminal, safe_join};
+use crate::sanitize::{check_relative_key, for_terminal, safe_join, show_path};
 use crate::store::{NewClaim, Store, now_ms};
 
 pub const DEFAULT_IMAGES_CONTAINER: &str = "activelearningimages";

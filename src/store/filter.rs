@@ -14,7 +14,8 @@
 
 use time::{Date, macros::format_description};
 
-use crate::model::ImageStatus;
+use crate::model::{ImageStatus, ModelError};
+use crate::sanitize::for_terminal;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
@@ -38,15 +39,34 @@ pub struct Filter {
 
 const TERMS: &str = "class, status, name, path, by, date, score, boxes";
 
+/// A filter the user typed that cannot be used: the term, and what a good one looks like.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FilterError {
+    #[error("filter term `{}` is not key=value (keys: {TERMS})", for_terminal(.0))]
+    NotKeyValue(String),
+    #[error("filter term `{}` has no value", for_terminal(.0))]
+    NoValue(String),
+    #[error("unknown filter key `{}` (keys: {TERMS})", for_terminal(.0))]
+    UnknownKey(String),
+    #[error(transparent)]
+    Status(#[from] ModelError),
+    #[error("date `{}` is not YYYY-MM-DD", for_terminal(.0))]
+    Date(String),
+    #[error("filter term `{}` is not a value or a range lo..hi: {hint}", for_terminal(.term))]
+    NotRange { term: String, hint: &'static str },
+    #[error("filter term `{}` has its ends the wrong way round", for_terminal(.0))]
+    Reversed(String),
+}
+
 impl Filter {
-    pub fn parse(s: &str) -> Result<Filter, String> {
+    pub fn parse(s: &str) -> Result<Filter, FilterError> {
         let mut f = Filter::default();
         for term in s.split_whitespace() {
             let (k, v) = term
                 .split_once('=')
-                .ok_or_else(|| format!("filter term `{term}` is not key=value (keys: {TERMS})"))?;
+                .ok_or_else(|| FilterError::NotKeyValue(term.to_string()))?;
             if v.is_empty() {
-                return Err(format!("filter term `{term}` has no value"));
+                return Err(FilterError::NoValue(term.to_string()));
             }
             match k {
                 "class" => f.class = Some(v.to_string()),
@@ -73,7 +93,7 @@ impl Filter {
                     let (lo, hi) = range(term, v, hint, |s| s.parse::<u64>().ok())?;
                     f.boxes = Some((lo.unwrap_or(0), hi.unwrap_or(u64::MAX)));
                 }
-                other => return Err(format!("unknown filter key `{other}` (keys: {TERMS})")),
+                other => return Err(FilterError::UnknownKey(other.to_string())),
             }
         }
         Ok(f)
@@ -174,12 +194,15 @@ impl Filter {
 fn range<T: PartialOrd + Copy>(
     term: &str,
     v: &str,
-    hint: &str,
+    hint: &'static str,
     parse: impl Fn(&str) -> Option<T>,
-) -> Result<(Option<T>, Option<T>), String> {
-    let bad = || format!("filter term `{term}` is not a value or a range lo..hi: {hint}");
+) -> Result<(Option<T>, Option<T>), FilterError> {
+    let bad = || FilterError::NotRange {
+        term: term.to_string(),
+        hint,
+    };
     let (a, b) = v.split_once("..").unwrap_or((v, v));
-    let end = |s: &str| -> Result<Option<T>, String> {
+    let end = |s: &str| -> Result<Option<T>, FilterError> {
         if s.is_empty() {
             Ok(None)
         } else {
@@ -190,16 +213,14 @@ fn range<T: PartialOrd + Copy>(
     if let (Some(l), Some(h)) = (lo, hi)
         && l > h
     {
-        return Err(format!(
-            "filter term `{term}` has its ends the wrong way round"
-        ));
+        return Err(FilterError::Reversed(term.to_string()));
     }
     Ok((lo, hi))
 }
 
-fn day_start(s: &str) -> Result<i64, String> {
+fn day_start(s: &str) -> Result<i64, FilterError> {
     let d = Date::parse(s, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| format!("date `{s}` is not YYYY-MM-DD"))?;
+        .map_err(|_| FilterError::Date(s.to_string()))?;
     Ok(d.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
@@ -263,19 +284,27 @@ mod tests {
         assert!(
             Filter::parse("colour=red")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown filter key")
         );
         assert!(
             Filter::parse("status=done")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown status")
         );
         assert!(
             Filter::parse("date=yesterday")
                 .unwrap_err()
+                .to_string()
                 .contains("YYYY-MM-DD")
         );
-        assert!(Filter::parse("knot").unwrap_err().contains("key=value"));
+        assert!(
+            Filter::parse("knot")
+                .unwrap_err()
+                .to_string()
+                .contains("key=value")
+        );
     }
 
     #[test]
@@ -296,7 +325,7 @@ mod tests {
             ("boxes=-1", "whole numbers"),
             ("boxes=5..2", "wrong way round"),
         ] {
-            let e = Filter::parse(bad).unwrap_err();
+            let e = Filter::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
         }
     }

@@ -68,8 +68,8 @@ fn sql_message(e: &rusqlite::Error) -> String {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> StoreError {
-    StoreError::Invalid(msg.into())
+fn invalid(msg: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(msg.to_string())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -86,7 +86,7 @@ impl QueueCache {
                 ..QueueCache::default()
             };
         }
-        let mut filter = Filter::parse(filter_text)?;
+        let mut filter = Filter::parse(filter_text).map_err(|e| e.to_string())?;
         filter.proposals_from = threshold;
         if self.rows.as_ref().is_none_or(|(f, _)| f != filter_text) {
             let rows = store.image_briefs(&filter).map_err(err)?;

@@ -56,8 +56,13 @@ const NAMED: &[(&str, KeyCodeOrd)] = &[
     ("PageDown", KeyCodeOrd::PageDown),
 ];
 
+/// A key name in a keymap file that names no key.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a key: use one character or one of {names}, with C-, A- or S- before it", names = NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+pub struct NotAKey(String);
+
 impl Key {
-    pub fn parse(s: &str) -> Result<Key, String> {
+    pub fn parse(s: &str) -> Result<Key, NotAKey> {
         let mut key = Key {
             code: KeyCodeOrd::Esc,
             ctrl: false,
@@ -86,7 +91,7 @@ impl Key {
                 .iter()
                 .find(|(n, _)| *n == rest)
                 .map(|(_, k)| *k)
-                .ok_or_else(|| format!("`{s}` is not a key"))?,
+                .ok_or_else(|| NotAKey(crate::sanitize::for_terminal(s)))?,
         };
         // Shift on a character is the character itself ("H", not "S-h").
         if matches!(key.code, KeyCodeOrd::Char(_)) {
@@ -346,6 +351,10 @@ mod tests {
         assert_eq!(Key::parse("C-r").unwrap().label(), "C-r");
         assert_eq!(Key::parse("S-Left").unwrap().label(), "S-Left");
         assert_eq!(Key::parse("Space").unwrap().label(), "Space");
-        assert!(Key::parse("Hyper").is_err());
+        let e = Key::parse("Hyper").unwrap_err().to_string();
+        assert!(
+            e.starts_with("`Hyper` is not a key") && e.contains("PageUp"),
+            "{e}"
+        );
     }
 }

@@ -215,11 +215,7 @@ fn draw_panel(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
         Some(cur) => {
             for (i, it) in cur.items.iter().enumerate() {
                 let selected = state.selected == Some(i);
-                let class_index = state
-                    .classes
-                    .iter()
-                    .position(|c| *c == it.class)
-                    .unwrap_or(0);
+                let class_index = state.class_index(&it.class).unwrap_or(0);
                 let marker = if selected { "▶" } else { " " };
                 let shape = if it.is_proposal() { "◌" } else { "●" };
                 let score = it.score.map(|s| format!(" {s:.2}")).unwrap_or_default();
@@ -671,7 +667,7 @@ fn draw_gallery(
                 classes
                     .iter()
                     .map(|c| {
-                        let i = state.classes.iter().position(|k| k == c).unwrap_or(0);
+                        let i = state.class_index(c).unwrap_or(0);
                         Span::styled(
                             format!("{} ", for_terminal(c)),
                             Style::default().fg(t.class_color(i)),

@@ -8,7 +8,7 @@
 //!   (multi-label), ImageNet-normalised input; class names from `labels.json`.
 
 use super::classify::{Scores, class_scores, scores_for};
-use super::{Adapter, AdapterCtx, RawPred, image_input, size_text};
+use super::{Adapter, AdapterCtx, Misfit, RawPred, image_input, size_text};
 use crate::infer::InferError;
 use crate::infer::config::{AdapterKind, Normalize};
 use crate::infer::preprocess::{Fit, Geometry, InputSpec};
@@ -52,7 +52,7 @@ pub struct Automl {
 }
 
 impl Automl {
-    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Automl, String> {
+    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Automl, Misfit> {
         let batch = rcnn_batch(info);
         let (head, input) = if batch > 0 {
             let mut input = image_input(
@@ -91,10 +91,10 @@ impl Automl {
             )?;
             (Head::Classify(scores_for(&info.outputs[0], ctx)), input)
         } else {
-            return Err(format!(
+            return Err(Misfit(format!(
                 "it needs outputs boxes_0/labels_0/scores_0, one (n, 6) output, or one (batch, classes) output ({})",
                 info.describe()
-            ));
+            )));
         };
         Ok(Automl {
             head,

@@ -1,7 +1,7 @@
 //! Plain image classifiers: one output `[b, classes]`, logits or probabilities; uint8 or float
 //! input, stretched to the model's size.
 
-use super::{Adapter, AdapterCtx, RawPred, image_input, size_text};
+use super::{Adapter, AdapterCtx, Misfit, RawPred, image_input, size_text};
 use crate::infer::InferError;
 use crate::infer::config::{Activation, AdapterKind, Normalize};
 use crate::infer::preprocess::{Fit, Geometry, InputSpec};
@@ -81,12 +81,12 @@ pub struct Classify {
 }
 
 impl Classify {
-    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Classify, String> {
+    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Classify, Misfit> {
         if !matches(info) {
-            return Err(format!(
+            return Err(Misfit(format!(
                 "it needs one image input and one [b, classes] output ({})",
                 info.describe()
-            ));
+            )));
         }
         let input = image_input(
             info,

@@ -74,7 +74,7 @@ pub fn choose(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Box<dyn Adapter>, In
             }
         }
     };
-    let built: Result<Box<dyn Adapter>, String> = match kind {
+    let built: Result<Box<dyn Adapter>, Misfit> = match kind {
         AdapterKind::TfOd => tf_od::TfOd::build(info, ctx).map(|a| Box::new(a) as _),
         AdapterKind::Yolo => yolo::Yolo::build(info, ctx).map(|a| Box::new(a) as _),
         AdapterKind::Automl => automl::Automl::build(info, ctx).map(|a| Box::new(a) as _),
@@ -83,8 +83,14 @@ pub fn choose(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Box<dyn Adapter>, In
     built.map_err(|why| unknown(info, Some((kind, why))))
 }
 
+/// Why an adapter cannot read a model (its inputs or outputs are not the layout it knows); the
+/// caller adds what the model has and the keys that would make it work.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Misfit(pub String);
+
 /// The error for a model no adapter reads: what it has, and the keys that would help.
-fn unknown(info: &ModelInfo, tried: Option<(AdapterKind, String)>) -> InferError {
+fn unknown(info: &ModelInfo, tried: Option<(AdapterKind, Misfit)>) -> InferError {
     let head = match tried {
         Some((k, why)) => format!("the {} adapter cannot read this model: {why}", k.as_str()),
         None => "no adapter recognises this model".to_string(),
@@ -102,17 +108,17 @@ pub(crate) fn image_input(
     default_size: Option<(u32, u32)>,
     fit: Fit,
     default_norm: Normalize,
-) -> Result<InputSpec, String> {
+) -> Result<InputSpec, Misfit> {
     let [input] = info.inputs.as_slice() else {
-        return Err(format!(
+        return Err(Misfit(format!(
             "it has {} inputs; termtag feeds one image tensor",
             info.inputs.len()
-        ));
+        )));
     };
     if input.shape.len() != 4 {
-        return Err(format!(
+        return Err(Misfit(format!(
             "input {input} is not an image batch [n, h, w, 3] or [n, 3, h, w]"
-        ));
+        )));
     }
     let s = &input.shape;
     let (layout, h, w) = if s[3] == 3 {
@@ -120,18 +126,18 @@ pub(crate) fn image_input(
     } else if s[1] == 3 {
         (Layout::Nchw, s[2], s[3])
     } else {
-        return Err(format!(
+        return Err(Misfit(format!(
             "input {input} has no dimension of 3 colour channels"
-        ));
+        )));
     };
     let elem = match input.dtype {
         DType::U8 => Elem::U8,
         DType::F32 => Elem::F32,
         other => {
-            return Err(format!(
+            return Err(Misfit(format!(
                 "input {input}: {} pixels are not supported",
                 other.as_str()
-            ));
+            )));
         }
     };
     let size = match (ctx.cfg.input_size, h > 0 && w > 0) {

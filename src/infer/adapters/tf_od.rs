@@ -2,7 +2,7 @@
 //! (ymin, xmin, ymax, xmax, normalised), `detection_scores`, `detection_classes` (class ids as
 //! floats) and `num_detections`. Resizing and NMS happen inside the graph.
 
-use super::{Adapter, AdapterCtx, RawPred, base_name, find, image_input, size_text};
+use super::{Adapter, AdapterCtx, Misfit, RawPred, base_name, find, image_input, size_text};
 use crate::infer::InferError;
 use crate::infer::config::{AdapterKind, Normalize};
 use crate::infer::preprocess::{Fit, Geometry, InputSpec};
@@ -19,12 +19,12 @@ pub struct TfOd {
 }
 
 impl TfOd {
-    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<TfOd, String> {
+    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<TfOd, Misfit> {
         if !matches(info) {
-            return Err(format!(
+            return Err(Misfit(format!(
                 "it needs outputs detection_boxes, detection_scores, detection_classes ({})",
                 info.describe()
-            ));
+            )));
         }
         let input = image_input(info, ctx, None, Fit::Stretch, Normalize::Raw)?;
         Ok(TfOd {

@@ -2,7 +2,7 @@
 //! objectness column), boxes as cx, cy, w, h in input pixels. Letterboxed float input scaled to
 //! 0..1; termtag does the NMS.
 
-use super::{Adapter, AdapterCtx, RawPred, image_input, nms, size_text};
+use super::{Adapter, AdapterCtx, Misfit, RawPred, image_input, nms, size_text};
 use crate::infer::InferError;
 use crate::infer::config::{AdapterKind, Normalize};
 use crate::infer::preprocess::{Elem, Fit, Geometry, InputSpec};
@@ -29,15 +29,15 @@ pub struct Yolo {
 }
 
 impl Yolo {
-    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Yolo, String> {
+    pub fn build(info: &ModelInfo, ctx: &AdapterCtx) -> Result<Yolo, Misfit> {
         let [out] = info.outputs.as_slice() else {
-            return Err(format!(
+            return Err(Misfit(format!(
                 "it needs one output [b, 4+classes, boxes] ({})",
                 info.describe()
-            ));
+            )));
         };
         if out.shape.len() != 3 {
-            return Err(format!("output {out} is not [b, 4+classes, boxes]"));
+            return Err(Misfit(format!("output {out} is not [b, 4+classes, boxes]")));
         }
         // A free input size gets the size the model was exported for (Ultralytics `imgsz`).
         let input = image_input(
@@ -48,7 +48,7 @@ impl Yolo {
             Normalize::Unit,
         )?;
         if input.elem != Elem::F32 {
-            return Err("YOLO heads take float input".into());
+            return Err(Misfit("YOLO heads take float input".into()));
         }
         Ok(Yolo {
             input,

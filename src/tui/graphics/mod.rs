@@ -26,6 +26,7 @@ use ratatui_image::Resize;
 use ratatui_image::picker::{Capability, Picker, ProtocolType};
 use ratatui_image::protocol::Protocol;
 
+use crate::decode::DecodeError;
 use crate::model::BBox;
 use crate::thumbs::ThumbCache;
 
@@ -461,7 +462,7 @@ fn decoded(
     id: i64,
     path: &std::path::Path,
     max_megapixels: u32,
-) -> Result<Arc<DynamicImage>, String> {
+) -> Result<Arc<DynamicImage>, DecodeError> {
     if let Some(img) = cache.get(id) {
         return Ok(img);
     }
@@ -544,7 +545,7 @@ impl Renderer {
     pub fn render(
         &mut self,
         job: &Job,
-        image: impl FnOnce() -> Result<Arc<DynamicImage>, String>,
+        image: impl FnOnce() -> Result<Arc<DynamicImage>, DecodeError>,
     ) -> Reply {
         self.cleared(job.cleared);
         let size = (job.canvas.width, job.canvas.height);
@@ -555,7 +556,12 @@ impl Renderer {
             None => {
                 let img = match image() {
                     Ok(img) => img,
-                    Err(error) => return Reply::Failed { id: job.id, error },
+                    Err(e) => {
+                        return Reply::Failed {
+                            id: job.id,
+                            error: e.to_string(),
+                        };
+                    }
                 };
                 match fit(&img, size, self.cell, job.zoom) {
                     Ok(f) => {
@@ -563,7 +569,11 @@ impl Renderer {
                         self.fitted.put(key, f.clone());
                         f
                     }
-                    Err(error) => return Reply::Trouble { error },
+                    Err(e) => {
+                        return Reply::Trouble {
+                            error: e.to_string(),
+                        };
+                    }
                 }
             }
         };
@@ -623,7 +633,7 @@ impl Renderer {
     }
 
     /// A gallery thumbnail (ratatui-image cells or its own escape sequences).
-    pub fn thumb(&self, img: &DynamicImage, cells: (u16, u16)) -> Result<Protocol, String> {
+    pub fn thumb(&self, img: &DynamicImage, cells: (u16, u16)) -> Result<Protocol, DrawError> {
         let small = fit(img, cells, self.cell, None)?;
         self.picker
             .new_protocol(
@@ -631,8 +641,21 @@ impl Renderer {
                 Rect::new(0, 0, cells.0, cells.1),
                 Resize::Fit(None),
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| DrawError::Protocol(e.to_string()))
     }
+}
+
+/// Why a decoded picture cannot be drawn: the screen says so and goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum DrawError {
+    #[error("no room to draw the picture")]
+    NoRoom,
+    /// fast_image_resize's words.
+    #[error("resize: {0}")]
+    Resize(String),
+    /// ratatui-image could not make the terminal's picture.
+    #[error("{0}")]
+    Protocol(String),
 }
 
 /// A `size` area centred in `canvas` (clipped to it).
@@ -703,10 +726,12 @@ pub fn worker(
                 if let Some((id, path, cells)) = thumbs.pop_front() {
                     // Thumbnails come from the on-disk cache, not the decoded-image one: a page
                     // of them would evict the pictures being reviewed.
+                    // A thumbnail that fails is left blank: the picture says why when opened.
                     let thumb = thumb_cache
                         .get_or_make(&path, max_megapixels)
-                        .and_then(|img| renderer.thumb(&img, cells));
-                    if let Ok(protocol) = thumb {
+                        .ok()
+                        .and_then(|img| renderer.thumb(&img, cells).ok());
+                    if let Some(protocol) = thumb {
                         tx(Reply::Thumb { id, protocol });
                     }
                 } else if let Some((id, path)) = prefetch.pop_front() {
@@ -731,17 +756,12 @@ pub fn fit(
     (cols, rows): (u16, u16),
     (fw, fh): (u16, u16),
     zoom: Option<BBox>,
-) -> Result<RgbaImage, String> {
+) -> Result<RgbaImage, DrawError> {
     if cols == 0 || rows == 0 {
-        return Err("no room to draw the picture".into());
+        return Err(DrawError::NoRoom);
     }
     let (w, h) = (f64::from(img.width()), f64::from(img.height()));
-    let z = zoom.unwrap_or(BBox {
-        x0: 0.0,
-        y0: 0.0,
-        x1: 1.0,
-        y1: 1.0,
-    });
+    let z = zoom.unwrap_or(BBox::FULL);
     // The visible region in source pixels, at least one pixel.
     let (cw, ch) = (
         (z.width() * w).clamp(1.0, w),
@@ -763,21 +783,23 @@ pub fn fit(
             &converted
         }
     };
-    let pixel_type = src.pixel_type().ok_or("resize: unsupported pixel type")?;
+    let pixel_type = src
+        .pixel_type()
+        .ok_or_else(|| DrawError::Resize("unsupported pixel type".into()))?;
     let mut dst = fir::images::Image::new(dw, dh, pixel_type);
     let options = fir::ResizeOptions::new()
         .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear))
         .crop(left, top, cw, ch);
     fir::Resizer::new()
         .resize(src, &mut dst, &options)
-        .map_err(|e| format!("resize: {e}"))?;
+        .map_err(|e| DrawError::Resize(e.to_string()))?;
     let buf = dst.into_vec();
     let out = if pixel_type == fir::PixelType::U8x3 {
         image::RgbImage::from_raw(dw, dh, buf).map(|rgb| DynamicImage::ImageRgb8(rgb).to_rgba8())
     } else {
         RgbaImage::from_raw(dw, dh, buf)
     };
-    out.ok_or_else(|| "resize: bad buffer".to_string())
+    out.ok_or_else(|| DrawError::Resize("bad buffer".into()))
 }
 
 /// Spawns the worker thread; replies go through `send`.

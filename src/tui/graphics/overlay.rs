@@ -12,13 +12,6 @@ use crate::sanitize::for_terminal;
 use crate::theme::Theme;
 use crate::tui::state::{Mode, State};
 
-const FULL: BBox = BBox {
-    x0: 0.0,
-    y0: 0.0,
-    x1: 1.0,
-    y1: 1.0,
-};
-
 /// One box as it is shown.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OverlayBox {
@@ -45,7 +38,7 @@ pub struct Overlay {
 impl Default for Overlay {
     fn default() -> Overlay {
         Overlay {
-            zoom: FULL,
+            zoom: BBox::FULL,
             boxes: Vec::new(),
             crosshair: None,
         }
@@ -56,18 +49,14 @@ impl Overlay {
     /// The overlay the screen shows for `state`: the only place that decides it.
     pub fn of(state: &State, theme: &Theme) -> Overlay {
         let mut o = Overlay {
-            zoom: state.zoom.unwrap_or(FULL),
+            zoom: state.zoom.unwrap_or(BBox::FULL),
             ..Overlay::default()
         };
         let item = state.current_item().map(|q| q.id);
         if let Some(cur) = state.current.as_ref().filter(|c| Some(c.id) == item) {
             for (i, it) in cur.items.iter().enumerate() {
                 let Some(bbox) = it.bbox else { continue };
-                let class = state
-                    .classes
-                    .iter()
-                    .position(|c| *c == it.class)
-                    .unwrap_or(0);
+                let class = state.class_index(&it.class).unwrap_or(0);
                 let selected = state.selected == Some(i);
                 let mut tag = for_terminal(&it.class);
                 if let Some(s) = it.score {

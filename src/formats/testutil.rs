@@ -1,0 +1,97 @@
+//! What the format tests share: fixture paths, a small project index, labels and box checks.
+
+use std::path::{Path, PathBuf};
+
+use super::{ImageIndex, KnownImage};
+use crate::model::{BBox, Label};
+
+/// `tests/fixtures/<format>/<name>`.
+pub fn fixture(format: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format)
+        .join(name)
+}
+
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
+pub fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// An image of the project, upright.
+pub fn known(key: &str, width: u32, height: u32) -> KnownImage {
+    KnownImage {
+        key: key.into(),
+        width,
+        height,
+        orientation: 1,
+    }
+}
+
+/// A project of `(key, width, height)` images.
+pub fn index(images: &[(&str, u32, u32)]) -> ImageIndex {
+    ImageIndex::new(images.iter().map(|&(k, w, h)| known(k, w, h)).collect())
+}
+
+pub fn bb(x0: f64, y0: f64, x1: f64, y1: f64) -> BBox {
+    BBox { x0, y0, x1, y1 }
+}
+
+/// A box given as a `BBox` or as its corners `(x0, y0, x1, y1)`.
+pub trait Corners {
+    fn corners(self) -> (f64, f64, f64, f64);
+}
+
+impl Corners for BBox {
+    fn corners(self) -> (f64, f64, f64, f64) {
+        (self.x0, self.y0, self.x1, self.y1)
+    }
+}
+
+impl Corners for (f64, f64, f64, f64) {
+    fn corners(self) -> (f64, f64, f64, f64) {
+        self
+    }
+}
+
+/// A detection label.
+pub fn det(class: &str, b: impl Corners, score: Option<f64>) -> Label {
+    let (x0, y0, x1, y1) = b.corners();
+    Label {
+        class: class.into(),
+        bbox: Some(BBox { x0, y0, x1, y1 }),
+        score,
+    }
+}
+
+/// A classification label.
+pub fn cls(class: &str, score: Option<f64>) -> Label {
+    Label {
+        class: class.into(),
+        bbox: None,
+        score,
+    }
+}
+
+/// `got` is a box within 1e-9 of `want` on every corner.
+pub fn assert_box(got: Option<BBox>, want: impl Corners) {
+    let b = got.expect("a box");
+    let (got, want) = (b.corners(), want.corners());
+    for (g, w) in [
+        (got.0, want.0),
+        (got.1, want.1),
+        (got.2, want.2),
+        (got.3, want.3),
+    ] {
+        assert!((g - w).abs() < 1e-9, "got {got:?}, want {want:?}");
+    }
+}
+
+/// `l` is a `class` label with the box `want`.
+pub fn assert_label(l: &Label, class: &str, want: impl Corners) {
+    assert_eq!(l.class, class);
+    assert_box(l.bbox, want);
+}
