@@ -66,9 +66,9 @@ pub struct Config {
     /// Blob storage (or shared folder) batches: see `crate::remote`.
     #[serde(
         default,
-        skip_serializing_if = "crate::remote::RemoteConfig::is_default"
+        skip_serializing_if = "crate::remote::config::RemoteConfig::is_default"
     )]
-    pub remote: crate::remote::RemoteConfig,
+    pub remote: crate::remote::config::RemoteConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,7 +187,7 @@ impl Config {
             }
         }
         out.push_str(&self.prelabel_tables_toml());
-        out.push_str(&crate::remote::documented_toml(
+        out.push_str(&crate::remote::config::documented_toml(
             &self.remote,
             is_remote(&self.source),
         ));
@@ -395,7 +395,7 @@ impl Project {
                 model: ModelConfig::default(),
                 queue: QueueConfig::default(),
                 train: TrainConfig::default(),
-                remote: crate::remote::RemoteConfig::default(),
+                remote: crate::remote::config::RemoteConfig::default(),
             };
             std::fs::create_dir_all(root.join(STATE_DIR))?;
             let file = root.join(CONFIG_FILE);
@@ -721,7 +721,7 @@ mod tests {
             model: ModelConfig::default(),
             queue: QueueConfig::default(),
             train: TrainConfig::default(),
-            remote: crate::remote::RemoteConfig::default(),
+            remote: crate::remote::config::RemoteConfig::default(),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(

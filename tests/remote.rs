@@ -87,7 +87,7 @@ async fn round_trip(b: Backend) {
     assert_eq!(held.len(), 4);
     assert!(
         held.iter()
-            .all(|c| c.status == "claimed" && c.etag.is_some())
+            .all(|c| c.status == termtag::model::ImageStatus::Claimed && c.etag.is_some())
     );
     assert_eq!(count(set_a.labels.as_ref(), "termtag/claims/").await, 4);
 
