@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, show_path};
+use crate::formats::{
+    ExportCtx, FormatError, FormatKind, ImageIndex, ImportCtx, Imported, show_path,
+};
 use crate::index;
 use crate::infer::config::{ModelConfig, OnnxRuntimeConfig, TrainConfig};
 use crate::model::{
@@ -501,6 +503,31 @@ impl Project {
         add_classes: bool,
         skip_missing: bool,
     ) -> Result<ImportReport> {
+        self.import_with(
+            store,
+            path,
+            |ctx| format.import(path, ctx),
+            format,
+            as_predictions,
+            class_map,
+            add_classes,
+            skip_missing,
+        )
+    }
+
+    /// [`Project::import`] of labels that `read` parses (from memory, say); `path` names them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn import_with(
+        &self,
+        store: &mut Store,
+        path: &Path,
+        read: impl FnOnce(&ImportCtx) -> Result<Imported, FormatError>,
+        format: FormatKind,
+        as_predictions: bool,
+        class_map: &ClassMap,
+        add_classes: bool,
+        skip_missing: bool,
+    ) -> Result<ImportReport> {
         let task = self.config.task;
         let index = ImageIndex::new(store.known_images()?);
         let classes = store.class_names()?;
@@ -510,7 +537,7 @@ impl Project {
             classes: &classes,
             predictions: as_predictions,
         };
-        let imported = format.import(path, &ctx)?;
+        let imported = read(&ctx)?;
         let mut report = ImportReport {
             warnings: imported.warnings,
             ..ImportReport::default()

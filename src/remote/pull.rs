@@ -9,14 +9,15 @@ use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
-use super::ald::{AldRows, lookup, read_newest};
+use super::ald::{lookup, read_newest};
 use super::claim::{ClaimDoc, ClaimOutcome, claimed_keys, done_keys, is_done, release, try_claim};
 use super::journal::{PULL_JOURNAL, journal_path, read_json, write_json_atomic};
 use super::set::random_hex;
 use super::{Progress, RemoteError, RemoteResult, RemoteSet, list_all};
-use crate::formats::{FormatKind, show_path};
+use crate::formats::ald_csv::{self, Rows};
+use crate::formats::{FormatKind, ImportCtx, show_path};
 use crate::model::{ImageStatus, Task};
-use crate::project::{ClassMap, Project, STATE_DIR};
+use crate::project::{ClassMap, Project};
 use crate::sanitize::{check_relative_key, for_terminal};
 use crate::store::{NewClaim, Store, now_ms};
 
@@ -73,7 +74,8 @@ struct Listing {
     keys: Vec<String>,
     done: HashSet<String>,
     claimed: HashSet<String>,
-    totag: Option<AldRows>,
+    /// Its blob name and rows.
+    totag: Option<(String, Rows)>,
 }
 
 /// Claims the `count` most uncertain unclaimed images, downloads them into the cache and adds
@@ -164,7 +166,9 @@ impl<'a> Pull<'a> {
             keys,
             done,
             claimed: claimed_keys(set).await?,
-            totag: read_newest(set, "totag").await?.map(|(_, _, rows)| rows),
+            totag: read_newest(set, "totag")
+                .await?
+                .map(|(_, name, rows)| (name, rows)),
         })
     }
 
@@ -176,7 +180,7 @@ impl<'a> Pull<'a> {
         let conf = listing
             .totag
             .as_ref()
-            .map(AldRows::confidences)
+            .map(|(_, rows)| rows.confidences())
             .unwrap_or_default();
         let by_name: HashMap<String, String> = conf
             .keys()
@@ -427,7 +431,7 @@ impl<'a> Pull<'a> {
     fn import_predictions(
         &mut self,
         store: &mut Store,
-        totag: &AldRows,
+        (totag_name, totag): &(String, Rows),
         keys: &[String],
     ) -> Result<()> {
         let project = self.project;
@@ -444,8 +448,6 @@ impl<'a> Pull<'a> {
         if text.lines().count() <= 1 {
             return Ok(());
         }
-        let tmp = project.root.join(STATE_DIR).join("pulled-totag.csv");
-        std::fs::write(&tmp, &text)?;
         let known = store.class_names()?;
         let class_col = totag.header.iter().position(|h| h.trim() == "class");
         let unknown: HashSet<String> = totag
@@ -466,7 +468,18 @@ impl<'a> Pull<'a> {
                 u.join(", ")
             ));
         }
-        match project.import(store, &tmp, FormatKind::AldCsv, true, &map, false, true) {
+        let name = Path::new(totag_name);
+        let read = |ctx: &ImportCtx<'_>| ald_csv::read(&text, name, ctx);
+        match project.import_with(
+            store,
+            name,
+            read,
+            FormatKind::AldCsv,
+            true,
+            &map,
+            false,
+            true,
+        ) {
             Ok(r) => {
                 self.report.predictions = r.counts.labels;
                 self.report.warnings.extend(
@@ -480,7 +493,6 @@ impl<'a> Pull<'a> {
                 .warnings
                 .push(format!("predictions not imported: {e:#}")),
         }
-        let _ = std::fs::remove_file(&tmp);
         Ok(())
     }
 }

@@ -4,19 +4,21 @@
 //! or idempotent.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use super::ald::{AldRows, get_text, newest_csv, parse_ald, read_newest};
+use super::ald::{get_text, newest_csv, read_newest};
 use super::claim::{claimed_keys, release};
 use super::journal::{PUSH_JOURNAL, journal_path, read_json, write_json_atomic};
 use super::set::random_hex;
 use super::{BlobInfo, Progress, PutMode, RemoteError, RemoteResult, RemoteSet, list_all};
-use crate::formats::{ExportCtx, FormatKind, show_path};
+use crate::formats::ald_csv::{self, Rows};
+use crate::formats::{ExportCtx, show_path};
 use crate::model::{Dataset, ImageStatus, Task};
-use crate::project::{Project, STATE_DIR};
+use crate::project::Project;
 use crate::sanitize::for_terminal;
 use crate::store::{Store, now_ms};
 
@@ -264,24 +266,20 @@ fn build_batch(
         .collect();
     let now = now_ms();
     let batch_id = format!("{now}-{}", random_hex(4));
+    // The batch as ALD's `tagged` CSV, as an export would write it (secrets redacted).
     let tagged_csv = if project.config.task == Task::Detect {
-        let tmp = project.root.join(STATE_DIR).join("push-tagged.csv");
         let sub = Dataset {
             classes: ds.classes.clone(),
             images: images.clone(),
         };
-        FormatKind::AldCsv.export(
-            &sub,
-            &ExportCtx {
-                task: project.config.task,
-                out: &tmp,
-                predictions: false,
-                url_prefix: "",
-            },
-        )?;
-        let text = std::fs::read_to_string(&tmp)?;
-        let _ = std::fs::remove_file(&tmp);
-        text
+        let name = Path::new("batch");
+        let ctx = ExportCtx {
+            task: project.config.task,
+            out: name,
+            predictions: false,
+            url_prefix: "",
+        };
+        crate::remote::auth::redact(&String::from_utf8_lossy(&ald_csv::write(&sub, &ctx)?))
     } else {
         String::new()
     };
@@ -351,12 +349,12 @@ async fn merged_tagged(
     set: &RemoteSet,
     batch: &BatchDoc,
     ms: i64,
-    totag: Option<&(i64, String, AldRows)>,
+    totag: Option<&(i64, String, Rows)>,
 ) -> Result<(Vec<u8>, HashSet<String>)> {
-    let mut mine = parse_ald(&batch.tagged_csv, "batch")?;
+    let mut mine = Rows::parse(&batch.tagged_csv, Path::new("batch"))?;
     // Rows by image key; later sources replace earlier ones for the same image.
     let mut merged: BTreeMap<String, Vec<csv::StringRecord>> = BTreeMap::new();
-    fn add(merged: &mut BTreeMap<String, Vec<csv::StringRecord>>, rows: AldRows) {
+    fn add(merged: &mut BTreeMap<String, Vec<csv::StringRecord>>, rows: Rows) {
         let mut fresh: BTreeMap<String, Vec<csv::StringRecord>> = BTreeMap::new();
         for (k, r) in rows.rows {
             fresh.entry(k).or_default().push(r);
@@ -369,7 +367,7 @@ async fn merged_tagged(
         && *tms != ms
     {
         let text = get_text(set.labels.as_ref(), name).await?;
-        let rows = parse_ald(&text, &for_terminal(name))?;
+        let rows = Rows::parse(&text, Path::new(name))?;
         // Keep the layout the project already uses.
         mine = mine.conform(&rows.header).map_err(|e| {
             anyhow!(
@@ -412,7 +410,7 @@ async fn merged_tagged(
         let text = get_text(set.labels.as_ref(), &b.name).await?;
         if let Ok(doc) = serde_json::from_str::<BatchDoc>(&text)
             && !doc.tagged_csv.is_empty()
-            && let Ok(rows) = parse_ald(&doc.tagged_csv, "batch")
+            && let Ok(rows) = Rows::parse(&doc.tagged_csv, Path::new("batch"))
             && let Ok(rows) = rows.conform(&mine.header)
         {
             add(&mut merged, rows);
@@ -425,17 +423,14 @@ async fn merged_tagged(
         .collect();
     let header = mine.header.clone();
     add(&mut merged, mine);
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    w.write_record(&header)?;
-    for rows in merged.values() {
-        for r in rows {
-            w.write_record(r)?;
-        }
-    }
-    let tagged = w.into_inner().map_err(|e| anyhow!("{e}"))?;
-    Ok((tagged, tagged_keys))
+    let tagged = Rows {
+        header,
+        rows: merged
+            .into_iter()
+            .flat_map(|(k, rows)| rows.into_iter().map(move |r| (k.clone(), r)))
+            .collect(),
+    };
+    Ok((tagged.to_csv(|_| true)?.into_bytes(), tagged_keys))
 }
 
 /// Reads back every pushed batch (for audits, tests and merging).
