@@ -504,21 +504,24 @@ impl Rows {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// Per image key: the lowest confidence of its boxes, or `None` for a `NULL` (no object) row.
-    pub fn confidences(&self) -> HashMap<String, Option<f64>> {
+    /// Per image key, the scores of its boxes by class: `box_confidence`, else
+    /// `image_confidence`; an image whose only row is `NULL` (no object) has none.
+    pub fn scores(&self) -> HashMap<String, Vec<(String, f64)>> {
         let col = |n: &str| self.header.iter().position(|h| h.trim() == n);
         let (img, bx, class) = (col(SCORES[1]), col(SCORES[0]), col("class"));
-        let mut out: HashMap<String, Option<f64>> = HashMap::new();
+        let mut out: HashMap<String, Vec<(String, f64)>> = HashMap::new();
         for (k, r) in &self.rows {
-            let is_null = class.and_then(|i| r.get(i)) == Some(NULL_CLASS);
-            let conf = [bx, img]
+            let entry = out.entry(k.clone()).or_default();
+            let class = class.and_then(|i| r.get(i)).unwrap_or_default();
+            let score = [bx, img]
                 .into_iter()
                 .flatten()
                 .filter_map(|i| r.get(i)?.trim().parse::<f64>().ok())
                 .next();
-            let entry = out.entry(k.clone()).or_insert(None);
-            if !is_null && let Some(c) = conf {
-                *entry = Some(entry.map_or(c, |e: f64| e.min(c)));
+            if class != NULL_CLASS
+                && let Some(s) = score
+            {
+                entry.push((class.to_string(), s));
             }
         }
         out
@@ -972,19 +975,22 @@ mod tests {
     }
 
     #[test]
-    fn rows_keep_every_column_and_rank_by_the_least_certain_box() {
+    fn rows_keep_every_column_and_give_box_scores() {
         let text = "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
                     a.jpg,can,0.1,0.2,0.1,0.2,10,10,,0.9,0.4\n\
                     a.jpg,can,0.1,0.2,0.1,0.2,10,10,,0.4,0.4\n\
                     b.jpg,NULL,0,0,0,0,10,10,,0,0\n\
                     c.jpg,can,0.1,0.2,0.1,0.2,10,10,sub/,0.7,0.7\n";
         let rows = Rows::parse(text, Path::new("t")).unwrap();
-        let c = rows.confidences();
-        assert_eq!(c["a.jpg"], Some(0.4));
-        assert_eq!(c["b.jpg"], None);
+        let c = rows.scores();
+        assert_eq!(
+            c["a.jpg"],
+            [("can".to_string(), 0.9), ("can".to_string(), 0.4)]
+        );
+        assert!(c["b.jpg"].is_empty(), "NULL: predicted, nothing found");
         assert_eq!(
             c["sub/c.jpg"],
-            Some(0.7),
+            [("can".to_string(), 0.7)],
             "keys as the strict reader makes them"
         );
         let kept = rows.to_csv(|k| k == "b.jpg").unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -18,6 +19,7 @@ use crate::formats::ald_csv::{self, Rows};
 use crate::formats::{FormatKind, ImportCtx, show_path};
 use crate::model::{ImageStatus, Task};
 use crate::project::{ClassMap, Project};
+use crate::queue::{QueueImage, QueueParams, Scored, review_queue, score};
 use crate::sanitize::{check_relative_key, for_terminal};
 use crate::store::{NewClaim, Store, now_ms};
 
@@ -90,7 +92,7 @@ pub async fn pull(
     let mut p = Pull::start(project, set, opts, progress)?;
     let listing = p.list().await?;
     let candidates = p.rank(&listing, store)?;
-    let unclaimed_total = candidates.iter().filter(|c| !c.1).count();
+    let unclaimed_total = candidates.iter().filter(|c| !c.0).count();
     let won = p.claim(&candidates, opts.count).await?;
     p.report.remaining = unclaimed_total.saturating_sub(won.len());
     let keys = p.download(&won).await?;
@@ -172,51 +174,80 @@ impl<'a> Pull<'a> {
         })
     }
 
-    /// The images to claim, first first: neither done, nor held here, nor reviewed; predicted
-    /// images least confident first, then images where the model found nothing, then images
-    /// without a prediction; unclaimed before (possibly expired) claimed. Each candidate is
-    /// `(bucket, claimed, confidence, key)`.
-    fn rank(&self, listing: &Listing, store: &Store) -> Result<Vec<(u8, bool, f64, String)>> {
-        let conf = listing
-            .totag
-            .as_ref()
-            .map(|(_, rows)| rows.confidences())
-            .unwrap_or_default();
-        let by_name: HashMap<String, String> = conf
-            .keys()
-            .map(|k| (k.rsplit('/').next().unwrap_or(k).to_string(), k.clone()))
-            .collect();
+    /// The images to claim, first first: neither done, nor held here, nor reviewed, in the
+    /// order of the review queue ([`review_queue`], the project's `[queue]` settings) with the
+    /// newest `totag` CSV as the predictions; what the queue leaves out (`empty = "skip"`)
+    /// follows, so that every image is pulled in the end; unclaimed before (possibly expired)
+    /// claimed. Each candidate is `(claimed, key)`.
+    fn rank(&self, listing: &Listing, store: &Store) -> Result<Vec<(bool, String)>> {
         let statuses = store.image_statuses()?;
         let held: HashSet<String> = store.held_claims()?.into_iter().map(|c| c.key).collect();
-        let mut candidates: Vec<(u8, bool, f64, String)> = listing
+        let mut keys: Vec<&String> = listing
             .keys
             .iter()
             .filter(|k| {
                 !listing.done.contains(*k)
                     && !held.contains(*k)
                     && !self.journal.won.contains_key(*k)
-            })
-            .filter(|k| {
-                !matches!(
-                    statuses.get(*k),
-                    Some(ImageStatus::Reviewed | ImageStatus::Claimed)
-                )
-            })
-            .map(|k| {
-                let (bucket, c) = match lookup(&conf, &by_name, k) {
-                    Some(Some(c)) => (0, *c),
-                    Some(None) => (1, 0.0),
-                    None => (2, 0.0),
-                };
-                (bucket, listing.claimed.contains(k), c, k.clone())
+                    && !matches!(
+                        statuses.get(*k),
+                        Some(ImageStatus::Reviewed | ImageStatus::Claimed)
+                    )
             })
             .collect();
-        candidates.sort_by(|a, b| {
-            (a.1, a.0)
-                .cmp(&(b.1, b.0))
-                .then(a.2.total_cmp(&b.2))
-                .then_with(|| a.3.cmp(&b.3))
-        });
+        keys.sort();
+        let scores = listing
+            .totag
+            .as_ref()
+            .map(|(_, rows)| rows.scores())
+            .unwrap_or_default();
+        let by_name: HashMap<String, String> = scores
+            .keys()
+            .map(|k| (k.rsplit('/').next().unwrap_or(k).to_string(), k.clone()))
+            .collect();
+        // Ids in key order, as the store's ids are for the screen: ties keep key order.
+        let mut names: HashMap<&str, Arc<str>> = HashMap::new();
+        let predicted: Vec<QueueImage> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(id, k)| {
+                let preds = lookup(&scores, &by_name, k)?
+                    .iter()
+                    .map(|(class, score)| Scored {
+                        class: names
+                            .entry(class.as_str())
+                            .or_insert_with(|| class.as_str().into())
+                            .clone(),
+                        score: *score,
+                        boxed: true,
+                    })
+                    .collect();
+                Some(QueueImage {
+                    id: id as i64,
+                    preds,
+                    decided: false,
+                })
+            })
+            .collect();
+        let cfg = &self.project.config;
+        let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
+        let rows: Vec<(i64, ImageStatus)> = (0..keys.len())
+            .map(|id| (id as i64, ImageStatus::New))
+            .collect();
+        let mut placed = vec![false; keys.len()];
+        let mut order: Vec<usize> =
+            review_queue(&rows, &score(&predicted, &params), false, &params)
+                .into_iter()
+                .map(|p| p.row)
+                .inspect(|&n| placed[n] = true)
+                .collect();
+        order.extend((0..keys.len()).filter(|&n| !placed[n]));
+        let mut candidates: Vec<(bool, String)> = order
+            .into_iter()
+            .map(|n| (listing.claimed.contains(keys[n]), keys[n].clone()))
+            .collect();
+        // Stable: each group keeps the queue's order.
+        candidates.sort_by_key(|c| c.0);
         Ok(candidates)
     }
 
@@ -224,7 +255,7 @@ impl<'a> Pull<'a> {
     /// as are still needed, `concurrency` at a time, until `count` are won. Returns key → ETag.
     async fn claim(
         &mut self,
-        candidates: &[(u8, bool, f64, String)],
+        candidates: &[(bool, String)],
         count: usize,
     ) -> Result<BTreeMap<String, String>> {
         let set = self.set;
@@ -254,7 +285,7 @@ impl<'a> Pull<'a> {
             let need = target - won.len();
             let round: Vec<String> = candidates[next..(next + need).min(candidates.len())]
                 .iter()
-                .map(|c| c.3.clone())
+                .map(|c| c.1.clone())
                 .collect();
             next += round.len();
             let results: Vec<(String, RemoteResult<ClaimOutcome>)> = futures::stream::iter(round)

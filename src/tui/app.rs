@@ -13,7 +13,7 @@ use crossterm::event::{Event, KeyEventKind};
 
 use crate::model::ImageStatus;
 use crate::project::Project;
-use crate::queue::{IdSlots, Metric, QueueImage, QueueParams, Ranked};
+use crate::queue::{Metric, QueueImage, QueueParams, Ranked};
 use crate::store::{Filter, ImageBrief, Store};
 use crate::theme::Theme;
 
@@ -117,65 +117,30 @@ impl QueueCache {
     }
 }
 
-/// The review queue for a filter: images waiting for review ranked by model uncertainty (the
-/// same ordering as `termtag queue`), then waiting images the model has not seen, then skipped
-/// and reviewed ones; broken images only when the filter asks for them. `scored` holds every
-/// predicted image (newest run) as [`crate::queue::score`] gives it, in id order; `rows` the
-/// images matching the filter.
+/// The review screen's queue for a filter: [`crate::queue::review_queue`] over the images
+/// matching it (broken ones only when the filter asks for them). `scored` holds every predicted
+/// image (newest run) as [`crate::queue::score`] gives it, in id order.
 pub fn queue_items(
     scored: &[Ranked],
     rows: &[ImageBrief],
     filter: &Filter,
     params: &QueueParams,
 ) -> Vec<QueueItem> {
-    let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
-    let shown = |r: &ImageBrief| {
-        r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken)
-    };
-    let slots = IdSlots::new(rows.iter().map(|r| r.id));
-    let mut seen = vec![false; rows.len()];
-    let mut predicted: Vec<Ranked> = Vec::new();
-    for r in scored {
-        if let Some(n) = slots.get(r.id)
-            && waiting(rows[n].status)
-        {
-            seen[n] = true;
-            predicted.push(r.clone());
-        }
-    }
-    let ranked = crate::queue::arrange(predicted, params);
-    let item = |r: &ImageBrief, score: Option<f64>| QueueItem {
-        id: r.id,
-        key: r.key.clone(),
-        width: r.width,
-        height: r.height,
-        status: r.status,
-        score,
-    };
-    let mut items: Vec<QueueItem> = Vec::with_capacity(rows.len());
-    items.extend(
-        ranked
-            .iter()
-            .filter_map(|rk| Some(item(&rows[slots.get(rk.id)?], rk.value))),
-    );
-    // Images the model has not seen yet, then the rest, each group by key.
-    items.extend(
-        rows.iter()
-            .zip(&seen)
-            .filter(|(r, seen)| waiting(r.status) && !**seen)
-            .map(|(r, _)| item(r, None)),
-    );
-    items.extend(
-        rows.iter()
-            .filter(|r| r.status == ImageStatus::Skipped)
-            .map(|r| item(r, None)),
-    );
-    items.extend(
-        rows.iter()
-            .filter(|r| matches!(r.status, ImageStatus::Reviewed | ImageStatus::Broken) && shown(r))
-            .map(|r| item(r, None)),
-    );
-    items
+    let with_broken = filter.status == Some(ImageStatus::Broken);
+    crate::queue::review_queue(rows, scored, with_broken, params)
+        .into_iter()
+        .map(|p| {
+            let r = &rows[p.row];
+            QueueItem {
+                id: r.id,
+                key: r.key.clone(),
+                width: r.width,
+                height: r.height,
+                status: r.status,
+                score: p.place.value(),
+            }
+        })
+        .collect()
 }
 
 /// Carries out one store effect; the message it returns goes back to `update()`. Every write
@@ -941,7 +906,11 @@ mod tests {
                     boxed: true,
                 })
                 .collect();
-            images.push(QueueImage { id, preds });
+            images.push(QueueImage {
+                id,
+                preds,
+                decided: false,
+            });
         }
         images.sort_by_key(|i| i.id);
         for (filter, metric) in [
