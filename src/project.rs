@@ -21,6 +21,8 @@ use crate::store::{ImportCounts, Store};
 
 pub const CONFIG_FILE: &str = "termtag.toml";
 pub const STATE_DIR: &str = ".termtag";
+/// Pulled images, under [`STATE_DIR`].
+const CACHE_DIR: &str = "cache";
 pub const DB_FILE: &str = "labels.db";
 
 /// `termtag.toml`. Unknown keys are errors, so a typo never silently does nothing.
@@ -441,13 +443,13 @@ impl Project {
     /// The one rule for where an image's file is, used by every command and the review screen:
     /// in the local source folder, or in the pull cache when images arrive by `termtag pull`.
     /// Keys are checked, so nothing outside those folders can be named.
+    /// `termtag pull` only fills the cache (`.termtag/cache/`) that this names.
     pub fn image_file(&self, key: &str) -> Result<PathBuf> {
-        match self.source_dir() {
-            Some(dir) if !self.images_are_pulled() => {
-                crate::sanitize::safe_join(&dir, key).map_err(|e| anyhow!("{e}"))
-            }
-            _ => crate::remote::cache_path(self, key),
-        }
+        let dir = match self.source_dir() {
+            Some(dir) if !self.images_are_pulled() => dir,
+            _ => self.root.join(STATE_DIR).join(CACHE_DIR),
+        };
+        crate::sanitize::safe_join(&dir, key).map_err(|e| anyhow!("{e}"))
     }
 
     /// Adds images that appeared in the source since the last scan.

@@ -81,7 +81,9 @@ fn screen_order(p: &Project, s: &mut Store) -> Vec<(String, ImageStatus)> {
 /// `termtag queue` in the project: (key, value column) per line.
 fn cli_order(dir: &Path) -> Vec<(String, String)> {
     let out = Command::new(env!("CARGO_BIN_EXE_termtag"))
-        .args(["queue", "--metric", "margin", "--empty", "first", "--limit", "0"])
+        .args([
+            "queue", "--metric", "margin", "--empty", "first", "--limit", "0",
+        ])
         .current_dir(dir)
         .output()
         .unwrap();
@@ -117,7 +119,11 @@ fn the_screen_termtag_queue_and_pull_share_one_order() {
     assert_eq!(screen, expected, "empty first, then by margin, then unseen");
     let cli = cli_order(dirs[0].path());
     let cli_keys: Vec<&str> = cli.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(cli_keys, screen[..6], "termtag queue lists what the model placed");
+    assert_eq!(
+        cli_keys,
+        screen[..6],
+        "termtag queue lists what the model placed"
+    );
     assert_eq!(cli[0].1, "empty");
 
     // Pull from a remote holding the same images and CSV claims the head of that queue.
@@ -136,7 +142,9 @@ fn the_screen_termtag_queue_and_pull_share_one_order() {
             count: 3,
             ..Default::default()
         };
-        remote::pull(&pr, &mut sr, &set, &opts, &|_| {}).await.unwrap()
+        remote::pull(&pr, &mut sr, &set, &opts, &|_| {})
+            .await
+            .unwrap()
     });
     let mut head = screen[..3].to_vec();
     head.sort();

@@ -25,10 +25,6 @@ mod pull;
 mod push;
 mod set;
 
-use std::path::PathBuf;
-
-use anyhow::{Result, anyhow};
-
 pub use ald::{newest_ald_csv, read_ald_csv};
 pub use backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, list_all};
 pub use config::{
@@ -37,17 +33,6 @@ pub use config::{
 pub use pull::{PullOptions, PullReport, pull};
 pub use push::{BatchDoc, BatchImage, BatchLabel, PushReport, push, read_batches};
 pub use set::{RemoteSet, open, open_with_env};
-
-use crate::project::{Project, STATE_DIR};
-use crate::sanitize::safe_join;
-
-/// Downloaded images live here, under the project.
-pub const CACHE_DIR: &str = "cache";
-
-/// Where a pulled image is kept.
-pub fn cache_path(project: &Project, key: &str) -> Result<PathBuf> {
-    safe_join(&project.root.join(STATE_DIR).join(CACHE_DIR), key).map_err(|e| anyhow!("{e}"))
-}
 
 /// Progress of a pull or push, for a bar or a status line.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +47,7 @@ pub enum Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::Project;
     use crate::store::Store;
 
     /// The TUI runs pull and push on background tasks: their futures must be `Send`.

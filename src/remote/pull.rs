@@ -428,7 +428,7 @@ impl<'a> Pull<'a> {
         let images: Vec<crate::store::NewImage> = keys
             .iter()
             .map(|k| {
-                let path = super::cache_path(self.project, k).unwrap_or_default();
+                let path = self.project.image_file(k).unwrap_or_default();
                 crate::index::probe(k, &path, max_mp)
             })
             .collect();
@@ -539,7 +539,7 @@ async fn ensure_labels(set: &RemoteSet) -> Result<()> {
 
 /// Downloads one image into the cache; returns its size.
 async fn fetch_into_cache(project: &Project, set: &RemoteSet, key: &str) -> Result<u64> {
-    let dest = super::cache_path(project, key)?;
+    let dest = project.image_file(key)?;
     let blob = format!("{}{key}", set.prefix);
     let (bytes, _) = set.images.get(&blob).await?;
     let n = bytes.len() as u64;
