@@ -735,7 +735,7 @@ fn azure_cli_init_pull_push() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("pushed batch") && stdout.contains("2 images"),
+        stdout.contains("as batch") && stdout.contains("2 images"),
         "{stdout}"
     );
 

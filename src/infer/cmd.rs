@@ -2,11 +2,9 @@
 //! only parses and dispatches.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::predict::{PredictOptions, PredictReport, predict};
 use crate::eval::classify::{ClassPrf, ImageScores, best_scores};
@@ -18,19 +16,11 @@ use crate::queue::{EmptyPolicy, Metric, Order, Place, Placed, QueueParams, revie
 use crate::sanitize::for_terminal;
 use crate::store::{Filter, PredictedImage, Store, StoredPrediction};
 
-fn bar(template: &str) -> ProgressBar {
-    if std::io::stderr().is_terminal() {
-        ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-        )
-    } else {
-        ProgressBar::hidden()
-    }
-}
-
 /// `termtag predict`.
 pub fn cmd_predict(project: &Project, store: &mut Store, opts: PredictOptions) -> Result<()> {
-    let pb = bar("predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)");
+    let pb = crate::commands::progress::bar(
+        "predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)",
+    );
     let shard = opts.shard;
     let report = predict(project, store, &opts, &|done, total| {
         pb.set_length(total);

@@ -17,7 +17,6 @@ pub mod auth;
 pub mod azure;
 pub mod backend;
 mod claim;
-pub mod cli;
 pub mod config;
 mod journal;
 pub mod local;

@@ -494,52 +494,17 @@ fn spawn_sync(project: &Project, pull: bool, tx: Sender<AppEvent>) {
     };
     let done_tx = tx.clone();
     let run = move || -> Result<String> {
-        let send = |m: Msg| {
-            let _ = tx.send(AppEvent::Msg(m));
-        };
         let mut store = project.store()?;
-        let set = crate::remote::open(&project)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()?;
         let verb = if pull { "pull" } else { "push" };
         let progress = |p: crate::remote::Progress| {
-            use crate::remote::Progress as P;
-            let text = match p {
-                P::Listing { found } => format!("{verb}: listing, {found} images"),
-                P::Claiming { done, total } => format!("{verb}: claiming {done}/{total}"),
-                P::Downloading { done, total } => format!("{verb}: downloading {done}/{total}"),
-                P::Uploading { done, total } => format!("{verb}: uploading {done}/{total}"),
-                P::Step(s) => format!("{verb}: {s}"),
-            };
-            send(Msg::SyncProgress(text));
+            let _ = tx.send(AppEvent::Msg(Msg::SyncProgress(format!("{verb}: {p}"))));
         };
-        if pull {
-            // The same batch size as `termtag pull` without --count.
-            let opts = crate::remote::PullOptions {
-                count: 50,
-                ..crate::remote::PullOptions::default()
-            };
-            let r = rt.block_on(crate::remote::pull(
-                &project, &mut store, &set, &opts, &progress,
-            ))?;
-            Ok(format!(
-                "pulled {} images ({} predictions); {} unclaimed left",
-                r.claimed.len(),
-                r.predictions,
-                r.remaining
-            ))
+        Ok(if pull {
+            let count = crate::commands::pull::DEFAULT_COUNT;
+            crate::commands::pull::run(&project, &mut store, count, &progress)?.to_string()
         } else {
-            let r = rt.block_on(crate::remote::push(&project, &mut store, &set, &progress))?;
-            Ok(match r.batch_id {
-                Some(b) => format!(
-                    "pushed {} images, {} labels as batch {b}",
-                    r.images, r.labels
-                ),
-                None => "nothing reviewed to push".to_string(),
-            })
-        }
+            crate::commands::push::run(&project, &mut store, &progress)?.to_string()
+        })
     };
     let spawned = std::thread::Builder::new()
         .name("termtag-sync".into())
