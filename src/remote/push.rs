@@ -76,6 +76,14 @@ struct PushJournal {
     csv_ms: Option<i64>,
 }
 
+impl PushJournal {
+    /// Records that step `stage` is done.
+    fn reached(&mut self, stage: u8, path: &Path) -> Result<()> {
+        self.stage = stage;
+        write_json_atomic(path, self)
+    }
+}
+
 /// Uploads the reviewed labels of claimed images as one immutable batch, marks them done,
 /// writes new ALD CSVs and releases the claims. Resumes an interrupted push first.
 pub async fn push(
@@ -121,15 +129,13 @@ pub async fn push(
     if journal.stage < 1 {
         progress(Progress::Step("uploading the batch"));
         upload_batch(set, &journal.batch).await?;
-        journal.stage = 1;
-        write_json_atomic(&jpath, &journal)?;
+        journal.reached(1, &jpath)?;
     }
     if journal.stage < 2 {
         mark_done(set, &journal, concurrency, progress)
             .await
             .map_err(resume)?;
-        journal.stage = 2;
-        write_json_atomic(&jpath, &journal)?;
+        journal.reached(2, &jpath)?;
     }
     if journal.stage < 3 {
         progress(Progress::Step("writing the ALD CSVs"));
@@ -145,16 +151,14 @@ pub async fn push(
         report.csvs = write_ald_csvs(set, &journal.batch, ms)
             .await
             .map_err(resume)?;
-        journal.stage = 3;
-        write_json_atomic(&jpath, &journal)?;
+        journal.reached(3, &jpath)?;
     }
     if journal.stage < 4 {
         progress(Progress::Step("releasing claims"));
         report.warnings = release_claims(set, &journal.claims, concurrency)
             .await
             .map_err(resume)?;
-        journal.stage = 4;
-        write_json_atomic(&jpath, &journal)?;
+        journal.reached(4, &jpath)?;
     }
     let keys: Vec<String> = journal.claims.keys().cloned().collect();
     store.release_claims(&keys)?;
