@@ -7,13 +7,14 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::formats::show_path;
-use crate::project::{Project, STATE_DIR};
+use crate::project::STATE_DIR;
 
 pub(super) const PULL_JOURNAL: &str = "pull-pending.json";
 pub(super) const PUSH_JOURNAL: &str = "push-pending.json";
 
-pub(super) fn journal_path(project: &Project, name: &str) -> PathBuf {
-    project.root.join(STATE_DIR).join(name)
+/// Where the journal `name` of the project at `root` lives.
+pub(super) fn journal_path(root: &Path, name: &str) -> PathBuf {
+    root.join(STATE_DIR).join(name)
 }
 
 pub(super) fn write_json_atomic<T: Serialize>(path: &Path, v: &T) -> Result<()> {

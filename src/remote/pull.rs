@@ -76,12 +76,12 @@ struct Listing {
     keys: Vec<String>,
     done: HashSet<String>,
     claimed: HashSet<String>,
-    /// Its blob name and rows.
+    /// The newest `totag` CSV: its blob name and rows.
     totag: Option<(String, Rows)>,
 }
 
-/// Claims the `count` most uncertain unclaimed images, downloads them into the cache and adds
-/// them to the store as claimed, with their predictions from the newest `totag` CSV.
+/// Claims the first `count` unclaimed images of the review queue, downloads them into the cache
+/// and adds them to the store as claimed, with their predictions from the newest `totag` CSV.
 pub async fn pull(
     project: &Project,
     store: &mut Store,
@@ -115,7 +115,7 @@ impl<'a> Pull<'a> {
     ) -> Result<Pull<'a>> {
         let cfg = &project.config.remote;
         let ttl = opts.claim_ttl.unwrap_or_else(|| cfg.claim_ttl());
-        let jpath = journal_path(project, PULL_JOURNAL);
+        let jpath = journal_path(&project.root, PULL_JOURNAL);
         let mut journal: PullJournal = read_json(&jpath)?.unwrap_or_default();
         let now = now_ms();
         if journal.batch_id.is_empty() {

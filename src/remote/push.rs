@@ -92,7 +92,7 @@ pub async fn push(
     set: &RemoteSet,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<PushReport> {
-    let jpath = journal_path(project, PUSH_JOURNAL);
+    let jpath = journal_path(&project.root, PUSH_JOURNAL);
     let mut report = PushReport::default();
     let mut journal = match read_json::<PushJournal>(&jpath)? {
         Some(j) => {
