@@ -135,12 +135,44 @@ pub fn read(text: &str, path: &Path, ctx: &ImportCtx) -> Result<Imported, Format
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let mut records = reader.records();
-
+    let mut records = reader.records().map(|r| r.map_err(|e| csv_error(path, e)));
     let header = match records.next() {
-        Some(r) => r.map_err(|e| csv_error(path, e))?,
+        Some(r) => r?,
         None => return Err(FormatError::invalid(path, "line 1", "the file is empty")),
     };
+    read_records(&header, records, path, ctx)
+}
+
+/// The rows of `rows` whose key `keep` accepts, read and checked as [`read`] reads a file (line
+/// numbers are those of the file the rows came from): a subset of a `totag` CSV goes straight
+/// into an import, without being written out again.
+pub fn read_rows(
+    rows: &Rows,
+    keep: impl Fn(&str) -> bool,
+    path: &Path,
+    ctx: &ImportCtx,
+) -> Result<Imported, FormatError> {
+    detect_only(ctx.task)?;
+    let trimmed = |r: &csv::StringRecord| {
+        let mut r = r.clone();
+        r.trim();
+        r
+    };
+    let records = rows
+        .rows
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(_, r)| Ok(trimmed(r)));
+    read_records(&trimmed(&rows.header), records, path, ctx)
+}
+
+/// [`read`] after the header.
+fn read_records(
+    header: &csv::StringRecord,
+    records: impl Iterator<Item = Result<csv::StringRecord, FormatError>>,
+    path: &Path,
+    ctx: &ImportCtx,
+) -> Result<Imported, FormatError> {
     let header: Vec<&str> = header.iter().collect();
     let Some(layout) = Layout::ALL.into_iter().find(|l| l.columns() == header) else {
         let shown: Vec<String> = Layout::ALL
@@ -169,7 +201,7 @@ pub fn read(text: &str, path: &Path, ctx: &ImportCtx) -> Result<Imported, Format
     let mut classes: Vec<String> = Vec::new();
 
     for rec in records {
-        let rec = rec.map_err(|e| csv_error(path, e))?;
+        let rec = rec?;
         let line = rec.position().map_or(0, |p| p.line());
         let at = format!("line {line}");
         if rec.len() != columns.len() {
@@ -1005,6 +1037,41 @@ mod tests {
         assert!(
             e.to_string()
                 .starts_with("totag_1.csv: line 1: no `filename` column"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rows_read_as_the_file_would_be_with_its_line_numbers() {
+        let text = format!(
+            "{}{}{}",
+            H11.replace(",folder", ", folder"),
+            "a.png,knot,0.1,0.2,0.1,0.2,10,10,,0.9,0.9\n",
+            "b.png,knot,0.1,0.2,0.1,0.2,10,10,,0.5,0.5\nb.png,knot,0.1,0.2,0.1,0.2,10,ten,,0.5,0.5\n"
+        );
+        let rows = Rows::parse(&text, Path::new("totag_1.csv")).unwrap();
+        let ix = ImageIndex::default();
+        let got = read_rows(
+            &rows,
+            |k| k == "a.png",
+            Path::new("totag_1.csv"),
+            &ictx(&ix, true),
+        )
+        .unwrap();
+        let want = import_text(&rows.to_csv(|k| k == "a.png").unwrap(), true);
+        assert_eq!(got.dataset, want.dataset);
+        assert_eq!(got.dataset.images[0].labels[0].score, Some(0.9));
+        // b.png's second row is bad: named by its line in the original file.
+        let e = read_rows(
+            &rows,
+            |k| k == "b.png",
+            Path::new("totag_1.csv"),
+            &ictx(&ix, true),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("totag_1.csv: line 4, column 8 (width)"),
             "{e}"
         );
     }

@@ -474,9 +474,9 @@ impl<'a> Pull<'a> {
             .iter()
             .map(|k| k.rsplit('/').next().unwrap_or(k))
             .collect();
-        let text = totag
-            .to_csv(|k| wanted.contains(k) || names.contains(k.rsplit('/').next().unwrap_or(k)))?;
-        if text.lines().count() <= 1 {
+        let keep =
+            |k: &str| wanted.contains(k) || names.contains(k.rsplit('/').next().unwrap_or(k));
+        if !totag.rows.iter().any(|(k, _)| keep(k)) {
             return Ok(());
         }
         let known = store.class_names()?;
@@ -500,7 +500,7 @@ impl<'a> Pull<'a> {
             ));
         }
         let name = Path::new(totag_name);
-        let read = |ctx: &ImportCtx<'_>| ald_csv::read(&text, name, ctx);
+        let read = |ctx: &ImportCtx<'_>| ald_csv::read_rows(totag, keep, name, ctx);
         match project.import_with(
             store,
             name,
