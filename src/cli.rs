@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::formats::FormatKind;
 use crate::model::Task;
@@ -176,7 +175,7 @@ pub enum Command {
     /// Claim the most uncertain unclaimed images of the remote and download them.
     Pull {
         /// How many images to claim.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = crate::commands::pull::DEFAULT_COUNT)]
         count: usize,
     },
     /// Upload the reviewed labels of claimed images and release their claims.
@@ -431,8 +430,8 @@ pub fn run(cli: Cli) -> Result<()> {
         } => crate::infer::cmd::cmd_eval(&project, &store, run, out, json, threshold)?,
         Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
         Command::Doctor => unreachable!("handled above"),
-        Command::Pull { count } => crate::remote::cli::cmd_pull(&project, &mut store, count)?,
-        Command::Push => crate::remote::cli::cmd_push(&project, &mut store)?,
+        Command::Pull { count } => crate::commands::pull::cmd_pull(&project, &mut store, count)?,
+        Command::Push => crate::commands::push::cmd_push(&project, &mut store)?,
     }
     Ok(())
 }
@@ -542,16 +541,9 @@ fn delete_sources(project: &Project, keys: &[String]) -> Result<usize> {
 }
 
 fn refresh(project: &Project, store: &mut Store) -> Result<RefreshReport> {
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(
-                "indexing {bar:30} {pos}/{len} images ({per_sec}, {eta} left)",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::commands::progress::bar(
+        "indexing {bar:30} {pos}/{len} images ({per_sec}, {eta} left)",
+    );
     let report = project.refresh(store, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);

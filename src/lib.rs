@@ -24,6 +24,7 @@ macro_rules! errln {
 }
 
 pub mod cli;
+pub mod commands;
 pub mod decode;
 pub mod demo;
 pub mod eval;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx};
+use crate::formats::{ExportCtx, FormatError, FormatKind, ImageIndex, ImportCtx, Imported};
 use crate::index;
 use crate::infer::config::{ModelConfig, OnnxRuntimeConfig, TrainConfig};
 use crate::model::{
@@ -19,6 +19,8 @@ use crate::store::{ImportCounts, Store};
 
 pub const CONFIG_FILE: &str = "termtag.toml";
 pub const STATE_DIR: &str = ".termtag";
+/// Pulled images, under [`STATE_DIR`].
+const CACHE_DIR: &str = "cache";
 pub const DB_FILE: &str = "labels.db";
 
 /// `termtag.toml`. Unknown keys are errors, so a typo never silently does nothing.
@@ -66,9 +68,9 @@ pub struct Config {
     /// Blob storage (or shared folder) batches: see `crate::remote`.
     #[serde(
         default,
-        skip_serializing_if = "crate::remote::RemoteConfig::is_default"
+        skip_serializing_if = "crate::remote::config::RemoteConfig::is_default"
     )]
-    pub remote: crate::remote::RemoteConfig,
+    pub remote: crate::remote::config::RemoteConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,7 +189,7 @@ impl Config {
             }
         }
         out.push_str(&self.prelabel_tables_toml());
-        out.push_str(&crate::remote::documented_toml(
+        out.push_str(&crate::remote::config::documented_toml(
             &self.remote,
             is_remote(&self.source),
         ));
@@ -395,7 +397,7 @@ impl Project {
                 model: ModelConfig::default(),
                 queue: QueueConfig::default(),
                 train: TrainConfig::default(),
-                remote: crate::remote::RemoteConfig::default(),
+                remote: crate::remote::config::RemoteConfig::default(),
             };
             std::fs::create_dir_all(root.join(STATE_DIR))?;
             let file = root.join(CONFIG_FILE);
@@ -439,13 +441,13 @@ impl Project {
     /// The one rule for where an image's file is, used by every command and the review screen:
     /// in the local source folder, or in the pull cache when images arrive by `termtag pull`.
     /// Keys are checked, so nothing outside those folders can be named.
+    /// `termtag pull` only fills the cache (`.termtag/cache/`) that this names.
     pub fn image_file(&self, key: &str) -> Result<PathBuf> {
-        match self.source_dir() {
-            Some(dir) if !self.images_are_pulled() => {
-                crate::sanitize::safe_join(&dir, key).map_err(|e| anyhow!("{e}"))
-            }
-            _ => crate::remote::cache_path(self, key),
-        }
+        let dir = match self.source_dir() {
+            Some(dir) if !self.images_are_pulled() => dir,
+            _ => self.root.join(STATE_DIR).join(CACHE_DIR),
+        };
+        crate::sanitize::safe_join(&dir, key).map_err(|e| anyhow!("{e}"))
     }
 
     /// Adds images that appeared in the source since the last scan.
@@ -501,6 +503,31 @@ impl Project {
         add_classes: bool,
         skip_missing: bool,
     ) -> Result<ImportReport> {
+        self.import_with(
+            store,
+            path,
+            |ctx| format.import(path, ctx),
+            format,
+            as_predictions,
+            class_map,
+            add_classes,
+            skip_missing,
+        )
+    }
+
+    /// [`Project::import`] of labels that `read` parses (from memory, say); `path` names them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn import_with(
+        &self,
+        store: &mut Store,
+        path: &Path,
+        read: impl FnOnce(&ImportCtx) -> Result<Imported, FormatError>,
+        format: FormatKind,
+        as_predictions: bool,
+        class_map: &ClassMap,
+        add_classes: bool,
+        skip_missing: bool,
+    ) -> Result<ImportReport> {
         let task = self.config.task;
         let index = ImageIndex::new(store.known_images()?);
         let classes = store.class_names()?;
@@ -510,7 +537,7 @@ impl Project {
             classes: &classes,
             predictions: as_predictions,
         };
-        let imported = format.import(path, &ctx)?;
+        let imported = read(&ctx)?;
         let mut report = ImportReport {
             warnings: imported.warnings,
             ..ImportReport::default()
@@ -721,7 +748,7 @@ mod tests {
             model: ModelConfig::default(),
             queue: QueueConfig::default(),
             train: TrainConfig::default(),
-            remote: crate::remote::RemoteConfig::default(),
+            remote: crate::remote::config::RemoteConfig::default(),
         };
         let text = cfg.to_documented_toml();
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The review queue: per-image uncertainty from model predictions, the bucket of images where the
 //! model found nothing, class-balance quotas, audit and random orders. Pure functions over
-//! predictions, so the CLI (`termtag queue`) and the TUI order images the same way.
+//! predictions; [`review_queue`] is the one ordering that the review screen, `termtag queue` and
+//! `termtag pull` (which claims the first images of it) all use.
 //!
 //! Detection metrics read the boxes scoring at least `min_confidence`:
 //!
@@ -23,6 +24,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::model::ImageStatus;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
@@ -131,11 +134,14 @@ pub struct Scored {
     pub boxed: bool,
 }
 
-/// An image to rank with its predictions.
+/// An image to rank with its open predictions (newest run).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueImage {
     pub id: i64,
     pub preds: Vec<Scored>,
+    /// The model proposed something, and every proposal has been accepted or dismissed: nothing
+    /// is open to rank, but the model did not find the image empty either.
+    pub decided: bool,
 }
 
 /// Everything that decides the order.
@@ -177,6 +183,8 @@ pub struct Ranked {
     pub value: Option<f64>,
     /// Class of the best prediction at or above `min_confidence`.
     pub top_class: Option<Arc<str>>,
+    /// As [`QueueImage::decided`].
+    pub decided: bool,
 }
 
 /// Positions of ids (image ids, SQLite row ids): an array indexed by id when the ids are dense,
@@ -308,17 +316,20 @@ pub fn score<'a>(images: impl IntoIterator<Item = &'a QueueImage>, p: &QueuePara
             id: img.id,
             value: metric_value(img, p),
             top_class: top_class(img, p.min_confidence),
+            decided: img.decided && img.preds.is_empty(),
         })
         .collect()
 }
 
 /// The rest of [`order`]: ranks `scored` (in image-id order, as [`score`] gives it) by value,
-/// then applies the class balance and the empty policy.
+/// then applies the class balance and the empty policy; images whose proposals are all decided
+/// follow.
 pub fn arrange(scored: impl IntoIterator<Item = Ranked>, p: &QueueParams) -> Vec<Ranked> {
+    let (decided, scored): (Vec<Ranked>, Vec<Ranked>) = scored.into_iter().partition(|r| r.decided);
     let (mut ranked, empty): (Vec<Ranked>, Vec<Ranked>) =
         scored.into_iter().partition(|r| r.value.is_some());
     if p.order == Order::Random {
-        let mut all: Vec<Ranked> = ranked.into_iter().chain(empty).collect();
+        let mut all: Vec<Ranked> = ranked.into_iter().chain(empty).chain(decided).collect();
         let mut rng = SplitMix(p.seed);
         for i in (1..all.len()).rev() {
             let j = rng.below(i + 1);
@@ -334,7 +345,7 @@ pub fn arrange(scored: impl IntoIterator<Item = Ranked>, p: &QueueParams) -> Vec
     if !p.balance.is_empty() {
         ranked = balance(ranked, &p.balance);
     }
-    match p.empty {
+    let mut out: Vec<Ranked> = match p.empty {
         EmptyPolicy::Last => ranked.into_iter().chain(empty).collect(),
         EmptyPolicy::First => empty.into_iter().chain(ranked).collect(),
         EmptyPolicy::Skip => ranked,
@@ -352,7 +363,117 @@ pub fn arrange(scored: impl IntoIterator<Item = Ranked>, p: &QueueParams) -> Vec
             out.extend(empty);
             out
         }
+    };
+    out.extend(decided);
+    out
+}
+
+/// What the review queue needs to know of an image.
+pub trait QueueRow {
+    fn id(&self) -> i64;
+    fn status(&self) -> ImageStatus;
+}
+
+impl QueueRow for (i64, ImageStatus) {
+    fn id(&self) -> i64 {
+        self.0
     }
+    fn status(&self) -> ImageStatus {
+        self.1
+    }
+}
+
+/// Where an image stands in the review queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Place {
+    /// Waiting, ranked by the metric: its value.
+    Ranked(f64),
+    /// Waiting; the model found nothing at or above `min_confidence` (the empty bucket).
+    Empty,
+    /// Waiting; every proposal of the newest run was accepted or dismissed.
+    Decided,
+    /// Waiting; the model has not seen it.
+    Unpredicted,
+    Skipped,
+    /// Reviewed (or broken, when broken images were asked for).
+    Done,
+}
+
+impl Place {
+    /// The metric value, for a ranked image.
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Place::Ranked(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Placed by the model's predictions (ranked, empty or decided).
+    pub fn predicted(self) -> bool {
+        matches!(self, Place::Ranked(_) | Place::Empty | Place::Decided)
+    }
+}
+
+/// One queue position: the index of the image in the rows given, and its place.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed {
+    pub row: usize,
+    pub place: Place,
+}
+
+/// THE review queue, for the images of `rows` (those matching the filter, in key order):
+/// waiting images ranked by model uncertainty as [`arrange`] orders `scored` (every predicted
+/// image as [`score`] gives it, in id order; images not in `rows` are ignored), then waiting
+/// images the model has not seen, then skipped ones, then reviewed ones, and broken ones when
+/// `with_broken`; each of the last three groups in the order of `rows`.
+pub fn review_queue<R: QueueRow>(
+    rows: &[R],
+    scored: &[Ranked],
+    with_broken: bool,
+    p: &QueueParams,
+) -> Vec<Placed> {
+    let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
+    let slots = IdSlots::new(rows.iter().map(QueueRow::id));
+    let mut seen = vec![false; rows.len()];
+    let mut predicted: Vec<Ranked> = Vec::new();
+    for r in scored {
+        if let Some(n) = slots.get(r.id)
+            && waiting(rows[n].status())
+        {
+            seen[n] = true;
+            predicted.push(r.clone());
+        }
+    }
+    let mut out: Vec<Placed> = Vec::with_capacity(rows.len());
+    out.extend(arrange(predicted, p).into_iter().filter_map(|rk| {
+        let place = match rk.value {
+            Some(v) => Place::Ranked(v),
+            None if rk.decided => Place::Decided,
+            None => Place::Empty,
+        };
+        Some(Placed {
+            row: slots.get(rk.id)?,
+            place,
+        })
+    }));
+    for (row, r) in rows.iter().enumerate() {
+        if waiting(r.status()) && !seen[row] {
+            out.push(Placed {
+                row,
+                place: Place::Unpredicted,
+            });
+        }
+    }
+    let group = |place: Place, keep: fn(ImageStatus, bool) -> bool| {
+        (0..rows.len())
+            .filter(move |&n| keep(rows[n].status(), with_broken))
+            .map(move |row| Placed { row, place })
+    };
+    out.extend(group(Place::Skipped, |s, _| s == ImageStatus::Skipped));
+    out.extend(group(Place::Done, |s, with_broken| {
+        s == ImageStatus::Reviewed || (with_broken && s == ImageStatus::Broken)
+    }));
+    out
 }
 
 /// Class-balance quotas: walks the ranking and, at each step, serves the class furthest below
@@ -426,6 +547,7 @@ mod tests {
                     boxed: true,
                 })
                 .collect(),
+            decided: false,
         }
     }
 
@@ -510,6 +632,7 @@ mod tests {
                     boxed: false,
                 })
                 .collect(),
+            decided: false,
         };
         // 1: p = [0.6, 0.3, 0.1]; 2: [0.5, 0.45, 0.05].
         let imgs = vec![cls(1, &[0.6, 0.3, 0.1]), cls(2, &[0.5, 0.45, 0.05])];
@@ -618,6 +741,7 @@ mod tests {
                             boxed,
                         })
                         .collect(),
+                    decided: false,
                 }
             })
             .collect();

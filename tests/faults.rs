@@ -108,10 +108,7 @@ fn faults_mid_pull_are_retried_and_nothing_is_lost() {
     assert_eq!((r.claimed.len(), keys.len()), (16, 16), "every image once");
     assert_eq!(s.held_claims().unwrap().len(), 16);
     for k in &r.claimed {
-        assert!(
-            remote::cache_path(&p, k).unwrap().exists(),
-            "{k} downloaded"
-        );
+        assert!(p.image_file(k).unwrap().exists(), "{k} downloaded");
     }
     rt.block_on(async {
         assert_eq!(count(dset.labels.as_ref(), "termtag/claims/").await, 16);
@@ -272,6 +269,6 @@ fn a_stalled_connection_is_abandoned_and_retried() {
     assert_eq!(stalled, 1, "the stall hit one download");
     assert_eq!(r.claimed.len(), 4, "{r:?}");
     for k in &r.claimed {
-        assert!(remote::cache_path(&p, k).unwrap().exists(), "{k}");
+        assert!(p.image_file(k).unwrap().exists(), "{k}");
     }
 }

@@ -87,7 +87,7 @@ async fn round_trip(b: Backend) {
     assert_eq!(held.len(), 4);
     assert!(
         held.iter()
-            .all(|c| c.status == "claimed" && c.etag.is_some())
+            .all(|c| c.status == termtag::model::ImageStatus::Claimed && c.etag.is_some())
     );
     assert_eq!(count(set_a.labels.as_ref(), "termtag/claims/").await, 4);
 
@@ -612,10 +612,10 @@ fn cache_paths_never_leave_the_project() {
     let dir = tempfile::tempdir().unwrap();
     let p = Backend::local(dir.path()).project(&dir.path().join("p"));
     for bad in ["../x.png", "/etc/passwd", "a/../../x.png", "a\u{1b}b.png"] {
-        assert!(remote::cache_path(&p, bad).is_err(), "{bad:?}");
+        assert!(p.image_file(bad).is_err(), "{bad:?}");
     }
     assert!(
-        remote::cache_path(&p, "sub/ok.png")
+        p.image_file("sub/ok.png")
             .unwrap()
             .starts_with(p.root.join(".termtag/cache"))
     );
@@ -735,7 +735,7 @@ fn azure_cli_init_pull_push() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("pushed batch") && stdout.contains("2 images"),
+        stdout.contains("as batch") && stdout.contains("2 images"),
         "{stdout}"
     );
 

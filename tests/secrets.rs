@@ -211,7 +211,7 @@ fn no_secret_reaches_output_logs_exports_or_screen() {
         &[("AZURE_STORAGE_SAS_URL", &sas_url)],
         true,
     );
-    assert!(t.contains("pushed batch"), "{t}");
+    assert!(t.contains("as batch"), "{t}");
     for (format, out) in [
         ("coco", "x.json"),
         ("azureml-jsonl", "x.jsonl"),

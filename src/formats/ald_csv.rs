@@ -123,19 +123,56 @@ struct Pending {
 /// first row; `classes` lists the class names met, in order of first appearance.
 pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     detect_only(ctx.task)?;
-    let text = read_lines(path)?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    read(&read_lines(path)?, path, ctx)
+}
+
+/// [`import`] of text in memory; `path` names it in messages (a file, a blob).
+pub fn read(text: &str, path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
+    detect_only(ctx.task)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let mut records = reader.records();
-
+    let mut records = reader.records().map(|r| r.map_err(|e| csv_error(path, e)));
     let header = match records.next() {
-        Some(r) => r.map_err(|e| csv_error(path, e))?,
+        Some(r) => r?,
         None => return Err(FormatError::invalid(path, "line 1", "the file is empty")),
     };
+    read_records(&header, records, path, ctx)
+}
+
+/// The rows of `rows` whose key `keep` accepts, read and checked as [`read`] reads a file (line
+/// numbers are those of the file the rows came from): a subset of a `totag` CSV goes straight
+/// into an import, without being written out again.
+pub fn read_rows(
+    rows: &Rows,
+    keep: impl Fn(&str) -> bool,
+    path: &Path,
+    ctx: &ImportCtx,
+) -> Result<Imported, FormatError> {
+    detect_only(ctx.task)?;
+    let trimmed = |r: &csv::StringRecord| {
+        let mut r = r.clone();
+        r.trim();
+        r
+    };
+    let records = rows
+        .rows
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(_, r)| Ok(trimmed(r)));
+    read_records(&trimmed(&rows.header), records, path, ctx)
+}
+
+/// [`read`] after the header.
+fn read_records(
+    header: &csv::StringRecord,
+    records: impl Iterator<Item = Result<csv::StringRecord, FormatError>>,
+    path: &Path,
+    ctx: &ImportCtx,
+) -> Result<Imported, FormatError> {
     let header: Vec<&str> = header.iter().collect();
     let Some(layout) = Layout::ALL.into_iter().find(|l| l.columns() == header) else {
         let shown: Vec<String> = Layout::ALL
@@ -164,7 +201,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     let mut classes: Vec<String> = Vec::new();
 
     for rec in records {
-        let rec = rec.map_err(|e| csv_error(path, e))?;
+        let rec = rec?;
         let line = rec.position().map_or(0, |p| p.line());
         let at = format!("line {line}");
         if rec.len() != columns.len() {
@@ -198,16 +235,7 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
         }
         let height = pixels(num(6)?, path, &place(6), "height")?;
         let width = pixels(num(7)?, path, &place(7), "width")?;
-        let folder = if layout.folder {
-            field(BASE.len()).trim_end_matches('/')
-        } else {
-            ""
-        };
-        let key = if folder.is_empty() {
-            filename.to_string()
-        } else {
-            format!("{folder}/{filename}")
-        };
+        let key = image_key(if layout.folder { field(BASE.len()) } else { "" }, filename);
 
         let idx = *by_key.entry(key.clone()).or_insert_with(|| {
             let (w, h) = match (width, height) {
@@ -318,11 +346,15 @@ fn csv_error(path: &Path, e: csv::Error) -> FormatError {
 /// Writes labels as a `tagged` file, predictions as a `totag` file (every box needs a score), with
 /// the `folder` column only when some image sits in a sub-folder.
 pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError> {
+    write_file(ctx.out, &write(ds, ctx)?)?;
+    Ok(vec![ctx.out.to_path_buf()])
+}
+
+/// [`export`] into memory: the file's bytes; `ctx.out` names it in messages.
+pub fn write(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<u8>, FormatError> {
     detect_only(ctx.task)?;
     let out = ctx.out;
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+    let mut w = csv_writer();
     let io = |e: csv::Error| FormatError::io(out, e.into());
     let layout = Layout {
         folder: ds.images.iter().any(|im| im.key.contains('/')),
@@ -397,11 +429,135 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
         }
     }
 
-    let bytes = w
-        .into_inner()
-        .map_err(|e| FormatError::io(out, e.into_error()))?;
-    write_file(out, &bytes)?;
-    Ok(vec![out.to_path_buf()])
+    w.into_inner()
+        .map_err(|e| FormatError::io(out, e.into_error()))
+}
+
+/// How ALD writes its CSVs: `\n` line ends, quotes only where needed.
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new())
+}
+
+/// An image's key: `folder/filename`, just `filename` when `folder` is empty.
+fn image_key(folder: &str, filename: &str) -> String {
+    let folder = folder.trim_end_matches('/');
+    if folder.is_empty() {
+        filename.to_string()
+    } else {
+        format!("{folder}/{filename}")
+    }
+}
+
+/// An ALD file as rows, every column kept as written (another tool's extra columns too), each
+/// row with its image key: what the remote reads, filters, merges and writes back when it
+/// keeps the team's `totag`/`tagging`/`tagged` CSVs. [`read`] is the strict reader of labels.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    pub header: csv::StringRecord,
+    pub rows: Vec<(String, csv::StringRecord)>,
+}
+
+impl Rows {
+    /// Any CSV with a `filename` column (and maybe `folder`); `name` names it in messages.
+    pub fn parse(text: &str, name: &Path) -> Result<Rows, FormatError> {
+        let mut r = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(text.as_bytes());
+        let header = r
+            .headers()
+            .map_err(|e| {
+                FormatError::invalid(name, "line 1", format!("unreadable CSV header: {e}"))
+            })?
+            .clone();
+        let col = |n: &str| header.iter().position(|h| h.trim() == n);
+        let (Some(fi), folder) = (col("filename"), col(FOLDER)) else {
+            return Err(FormatError::invalid(
+                name,
+                "line 1",
+                "no `filename` column; not an active-learning-detect CSV",
+            ));
+        };
+        let mut rows = Vec::new();
+        for rec in r.records() {
+            let rec = rec.map_err(|e| csv_error(name, e))?;
+            let dir = folder.and_then(|i| rec.get(i)).unwrap_or_default();
+            rows.push((image_key(dir, rec.get(fi).unwrap_or_default()), rec));
+        }
+        Ok(Rows { header, rows })
+    }
+
+    /// The same rows under `header` (ALD writes `folder` only with `user_folders = True`): columns
+    /// matched by name, a missing one left empty; refused when that would lose a row's folder.
+    pub fn conform(self, header: &csv::StringRecord) -> Result<Rows, String> {
+        if self.header == *header {
+            return Ok(self);
+        }
+        let from: Vec<Option<usize>> = header
+            .iter()
+            .map(|h| self.header.iter().position(|c| c.trim() == h.trim()))
+            .collect();
+        let folder = self.header.iter().position(|c| c.trim() == FOLDER);
+        let keeps_folder = header.iter().any(|c| c.trim() == FOLDER);
+        let mut rows = Vec::with_capacity(self.rows.len());
+        for (k, r) in self.rows {
+            if !keeps_folder && folder.and_then(|i| r.get(i)).is_some_and(|f| !f.is_empty()) {
+                return Err(format!(
+                    "it has no `folder` column, but image `{}` sits in a sub-folder",
+                    for_terminal(&k)
+                ));
+            }
+            let rec: csv::StringRecord = from
+                .iter()
+                .map(|i| i.and_then(|i| r.get(i)).unwrap_or_default())
+                .collect();
+            rows.push((k, rec));
+        }
+        Ok(Rows {
+            header: header.clone(),
+            rows,
+        })
+    }
+
+    /// The header and the rows whose key `keep` accepts, as ALD writes a CSV.
+    pub fn to_csv(&self, keep: impl Fn(&str) -> bool) -> Result<String, csv::Error> {
+        let mut w = csv_writer();
+        w.write_record(&self.header)?;
+        for (k, r) in &self.rows {
+            if keep(k) {
+                w.write_record(r)?;
+            }
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+        // Every field came from a `&str`.
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Per image key, the scores of its boxes by class: `box_confidence`, else
+    /// `image_confidence`; an image whose only row is `NULL` (no object) has none.
+    pub fn scores(&self) -> HashMap<String, Vec<(String, f64)>> {
+        let col = |n: &str| self.header.iter().position(|h| h.trim() == n);
+        let (img, bx, class) = (col(SCORES[1]), col(SCORES[0]), col("class"));
+        let mut out: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+        for (k, r) in &self.rows {
+            let entry = out.entry(k.clone()).or_default();
+            let class = class.and_then(|i| r.get(i)).unwrap_or_default();
+            let score = [bx, img]
+                .into_iter()
+                .flatten()
+                .filter_map(|i| r.get(i)?.trim().parse::<f64>().ok())
+                .next();
+            if class != NULL_CLASS
+                && let Some(s) = score
+            {
+                entry.push((class.to_string(), s));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -848,5 +1004,75 @@ mod tests {
         let e = export(&ds, &ectx(&out, false)).unwrap_err().to_string();
         assert!(e.contains("leaves its folder"), "{e}");
         assert!(!out.exists(), "nothing written on error");
+    }
+
+    #[test]
+    fn rows_keep_every_column_and_give_box_scores() {
+        let text = "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n\
+                    a.jpg,can,0.1,0.2,0.1,0.2,10,10,,0.9,0.4\n\
+                    a.jpg,can,0.1,0.2,0.1,0.2,10,10,,0.4,0.4\n\
+                    b.jpg,NULL,0,0,0,0,10,10,,0,0\n\
+                    c.jpg,can,0.1,0.2,0.1,0.2,10,10,sub/,0.7,0.7\n";
+        let rows = Rows::parse(text, Path::new("t")).unwrap();
+        let c = rows.scores();
+        assert_eq!(
+            c["a.jpg"],
+            [("can".to_string(), 0.9), ("can".to_string(), 0.4)]
+        );
+        assert!(c["b.jpg"].is_empty(), "NULL: predicted, nothing found");
+        assert_eq!(
+            c["sub/c.jpg"],
+            [("can".to_string(), 0.7)],
+            "keys as the strict reader makes them"
+        );
+        let kept = rows.to_csv(|k| k == "b.jpg").unwrap();
+        assert_eq!(
+            kept,
+            format!(
+                "{}b.jpg,NULL,0,0,0,0,10,10,,0,0\n",
+                text.lines().next().unwrap().to_string() + "\n"
+            )
+        );
+        let e = Rows::parse("x,y\n1,2\n", Path::new("totag_1.csv")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("totag_1.csv: line 1: no `filename` column"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rows_read_as_the_file_would_be_with_its_line_numbers() {
+        let text = format!(
+            "{}{}{}",
+            H11.replace(",folder", ", folder"),
+            "a.png,knot,0.1,0.2,0.1,0.2,10,10,,0.9,0.9\n",
+            "b.png,knot,0.1,0.2,0.1,0.2,10,10,,0.5,0.5\nb.png,knot,0.1,0.2,0.1,0.2,10,ten,,0.5,0.5\n"
+        );
+        let rows = Rows::parse(&text, Path::new("totag_1.csv")).unwrap();
+        let ix = ImageIndex::default();
+        let got = read_rows(
+            &rows,
+            |k| k == "a.png",
+            Path::new("totag_1.csv"),
+            &ictx(&ix, true),
+        )
+        .unwrap();
+        let want = import_text(&rows.to_csv(|k| k == "a.png").unwrap(), true);
+        assert_eq!(got.dataset, want.dataset);
+        assert_eq!(got.dataset.images[0].labels[0].score, Some(0.9));
+        // b.png's second row is bad: named by its line in the original file.
+        let e = read_rows(
+            &rows,
+            |k| k == "b.png",
+            Path::new("totag_1.csv"),
+            &ictx(&ix, true),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("totag_1.csv: line 4, column 8 (width)"),
+            "{e}"
+        );
     }
 }

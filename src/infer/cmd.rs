@@ -2,35 +2,24 @@
 //! only parses and dispatches.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::predict::{PredictOptions, PredictReport, predict};
 use crate::eval::classify::{ClassPrf, ImageScores, best_scores};
 use crate::eval::{self, DetBox, GtBox, evaluate, performance_csv};
-use crate::model::{ImageStatus, Task};
+use crate::model::Task;
 use crate::project::Project;
-use crate::queue::{EmptyPolicy, Metric, Order, QueueImage, QueueParams, Scored, order};
+use crate::queue::{EmptyPolicy, Metric, Order, Place, Placed, QueueParams, review_queue, score};
 use crate::sanitize::{for_terminal, show_path};
 use crate::store::{Filter, PredictedImage, Store, StoredPrediction};
 
-fn bar(template: &str) -> ProgressBar {
-    if std::io::stderr().is_terminal() {
-        ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-        )
-    } else {
-        ProgressBar::hidden()
-    }
-}
-
 /// `termtag predict`.
 pub fn cmd_predict(project: &Project, store: &mut Store, opts: PredictOptions) -> Result<()> {
-    let pb = bar("predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)");
+    let pb = crate::commands::progress::bar(
+        "predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)",
+    );
     let shard = opts.shard;
     let report = predict(project, store, &opts, &|done, total| {
         pb.set_length(total);
@@ -121,29 +110,6 @@ fn dropped_summary(report: &PredictReport) -> Option<String> {
     ))
 }
 
-/// The queue's view of stored predictions.
-pub fn queue_images(images: &[PredictedImage]) -> Vec<QueueImage> {
-    let mut names: HashMap<&str, Arc<str>> = HashMap::new();
-    images
-        .iter()
-        .map(|im| QueueImage {
-            id: im.id,
-            preds: im
-                .predictions
-                .iter()
-                .map(|p| Scored {
-                    class: names
-                        .entry(p.class.as_str())
-                        .or_insert_with(|| p.class.as_str().into())
-                        .clone(),
-                    score: p.score,
-                    boxed: p.bbox.is_some(),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
 /// `termtag queue`.
 #[allow(clippy::too_many_arguments)]
 pub fn cmd_queue(
@@ -171,24 +137,23 @@ pub fn cmd_queue(
     if let Some(s) = seed {
         p.seed = s;
     }
-    // The lean reads the review screen uses: waiting images (of the filter) and their open
-    // proposals, without keys or boxes; keys only for the lines printed.
+    // The review screen's queue (the same reads, the same ordering), as far as the model
+    // placed it: keys only for the lines printed.
     let rows = store.image_briefs(filter)?;
-    let waiting: HashMap<i64, &str> = rows
+    let predicted = store.queue_images()?;
+    let placed = review_queue(&rows, &score(&predicted, &p), false, &p);
+    let unpredicted = placed
         .iter()
-        .filter(|r| matches!(r.status, ImageStatus::New | ImageStatus::Claimed))
-        .map(|r| (r.id, r.key.as_str()))
-        .collect();
-    let mut predicted = store.queue_images()?;
-    predicted.retain(|q| waiting.contains_key(&q.id));
-    let unpredicted = waiting.len().saturating_sub(predicted.len());
+        .filter(|x| x.place == Place::Unpredicted)
+        .count();
+    let ranked: Vec<&Placed> = placed.iter().filter(|x| x.place.predicted()).collect();
     let by_id: HashMap<i64, &crate::queue::QueueImage> =
         predicted.iter().map(|q| (q.id, q)).collect();
-    let ranked = order(&predicted, &p);
     let shown = if limit == 0 { ranked.len() } else { limit };
     outln!("image\t{}\tboxes\ttop classes", p.metric.as_str())?;
-    for r in ranked.iter().take(shown) {
-        let (Some(im), Some(key)) = (by_id.get(&r.id), waiting.get(&r.id)) else {
+    for x in ranked.iter().take(shown) {
+        let row = &rows[x.row];
+        let Some(im) = by_id.get(&row.id) else {
             continue;
         };
         let kept: Vec<_> = im
@@ -209,12 +174,15 @@ pub fn cmd_queue(
             .map(|(c, s)| format!("{} {s:.2}", for_terminal(c)))
             .collect();
         let boxes = kept.iter().filter(|x| x.boxed).count();
+        let value = match x.place {
+            Place::Ranked(v) => format!("{v:.4}"),
+            // Every proposal accepted or dismissed: the model did not find it empty.
+            Place::Decided => "decided".into(),
+            _ => "empty".into(),
+        };
         outln!(
-            "{}\t{}\t{boxes}\t{}",
-            for_terminal(key),
-            r.value
-                .map(|v| format!("{v:.4}"))
-                .unwrap_or_else(|| "empty".into()),
+            "{}\t{value}\t{boxes}\t{}",
+            for_terminal(&row.key),
             top.join(", ")
         )?;
     }

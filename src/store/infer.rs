@@ -315,7 +315,8 @@ impl Store {
         Ok(images)
     }
 
-    /// What the review queue ranks: [`Store::predicted_images`] with `run_id` `None`, read lean
+    /// What the review queue ranks: [`Store::predicted_images`] with `run_id` `None` (the open
+    /// predictions), plus whether an image's were all decided, read lean
     /// (no keys, no boxes, one shared name per class), so that a project of 100,000 predicted
     /// images opens in well under a second. Both are sequential scans: the `predicted_image`
     /// index, then the predictions in row order, each found its image by [`IdSlots`]. (No join
@@ -333,6 +334,7 @@ impl Store {
             .map(|&(id, _)| QueueImage {
                 id,
                 preds: Vec::new(),
+                decided: false,
             })
             .collect();
         let classes: HashMap<i64, Arc<str>> = self
@@ -342,8 +344,8 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?;
         let mut st = self.conn.prepare(
             "SELECT image_id, run_id, class_id, x0 IS NOT NULL AND y0 IS NOT NULL
-                    AND x1 IS NOT NULL AND y1 IS NOT NULL, score
-             FROM prediction WHERE decision IS NULL ORDER BY id",
+                    AND x1 IS NOT NULL AND y1 IS NOT NULL, score, decision IS NOT NULL
+             FROM prediction ORDER BY id",
         )?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -356,11 +358,19 @@ impl Store {
             let Some(class) = classes.get(&r.get::<_, i64>(2)?) else {
                 continue;
             };
+            if r.get(5)? {
+                images[n].decided = true;
+                continue;
+            }
             images[n].preds.push(Scored {
                 class: class.clone(),
                 score: r.get(4)?,
                 boxed: r.get(3)?,
             });
+        }
+        // Decided only when nothing is left open.
+        for im in &mut images {
+            im.decided &= im.preds.is_empty();
         }
         Ok(images)
     }

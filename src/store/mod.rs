@@ -130,6 +130,15 @@ pub struct ImageBrief {
     pub status: ImageStatus,
 }
 
+impl crate::queue::QueueRow for ImageBrief {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn status(&self) -> ImageStatus {
+        self.status
+    }
+}
+
 /// Result of an import, for the command's summary line.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ImportCounts {
@@ -1050,7 +1059,24 @@ mod tests {
         s.write_predictions(d, &[(ids["c.jpg"], ImageResult::Predicted(vec![score]))])
             .unwrap();
         let lean = s.queue_images().unwrap();
-        let full = crate::infer::cmd::queue_images(&s.predicted_images(None).unwrap());
+        let full: Vec<crate::queue::QueueImage> = s
+            .predicted_images(None)
+            .unwrap()
+            .iter()
+            .map(|im| crate::queue::QueueImage {
+                id: im.id,
+                preds: im
+                    .predictions
+                    .iter()
+                    .map(|p| crate::queue::Scored {
+                        class: p.class.as_str().into(),
+                        score: p.score,
+                        boxed: p.bbox.is_some(),
+                    })
+                    .collect(),
+                decided: false,
+            })
+            .collect();
         assert_eq!(lean, full);
         let preds = |i: usize| -> Vec<(&str, f64, bool)> {
             lean[i]
@@ -1062,6 +1088,18 @@ mod tests {
         assert_eq!(preds(0), vec![("knot", 0.6, true)]);
         assert_eq!(preds(1), vec![]);
         assert_eq!(preds(2), vec![("defect", 0.3, false)]);
+        assert!(lean.iter().all(|q| !q.decided));
+
+        // Every proposal decided: nothing open, and not an image the model found empty.
+        s.conn
+            .execute(
+                "UPDATE prediction SET decision = 'dismissed' WHERE score = 0.6",
+                [],
+            )
+            .unwrap();
+        let lean = s.queue_images().unwrap();
+        let decided: Vec<(usize, bool)> = lean.iter().map(|q| (q.preds.len(), q.decided)).collect();
+        assert_eq!(decided, vec![(0, true), (0, false), (1, false)]);
     }
 
     #[test]

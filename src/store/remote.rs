@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use rusqlite::params;
 
 use super::{Result, Store, journal, now_ms};
+use crate::model::ImageStatus;
 use crate::store::NewImage;
 
 /// A claim this machine holds on a remote image.
@@ -18,7 +19,7 @@ pub struct HeldClaim {
     pub claimed_at: i64,
     pub expires_at: i64,
     /// The image's status (`claimed` until reviewed).
-    pub status: String,
+    pub status: ImageStatus,
 }
 
 /// A claim won on the remote, to record with its image.
@@ -46,16 +47,22 @@ impl Store {
                 etag: r.get(3)?,
                 claimed_at: r.get(4)?,
                 expires_at: r.get(5)?,
-                status: r.get(6)?,
+                status: r
+                    .get::<_, String>(6)?
+                    .parse()
+                    .unwrap_or(ImageStatus::Claimed),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Status of every image, by key.
-    pub fn image_statuses(&self) -> Result<HashMap<String, String>> {
+    pub fn image_statuses(&self) -> Result<HashMap<String, ImageStatus>> {
         let mut st = self.conn.prepare("SELECT key, status FROM image")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = st.query_map([], |r| {
+            let status: String = r.get(1)?;
+            Ok((r.get(0)?, status.parse().unwrap_or(ImageStatus::New)))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

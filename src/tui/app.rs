@@ -13,7 +13,7 @@ use crossterm::event::{Event, KeyEventKind};
 
 use crate::model::ImageStatus;
 use crate::project::Project;
-use crate::queue::{IdSlots, Metric, QueueImage, QueueParams, Ranked};
+use crate::queue::{Metric, QueueImage, QueueParams, Ranked};
 use crate::store::{Filter, ImageBrief, Store};
 use crate::theme::Theme;
 
@@ -117,65 +117,30 @@ impl QueueCache {
     }
 }
 
-/// The review queue for a filter: images waiting for review ranked by model uncertainty (the
-/// same ordering as `termtag queue`), then waiting images the model has not seen, then skipped
-/// and reviewed ones; broken images only when the filter asks for them. `scored` holds every
-/// predicted image (newest run) as [`crate::queue::score`] gives it, in id order; `rows` the
-/// images matching the filter.
+/// The review screen's queue for a filter: [`crate::queue::review_queue`] over the images
+/// matching it (broken ones only when the filter asks for them). `scored` holds every predicted
+/// image (newest run) as [`crate::queue::score`] gives it, in id order.
 pub fn queue_items(
     scored: &[Ranked],
     rows: &[ImageBrief],
     filter: &Filter,
     params: &QueueParams,
 ) -> Vec<QueueItem> {
-    let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
-    let shown = |r: &ImageBrief| {
-        r.status != ImageStatus::Broken || filter.status == Some(ImageStatus::Broken)
-    };
-    let slots = IdSlots::new(rows.iter().map(|r| r.id));
-    let mut seen = vec![false; rows.len()];
-    let mut predicted: Vec<Ranked> = Vec::new();
-    for r in scored {
-        if let Some(n) = slots.get(r.id)
-            && waiting(rows[n].status)
-        {
-            seen[n] = true;
-            predicted.push(r.clone());
-        }
-    }
-    let ranked = crate::queue::arrange(predicted, params);
-    let item = |r: &ImageBrief, score: Option<f64>| QueueItem {
-        id: r.id,
-        key: r.key.clone(),
-        width: r.width,
-        height: r.height,
-        status: r.status,
-        score,
-    };
-    let mut items: Vec<QueueItem> = Vec::with_capacity(rows.len());
-    items.extend(
-        ranked
-            .iter()
-            .filter_map(|rk| Some(item(&rows[slots.get(rk.id)?], rk.value))),
-    );
-    // Images the model has not seen yet, then the rest, each group by key.
-    items.extend(
-        rows.iter()
-            .zip(&seen)
-            .filter(|(r, seen)| waiting(r.status) && !**seen)
-            .map(|(r, _)| item(r, None)),
-    );
-    items.extend(
-        rows.iter()
-            .filter(|r| r.status == ImageStatus::Skipped)
-            .map(|r| item(r, None)),
-    );
-    items.extend(
-        rows.iter()
-            .filter(|r| matches!(r.status, ImageStatus::Reviewed | ImageStatus::Broken) && shown(r))
-            .map(|r| item(r, None)),
-    );
-    items
+    let with_broken = filter.status == Some(ImageStatus::Broken);
+    crate::queue::review_queue(rows, scored, with_broken, params)
+        .into_iter()
+        .map(|p| {
+            let r = &rows[p.row];
+            QueueItem {
+                id: r.id,
+                key: r.key.clone(),
+                width: r.width,
+                height: r.height,
+                status: r.status,
+                score: p.place.value(),
+            }
+        })
+        .collect()
 }
 
 /// Carries out one store effect; the message it returns goes back to `update()`. Every write
@@ -529,52 +494,17 @@ fn spawn_sync(project: &Project, pull: bool, tx: Sender<AppEvent>) {
     };
     let done_tx = tx.clone();
     let run = move || -> Result<String> {
-        let send = |m: Msg| {
-            let _ = tx.send(AppEvent::Msg(m));
-        };
         let mut store = project.store()?;
-        let set = crate::remote::open(&project)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()?;
         let verb = if pull { "pull" } else { "push" };
         let progress = |p: crate::remote::Progress| {
-            use crate::remote::Progress as P;
-            let text = match p {
-                P::Listing { found } => format!("{verb}: listing, {found} images"),
-                P::Claiming { done, total } => format!("{verb}: claiming {done}/{total}"),
-                P::Downloading { done, total } => format!("{verb}: downloading {done}/{total}"),
-                P::Uploading { done, total } => format!("{verb}: uploading {done}/{total}"),
-                P::Step(s) => format!("{verb}: {s}"),
-            };
-            send(Msg::SyncProgress(text));
+            let _ = tx.send(AppEvent::Msg(Msg::SyncProgress(format!("{verb}: {p}"))));
         };
-        if pull {
-            // The same batch size as `termtag pull` without --count.
-            let opts = crate::remote::PullOptions {
-                count: 50,
-                ..crate::remote::PullOptions::default()
-            };
-            let r = rt.block_on(crate::remote::pull(
-                &project, &mut store, &set, &opts, &progress,
-            ))?;
-            Ok(format!(
-                "pulled {} images ({} predictions); {} unclaimed left",
-                r.claimed.len(),
-                r.predictions,
-                r.remaining
-            ))
+        Ok(if pull {
+            let count = crate::commands::pull::DEFAULT_COUNT;
+            crate::commands::pull::run(&project, &mut store, count, &progress)?.to_string()
         } else {
-            let r = rt.block_on(crate::remote::push(&project, &mut store, &set, &progress))?;
-            Ok(match r.batch_id {
-                Some(b) => format!(
-                    "pushed {} images, {} labels as batch {b}",
-                    r.images, r.labels
-                ),
-                None => "nothing reviewed to push".to_string(),
-            })
-        }
+            crate::commands::push::run(&project, &mut store, &progress)?.to_string()
+        })
     };
     let spawned = std::thread::Builder::new()
         .name("termtag-sync".into())
@@ -941,7 +871,11 @@ mod tests {
                     boxed: true,
                 })
                 .collect();
-            images.push(QueueImage { id, preds });
+            images.push(QueueImage {
+                id,
+                preds,
+                decided: false,
+            });
         }
         images.sort_by_key(|i| i.id);
         for (filter, metric) in [

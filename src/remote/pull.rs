@@ -1,0 +1,558 @@
+//! `pull`, as named steps: list what the remote holds → rank the candidates → claim the first
+//! `count` → download them into the cache → record them in the store → import their
+//! predictions. A journal of the claims won lets an interrupted pull resume.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use futures::{StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::ald::{lookup, read_newest};
+use super::claim::{ClaimDoc, ClaimOutcome, claimed_keys, done_keys, is_done, release, try_claim};
+use super::journal::{PULL_JOURNAL, journal_path, read_json, write_json_atomic};
+use super::set::random_hex;
+use super::{Progress, RemoteError, RemoteResult, RemoteSet, list_all};
+use crate::formats::ald_csv::{self, Rows};
+use crate::formats::{FormatKind, ImportCtx};
+use crate::model::{ImageStatus, Task};
+use crate::project::{ClassMap, Project};
+use crate::queue::{QueueImage, QueueParams, Scored, review_queue, score};
+use crate::sanitize::show_path;
+use crate::sanitize::{check_relative_key, for_terminal};
+use crate::store::{NewClaim, Store, now_ms};
+
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    pub count: usize,
+    /// Overrides `[remote] claim_hours` (tests use seconds).
+    pub claim_ttl: Option<std::time::Duration>,
+    /// Overrides `[remote] concurrency`; 1 is sequential.
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct PullReport {
+    pub batch_id: String,
+    /// Keys claimed and downloaded by this pull.
+    pub claimed: Vec<String>,
+    /// How many of them were taken over from an expired claim.
+    pub taken_over: usize,
+    /// Keys resumed from an interrupted pull.
+    pub resumed: usize,
+    pub predictions: usize,
+    /// Blob names refused (unsafe names) or images that failed, with why.
+    pub refused: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+    /// Unclaimed images still waiting after this pull.
+    pub remaining: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PullJournal {
+    batch_id: String,
+    /// key -> claim ETag, for claims won but not yet recorded in the store.
+    won: BTreeMap<String, String>,
+    expires_at: i64,
+}
+
+/// What one pull works with: the project, the remote, the journal and the report it fills.
+struct Pull<'a> {
+    project: &'a Project,
+    set: &'a RemoteSet,
+    concurrency: usize,
+    jpath: std::path::PathBuf,
+    journal: PullJournal,
+    now: i64,
+    report: PullReport,
+    progress: &'a (dyn Fn(Progress) + Send + Sync),
+}
+
+/// What the remote holds: image keys, the images already done or claimed by anyone, and the
+/// newest `totag` CSV (the model's predictions).
+struct Listing {
+    keys: Vec<String>,
+    done: HashSet<String>,
+    claimed: HashSet<String>,
+    /// The newest `totag` CSV: its blob name and rows.
+    totag: Option<(String, Rows)>,
+}
+
+/// Claims the first `count` unclaimed images of the review queue, downloads them into the cache
+/// and adds them to the store as claimed, with their predictions from the newest `totag` CSV.
+pub async fn pull(
+    project: &Project,
+    store: &mut Store,
+    set: &RemoteSet,
+    opts: &PullOptions,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<PullReport> {
+    let mut p = Pull::start(project, set, opts, progress)?;
+    let listing = p.list().await?;
+    let candidates = p.rank(&listing, store)?;
+    let unclaimed_total = candidates.iter().filter(|c| !c.0).count();
+    let won = p.claim(&candidates, opts.count).await?;
+    p.report.remaining = unclaimed_total.saturating_sub(won.len());
+    let keys = p.download(&won).await?;
+    p.record(store, &won, &keys)?;
+    if let Some(totag) = &listing.totag {
+        p.import_predictions(store, totag, &keys)?;
+    }
+    let _ = std::fs::remove_file(&p.jpath);
+    p.report.claimed = keys;
+    Ok(p.report)
+}
+
+impl<'a> Pull<'a> {
+    /// Resumes the journal of an interrupted pull, or starts a new batch.
+    fn start(
+        project: &'a Project,
+        set: &'a RemoteSet,
+        opts: &PullOptions,
+        progress: &'a (dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Pull<'a>> {
+        let cfg = &project.config.remote;
+        let ttl = opts.claim_ttl.unwrap_or_else(|| cfg.claim_ttl());
+        let jpath = journal_path(&project.root, PULL_JOURNAL);
+        let mut journal: PullJournal = read_json(&jpath)?.unwrap_or_default();
+        let now = now_ms();
+        if journal.batch_id.is_empty() {
+            journal.batch_id = format!("{now}-{}", random_hex(4));
+            journal.expires_at = now + ttl.as_millis() as i64;
+        }
+        let report = PullReport {
+            batch_id: journal.batch_id.clone(),
+            resumed: journal.won.len(),
+            ..PullReport::default()
+        };
+        Ok(Pull {
+            project,
+            set,
+            concurrency: opts.concurrency.unwrap_or(cfg.concurrency).max(1),
+            jpath,
+            journal,
+            now,
+            report,
+            progress,
+        })
+    }
+
+    /// What exists, what is done, what is claimed, and the newest predictions.
+    async fn list(&mut self) -> Result<Listing> {
+        let set = self.set;
+        (self.progress)(Progress::Step("listing"));
+        ensure_labels(set).await?;
+        let image_blobs = list_all(set.images.as_ref(), &set.prefix).await?;
+        (self.progress)(Progress::Listing {
+            found: image_blobs.len(),
+        });
+        let mut keys: Vec<String> = Vec::new();
+        for b in &image_blobs {
+            let key = &b.name[set.prefix.len()..];
+            if !crate::index::is_image(Path::new(key)) {
+                continue;
+            }
+            if let Err(e) = check_relative_key(key) {
+                self.report.refused.push((for_terminal(&b.name), e));
+                continue;
+            }
+            keys.push(key.to_string());
+        }
+        let mut done = done_keys(set).await?;
+        if let Some((_, _, rows)) = read_newest(set, "tagged").await? {
+            done.extend(rows.rows.into_iter().map(|(k, _)| k));
+        }
+        Ok(Listing {
+            keys,
+            done,
+            claimed: claimed_keys(set).await?,
+            totag: read_newest(set, "totag")
+                .await?
+                .map(|(_, name, rows)| (name, rows)),
+        })
+    }
+
+    /// The images to claim, first first: neither done, nor held here, nor reviewed, in the
+    /// order of the review queue ([`review_queue`], the project's `[queue]` settings) with the
+    /// newest `totag` CSV as the predictions; what the queue leaves out (`empty = "skip"`)
+    /// follows, so that every image is pulled in the end; unclaimed before (possibly expired)
+    /// claimed. Each candidate is `(claimed, key)`.
+    fn rank(&self, listing: &Listing, store: &Store) -> Result<Vec<(bool, String)>> {
+        let statuses = store.image_statuses()?;
+        let held: HashSet<String> = store.held_claims()?.into_iter().map(|c| c.key).collect();
+        let mut keys: Vec<&String> = listing
+            .keys
+            .iter()
+            .filter(|k| {
+                !listing.done.contains(*k)
+                    && !held.contains(*k)
+                    && !self.journal.won.contains_key(*k)
+                    && !matches!(
+                        statuses.get(*k),
+                        Some(ImageStatus::Reviewed | ImageStatus::Claimed)
+                    )
+            })
+            .collect();
+        keys.sort();
+        let scores = listing
+            .totag
+            .as_ref()
+            .map(|(_, rows)| rows.scores())
+            .unwrap_or_default();
+        let by_name: HashMap<String, String> = scores
+            .keys()
+            .map(|k| (k.rsplit('/').next().unwrap_or(k).to_string(), k.clone()))
+            .collect();
+        // Ids in key order, as the store's ids are for the screen: ties keep key order.
+        let mut names: HashMap<&str, Arc<str>> = HashMap::new();
+        let predicted: Vec<QueueImage> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(id, k)| {
+                let preds = lookup(&scores, &by_name, k)?
+                    .iter()
+                    .map(|(class, score)| Scored {
+                        class: names
+                            .entry(class.as_str())
+                            .or_insert_with(|| class.as_str().into())
+                            .clone(),
+                        score: *score,
+                        boxed: true,
+                    })
+                    .collect();
+                Some(QueueImage {
+                    id: id as i64,
+                    preds,
+                    decided: false,
+                })
+            })
+            .collect();
+        let cfg = &self.project.config;
+        let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
+        let rows: Vec<(i64, ImageStatus)> = (0..keys.len())
+            .map(|id| (id as i64, ImageStatus::New))
+            .collect();
+        let mut placed = vec![false; keys.len()];
+        let mut order: Vec<usize> =
+            review_queue(&rows, &score(&predicted, &params), false, &params)
+                .into_iter()
+                .map(|p| p.row)
+                .inspect(|&n| placed[n] = true)
+                .collect();
+        order.extend((0..keys.len()).filter(|&n| !placed[n]));
+        let mut candidates: Vec<(bool, String)> = order
+            .into_iter()
+            .map(|n| (listing.claimed.contains(keys[n]), keys[n].clone()))
+            .collect();
+        // Stable: each group keeps the queue's order.
+        candidates.sort_by_key(|c| c.0);
+        Ok(candidates)
+    }
+
+    /// Re-asserts the claims of an interrupted pull, then claims candidates in rounds of as many
+    /// as are still needed, `concurrency` at a time, until `count` are won. Returns key → ETag.
+    async fn claim(
+        &mut self,
+        candidates: &[(bool, String)],
+        count: usize,
+    ) -> Result<BTreeMap<String, String>> {
+        let set = self.set;
+        let (batch, claimed_at, expires_at) = (
+            self.journal.batch_id.clone(),
+            self.now,
+            self.journal.expires_at,
+        );
+        let doc = |key: &str| ClaimDoc {
+            image: key.to_string(),
+            owner: set.owner.clone(),
+            batch: batch.clone(),
+            claimed_at,
+            expires_at,
+        };
+        let mut won: BTreeMap<String, String> = BTreeMap::new();
+        let resume: Vec<String> = self.journal.won.keys().cloned().collect();
+        for key in resume {
+            if let ClaimOutcome::Won { etag, .. } = try_claim(set, &key, &doc(&key)).await? {
+                won.insert(key, etag);
+            }
+        }
+        // Claims resumed from an interrupted pull count toward this one.
+        let target = count.max(won.len());
+        let mut next = 0;
+        while won.len() < target && next < candidates.len() {
+            let need = target - won.len();
+            let round: Vec<String> = candidates[next..(next + need).min(candidates.len())]
+                .iter()
+                .map(|c| c.1.clone())
+                .collect();
+            next += round.len();
+            let results: Vec<(String, RemoteResult<ClaimOutcome>)> = futures::stream::iter(round)
+                .map(|key| {
+                    let d = doc(&key);
+                    async move {
+                        let r = match try_claim(set, &key, &d).await {
+                            Ok(ClaimOutcome::Won { etag, .. }) if is_done(set, &key).await? => {
+                                // Pushed between our listing and our claim (a push writes
+                                // `done/` before it releases the claim we just replaced):
+                                // give it back.
+                                let _ = release(set, &key, Some(&etag)).await;
+                                Ok(ClaimOutcome::Lost)
+                            }
+                            r => r,
+                        };
+                        Ok::<_, RemoteError>((key, r))
+                    }
+                })
+                .buffer_unordered(self.concurrency)
+                .try_collect()
+                .await?;
+            let mut first_err = None;
+            for (key, r) in results {
+                match r {
+                    Ok(ClaimOutcome::Won { etag, taken_over }) => {
+                        self.report.taken_over += usize::from(taken_over);
+                        won.insert(key, etag);
+                    }
+                    Ok(ClaimOutcome::Lost) => {}
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            if !won.is_empty() {
+                self.journal.won = won.clone();
+                write_json_atomic(&self.jpath, &self.journal)?;
+            }
+            (self.progress)(Progress::Claiming {
+                done: won.len(),
+                total: target,
+            });
+            if let Some(e) = first_err {
+                return Err(anyhow!(
+                    "{e}{}",
+                    if won.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({} claims won so far are kept; `termtag pull` again resumes)",
+                            won.len()
+                        )
+                    }
+                ));
+            }
+        }
+        Ok(won)
+    }
+
+    /// Downloads the claimed images, `concurrency` at a time, into the cache (temporary file,
+    /// then rename). Returns the keys now in the cache, sorted. An image that vanished or has an
+    /// unsafe name gives its claim back; an outage or an unwritable cache stops the pull with
+    /// every claim kept for the next one.
+    async fn download(&mut self, won: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        let (project, set) = (self.project, self.set);
+        let total = won.len();
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        let progress = self.progress;
+        let downloads: Vec<(String, Result<u64>)> = futures::stream::iter(won.keys().cloned())
+            .map(|key| {
+                let counter = &counter;
+                async move {
+                    let r = fetch_into_cache(project, set, &key).await;
+                    let done = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    progress(Progress::Downloading { done, total });
+                    (key, r)
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut keys = Vec::new();
+        let mut outage = None;
+        let mut local = None;
+        for (key, r) in downloads {
+            match r {
+                Ok(n) => {
+                    self.report.bytes += n;
+                    keys.push(key);
+                }
+                // The network failed: keep the claim for the next run, which resumes.
+                Err(e)
+                    if e.downcast_ref::<RemoteError>()
+                        .is_some_and(RemoteError::is_transient) =>
+                {
+                    outage.get_or_insert(e);
+                }
+                // This machine cannot write the cache (disk full, permissions): not the image's
+                // fault, so the claim is kept too, and the pull stops with one message.
+                Err(e) if e.downcast_ref::<std::io::Error>().is_some() => {
+                    local.get_or_insert(e);
+                }
+                Err(e) => {
+                    // The image vanished or its name is unsafe: give the claim back.
+                    if let Some(etag) = won.get(&key) {
+                        let _ = release(set, &key, Some(etag)).await;
+                    }
+                    self.journal.won.remove(&key);
+                    self.report
+                        .refused
+                        .push((for_terminal(&key), format!("{e:#}")));
+                }
+            }
+        }
+        // Either way the claims stay ours, in the journal, for the next pull to resume.
+        let stopped = outage
+            .map(|e| (e, ""))
+            .or(local.map(|e| (e, "free space, then ")));
+        if let Some((e, first)) = stopped {
+            write_json_atomic(&self.jpath, &self.journal)?;
+            return Err(anyhow!(
+                "{e:#} ({} claims are kept; {first}`termtag pull` again resumes)",
+                self.journal.won.len()
+            ));
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Adds the downloaded images (probed from the cache) and their claims, in one transaction.
+    fn record(
+        &mut self,
+        store: &mut Store,
+        won: &BTreeMap<String, String>,
+        keys: &[String],
+    ) -> Result<()> {
+        (self.progress)(Progress::Step("recording"));
+        let max_mp = self.project.config.max_megapixels;
+        let images: Vec<crate::store::NewImage> = keys
+            .iter()
+            .map(|k| {
+                let path = self.project.image_file(k).unwrap_or_default();
+                crate::index::probe(k, &path, max_mp)
+            })
+            .collect();
+        let claims: Vec<NewClaim> = keys
+            .iter()
+            .map(|k| NewClaim {
+                key: k.clone(),
+                remote: self.set.name.clone(),
+                batch_id: self.journal.batch_id.clone(),
+                etag: won[k].clone(),
+                claimed_at: self.now,
+                expires_at: self.journal.expires_at,
+            })
+            .collect();
+        store.add_claimed_images(&images, &claims)?;
+        for im in &images {
+            if let Some(e) = &im.error {
+                self.report.warnings.push(format!(
+                    "{}: {}",
+                    for_terminal(&im.key),
+                    for_terminal(e)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The predictions of the pulled images, from the `totag` rows, through the ALD importer.
+    /// Classes the project lacks are dropped with a warning rather than failing a pull whose
+    /// claims are already won.
+    fn import_predictions(
+        &mut self,
+        store: &mut Store,
+        (totag_name, totag): &(String, Rows),
+        keys: &[String],
+    ) -> Result<()> {
+        let project = self.project;
+        if project.config.task != Task::Detect || keys.is_empty() {
+            return Ok(());
+        }
+        let wanted: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let names: HashSet<&str> = keys
+            .iter()
+            .map(|k| k.rsplit('/').next().unwrap_or(k))
+            .collect();
+        let keep =
+            |k: &str| wanted.contains(k) || names.contains(k.rsplit('/').next().unwrap_or(k));
+        if !totag.rows.iter().any(|(k, _)| keep(k)) {
+            return Ok(());
+        }
+        let known = store.class_names()?;
+        let class_col = totag.header.iter().position(|h| h.trim() == "class");
+        let unknown: HashSet<String> = totag
+            .rows
+            .iter()
+            .filter_map(|(_, r)| class_col.and_then(|i| r.get(i)).map(str::to_string))
+            .filter(|c| c != "NULL" && !known.contains(c))
+            .collect();
+        let mut map = ClassMap::default();
+        for c in &unknown {
+            map.0.insert(c.clone(), None);
+        }
+        if !unknown.is_empty() {
+            let mut u: Vec<_> = unknown.iter().map(|c| for_terminal(c)).collect();
+            u.sort();
+            self.report.warnings.push(format!(
+                "predictions of classes not in the project were skipped: {}",
+                u.join(", ")
+            ));
+        }
+        let name = Path::new(totag_name);
+        let read = |ctx: &ImportCtx<'_>| ald_csv::read_rows(totag, keep, name, ctx);
+        match project.import_with(
+            store,
+            name,
+            read,
+            FormatKind::AldCsv,
+            true,
+            &map,
+            false,
+            true,
+        ) {
+            Ok(r) => {
+                self.report.predictions = r.counts.labels;
+                self.report.warnings.extend(
+                    r.warnings
+                        .into_iter()
+                        .filter(|w| !w.contains("not in this project")),
+                );
+            }
+            Err(e) => self
+                .report
+                .warnings
+                .push(format!("predictions not imported: {e:#}")),
+        }
+        Ok(())
+    }
+}
+
+/// Creates the labels container on first use (an images-only container from another tool).
+async fn ensure_labels(set: &RemoteSet) -> Result<()> {
+    match set.labels.list_page(&set.prefix, None).await {
+        Err(RemoteError::NoContainer { .. }) => Ok(set.labels.ensure_exists().await?),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Downloads one image into the cache; returns its size.
+async fn fetch_into_cache(project: &Project, set: &RemoteSet, key: &str) -> Result<u64> {
+    let dest = project.image_file(key)?;
+    let blob = format!("{}{key}", set.prefix);
+    let (bytes, _) = set.images.get(&blob).await?;
+    let n = bytes.len() as u64;
+    let dest2 = dest.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if let Some(dir) = dest2.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        crate::fsutil::write_atomic(&dest2, &bytes)
+    })
+    .await
+    .map_err(|e| anyhow!("{e}"))?
+    .with_context(|| format!("{}: cannot write", show_path(&dest)))?;
+    Ok(n)
+}
