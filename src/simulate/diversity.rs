@@ -1,51 +1,64 @@
-//! Near-duplicates kept from filling the top of the queue: a 64-bit difference hash (dHash) per
-//! picture, groups of pictures whose hashes differ in at most a few bits, and a round-robin over
+//! Near-duplicates kept from filling the top of the queue: a small grey thumbnail per picture as
+//! its signature, groups of pictures whose signatures correlate strongly, and a round-robin over
 //! the groups applied to an ordered queue.
+//!
+//! Why not a 64-bit dHash: on low-contrast pictures (the demo's wood boards) a few grey levels of
+//! noise flip up to 18 of its bits between copies, while two different boards can differ in 4.
+//! The correlation of 32×24 thumbnails, measured on 200 boards planted 5× each, is at least
+//! 0.89 between copies and at most 0.69 between different boards.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use image::DynamicImage;
-use image::imageops::FilterType;
 use rayon::prelude::*;
 
 use crate::queue::Ranked;
 
-/// Hashes differing in at most this many of 64 bits are near-duplicates (by default).
-pub const DEFAULT_BITS: u32 = 10;
+/// Thumbnail size of the signature.
+const SIG_W: u32 = 32;
+const SIG_H: u32 = 24;
 
-/// dHash: the picture in grey at 9×8, one bit per horizontal neighbour pair (left brighter than
-/// right). Small changes of brightness, noise or compression leave most bits alone.
-pub fn dhash(img: &DynamicImage) -> u64 {
-    let small = img.resize_exact(9, 8, FilterType::Triangle).to_luma8();
-    let mut h = 0u64;
-    for y in 0..8 {
-        for x in 0..8 {
-            let left = small.get_pixel(x, y)[0];
-            let right = small.get_pixel(x + 1, y)[0];
-            h = (h << 1) | u64::from(left > right);
-        }
+/// Signatures correlating at least this much are near-duplicates (by default).
+pub const DEFAULT_SIMILARITY: f32 = 0.8;
+
+/// The picture in grey at 32×24 (area-averaged), less its mean, scaled to unit length: the dot
+/// product of two signatures is their correlation, blind to brightness and contrast.
+pub fn signature(img: &DynamicImage) -> Vec<f32> {
+    let small = img.thumbnail_exact(SIG_W, SIG_H).to_luma32f();
+    let mut v: Vec<f32> = small.pixels().map(|p| p[0]).collect();
+    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    v.iter_mut().for_each(|x| *x -= mean);
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 1e-6 {
+        v.iter_mut().for_each(|x| *x /= norm);
     }
-    h
+    v
 }
 
-/// dHashes of image files, decoded upright on all cores; an unreadable file gets `None`.
-pub fn hash_files(files: &[(i64, &Path)], max_megapixels: u32) -> HashMap<i64, Option<u64>> {
+/// Correlation of two signatures.
+pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Signatures of image files, decoded upright on all cores; an unreadable file gets `None`.
+pub fn signatures(files: &[(i64, &Path)], max_megapixels: u32) -> Vec<(i64, Option<Vec<f32>>)> {
     files
         .par_iter()
         .map(|(id, path)| {
-            let h = crate::decode::open_upright(path, max_megapixels)
+            let s = crate::decode::open_upright(path, max_megapixels)
                 .ok()
-                .map(|i| dhash(&i));
-            (*id, h)
+                .map(|i| signature(&i));
+            (*id, s)
         })
         .collect()
 }
 
-/// Groups of near-duplicates: images joined when their hashes differ in at most `bits` bits
-/// (and transitively). Returns image → group number; groups are numbered by their smallest id.
-pub fn groups(hashes: &[(i64, u64)], bits: u32) -> HashMap<i64, usize> {
-    let mut sorted = hashes.to_vec();
+/// Groups of near-duplicates: images joined when their signatures correlate at least
+/// `min_similarity` (and transitively). Returns image → group number; a group is numbered by
+/// the position of its smallest id. Every pair is compared: fine for thousands of images.
+pub fn groups(sigs: &[(i64, Vec<f32>)], min_similarity: f32) -> HashMap<i64, usize> {
+    let mut sorted: Vec<&(i64, Vec<f32>)> = sigs.iter().collect();
     sorted.sort_by_key(|(id, _)| *id);
     let n = sorted.len();
     let mut parent: Vec<usize> = (0..n).collect();
@@ -56,14 +69,19 @@ pub fn groups(hashes: &[(i64, u64)], bits: u32) -> HashMap<i64, usize> {
         }
         i
     }
-    for i in 0..n {
-        for j in i + 1..n {
-            if (sorted[i].1 ^ sorted[j].1).count_ones() <= bits {
-                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                // The smaller index stays the root: groups are named by their first image.
-                parent[a.max(b)] = a.min(b);
-            }
-        }
+    let pairs: Vec<(usize, usize)> = (0..n)
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let sorted = &sorted;
+            (i + 1..n)
+                .filter(move |&j| similarity(&sorted[i].1, &sorted[j].1) >= min_similarity)
+                .map(move |j| (i, j))
+        })
+        .collect();
+    for (i, j) in pairs {
+        let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+        // The smaller index stays the root: groups are named by their first image.
+        parent[a.max(b)] = a.min(b);
     }
     (0..n)
         .map(|i| (sorted[i].0, root(&mut parent, i)))
@@ -116,35 +134,23 @@ mod tests {
     }
 
     #[test]
-    fn hashes_group_near_copies_only() {
-        let hs = [(5, 0b1111u64), (1, 0b0111), (9, 0xFFFF_0000), (3, 0xFFFF_0001)];
-        let g = groups(&hs, 1);
+    fn signatures_group_near_copies_only() {
+        let pic = |f: &dyn Fn(u32, u32) -> u8| {
+            DynamicImage::ImageRgb8(image::RgbImage::from_fn(96, 64, |x, y| {
+                let v = f(x, y);
+                image::Rgb([v, v / 2, 255 - v])
+            }))
+        };
+        let a = pic(&|x, y| ((x * 7 + y * 3) % 200) as u8);
+        // The same picture brighter, with a little pseudo-random noise.
+        let copy = pic(&|x, y| (((x * 7 + y * 3) % 200) as u8).saturating_add(6 + ((x * 31 + y * 17) % 5) as u8));
+        let other = pic(&|x, y| ((x * x + 5 * y) % 256) as u8);
+        let (sa, sc, so) = (signature(&a), signature(&copy), signature(&other));
+        assert!((similarity(&sa, &sa) - 1.0).abs() < 1e-4);
+        assert!(similarity(&sa, &sc) > 0.95, "{}", similarity(&sa, &sc));
+        assert!(similarity(&sa, &so) < DEFAULT_SIMILARITY, "{}", similarity(&sa, &so));
+        let g = groups(&[(5, sa), (1, sc), (9, so)], DEFAULT_SIMILARITY);
         assert_eq!(g[&1], g[&5]);
-        assert_eq!(g[&9], g[&3]);
-        assert_ne!(g[&1], g[&3]);
-        assert_eq!(groups(&hs, 0).values().collect::<std::collections::HashSet<_>>().len(), 4);
-    }
-
-    #[test]
-    fn dhash_survives_a_small_change_and_tells_pictures_apart() {
-        let a = image::RgbImage::from_fn(96, 64, |x, y| {
-            let v = ((x * 7 + y * 3) % 200) as u8;
-            image::Rgb([v, v / 2, 255 - v])
-        });
-        let brighter = image::RgbImage::from_fn(96, 64, |x, y| {
-            let p = a.get_pixel(x, y);
-            image::Rgb(p.0.map(|c| c.saturating_add(6)))
-        });
-        let other = image::RgbImage::from_fn(96, 64, |x, y| {
-            let v = ((x * x + 5 * y) % 256) as u8;
-            image::Rgb([v, v, v])
-        });
-        let (ha, hb, ho) = (
-            dhash(&DynamicImage::ImageRgb8(a)),
-            dhash(&DynamicImage::ImageRgb8(brighter)),
-            dhash(&DynamicImage::ImageRgb8(other)),
-        );
-        assert!((ha ^ hb).count_ones() <= 4, "{:064b}\n{:064b}", ha, hb);
-        assert!((ha ^ ho).count_ones() > DEFAULT_BITS);
+        assert_ne!(g[&1], g[&9]);
     }
 }

@@ -49,9 +49,9 @@ pub struct SimulateArgs {
     /// group of near-duplicate pictures (a copy's mistake is not new).
     #[arg(long)]
     pub diversity: bool,
-    /// Pictures whose 64-bit dHashes differ in at most this many bits are near-duplicates.
-    #[arg(long, default_value_t = diversity::DEFAULT_BITS)]
-    pub near_bits: u32,
+    /// Pictures whose 32×24 grey thumbnails correlate at least this much are near-duplicates.
+    #[arg(long, default_value_t = diversity::DEFAULT_SIMILARITY)]
+    pub near_similarity: f32,
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
@@ -394,7 +394,7 @@ pub fn cmd_simulate(project: &Project, store: &Store, args: &SimulateArgs) -> Re
     let cfg = &project.config;
     let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
     let groups = if args.diversity {
-        Some(near_duplicate_groups(project, store, &cases.ids, args.near_bits)?)
+        Some(near_duplicate_groups(project, store, &cases.ids, args.near_similarity)?)
     } else {
         None
     };
@@ -471,7 +471,7 @@ fn near_duplicate_groups(
     project: &Project,
     store: &Store,
     ids: &[i64],
-    bits: u32,
+    min_similarity: f32,
 ) -> Result<HashMap<i64, usize>> {
     let keys: HashMap<i64, String> = store
         .image_briefs(&Filter::default())?
@@ -485,16 +485,16 @@ fn near_duplicate_groups(
         }
     }
     let refs: Vec<(i64, &std::path::Path)> = files.iter().map(|(i, p)| (*i, p.as_path())).collect();
-    let hashes = diversity::hash_files(&refs, project.config.max_megapixels);
-    let unreadable = hashes.values().filter(|h| h.is_none()).count();
+    let sigs = diversity::signatures(&refs, project.config.max_megapixels);
+    let unreadable = sigs.iter().filter(|(_, s)| s.is_none()).count();
     if unreadable > 0 {
         errln!("note: {unreadable} pictures could not be read and count as groups of their own");
     }
-    let known: Vec<(i64, u64)> = hashes
+    let known: Vec<(i64, Vec<f32>)> = sigs
         .into_iter()
-        .filter_map(|(id, h)| Some((id, h?)))
+        .filter_map(|(id, s)| Some((id, s?)))
         .collect();
-    Ok(diversity::groups(&known, bits))
+    Ok(diversity::groups(&known, min_similarity))
 }
 
 fn pct(v: f64) -> String {
