@@ -142,7 +142,11 @@ fn random_orders_are_seeded() {
     assert_eq!(run("7"), run("7"), "same seeds, same figures");
     // One seed gives whole images found; several average them.
     let one = floats(&run("1"));
-    assert!(one.iter().all(|v| (v * 3.0 - (v * 3.0).round()).abs() < 1e-9), "{one:?}");
+    assert!(
+        one.iter()
+            .all(|v| (v * 3.0 - (v * 3.0).round()).abs() < 1e-9),
+        "{one:?}"
+    );
     let many: Vec<Value> = (1..=12).map(|s| run(&s.to_string())).collect();
     assert!(many.iter().any(|c| c != &many[0]), "seeds differ");
 }
@@ -151,9 +155,18 @@ fn random_orders_are_seeded() {
 fn bad_input_is_one_line() {
     let fx = tiny();
     let e = fx.fails(&["simulate"]);
-    assert!(e.contains("no model run has predicted a reviewed image") || e.contains("no truth"), "{e}");
+    assert!(
+        e.contains("no model run has predicted a reviewed image") || e.contains("no truth"),
+        "{e}"
+    );
     let other = fx.write("other.json", &TRUTH.replace(".png", "-elsewhere.png"));
-    let e = fx.fails(&["simulate", "--truth", other.to_str().unwrap(), "--format", "coco"]);
+    let e = fx.fails(&[
+        "simulate",
+        "--truth",
+        other.to_str().unwrap(),
+        "--format",
+        "coco",
+    ]);
     assert!(e.contains("names none of this project's images"), "{e}");
 }
 
@@ -205,7 +218,9 @@ fn rounds_with_a_stub_trainer() {
     let hit = "[51.2, 12.8, 102.4, 51.2]";
     let miss = "[0, 64, 64, 64]";
     let ann = |id: u32, bbox: &str| {
-        format!(r#"{{"id":{id},"image_id":{id},"category_id":1,"bbox":{bbox},"area":1,"iscrowd":0}}"#)
+        format!(
+            r#"{{"id":{id},"image_id":{id},"category_id":1,"bbox":{bbox},"area":1,"iscrowd":0}}"#
+        )
     };
     let truth = fx.write(
         "truth.json",
@@ -237,7 +252,10 @@ fn rounds_with_a_stub_trainer() {
     ]);
     let r = json(&out);
     let curves = r["curves"].as_array().unwrap();
-    let names: Vec<&str> = curves.iter().map(|c| c["strategy"].as_str().unwrap()).collect();
+    let names: Vec<&str> = curves
+        .iter()
+        .map(|c| c["strategy"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["least_confidence", "random"]);
     for c in curves {
         let labels: Vec<u64> = c["points"]
@@ -261,6 +279,9 @@ fn rounds_with_a_stub_trainer() {
     assert_eq!(calls[2].split(' ').count(), 2);
     assert_eq!(calls[3], "p1.png p2.png p3.png p4.png");
     // The project itself is untouched: no label, its one model run.
-    assert_eq!(fx.count("SELECT count(*) FROM image WHERE status = 'reviewed'"), 0);
+    assert_eq!(
+        fx.count("SELECT count(*) FROM image WHERE status = 'reviewed'"),
+        0
+    );
     assert_eq!(fx.count("SELECT count(*) FROM model_run"), 1);
 }

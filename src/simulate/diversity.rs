@@ -143,12 +143,18 @@ mod tests {
         };
         let a = pic(&|x, y| ((x * 7 + y * 3) % 200) as u8);
         // The same picture brighter, with a little pseudo-random noise.
-        let copy = pic(&|x, y| (((x * 7 + y * 3) % 200) as u8).saturating_add(6 + ((x * 31 + y * 17) % 5) as u8));
+        let copy = pic(&|x, y| {
+            (((x * 7 + y * 3) % 200) as u8).saturating_add(6 + ((x * 31 + y * 17) % 5) as u8)
+        });
         let other = pic(&|x, y| ((x * x + 5 * y) % 256) as u8);
         let (sa, sc, so) = (signature(&a), signature(&copy), signature(&other));
         assert!((similarity(&sa, &sa) - 1.0).abs() < 1e-4);
         assert!(similarity(&sa, &sc) > 0.95, "{}", similarity(&sa, &sc));
-        assert!(similarity(&sa, &so) < DEFAULT_SIMILARITY, "{}", similarity(&sa, &so));
+        assert!(
+            similarity(&sa, &so) < DEFAULT_SIMILARITY,
+            "{}",
+            similarity(&sa, &so)
+        );
         let g = groups(&[(5, sa), (1, sc), (9, so)], DEFAULT_SIMILARITY);
         assert_eq!(g[&1], g[&5]);
         assert_ne!(g[&1], g[&9]);

@@ -274,10 +274,7 @@ pub fn replay_all(
             let ratio = found
                 .iter()
                 .enumerate()
-                .map(|(i, f)| {
-                    base.as_ref()
-                        .and_then(|b| (b[i] > 0.0).then(|| f / b[i]))
-                })
+                .map(|(i, f)| base.as_ref().and_then(|b| (b[i] > 0.0).then(|| f / b[i])))
                 .collect();
             Line {
                 strategy,
@@ -368,11 +365,7 @@ pub fn cmd_simulate(project: &Project, store: &Store, args: &SimulateArgs) -> Re
             project.config.task
         );
     }
-    let truth = load_truth(
-        project,
-        store,
-        args.truth.as_deref().zip(args.format),
-    )?;
+    let truth = load_truth(project, store, args.truth.as_deref().zip(args.format))?;
     if truth.is_empty() {
         bail!(
             "no truth to replay against: review some images, or give a labels file with --truth FILE --format F"
@@ -394,7 +387,12 @@ pub fn cmd_simulate(project: &Project, store: &Store, args: &SimulateArgs) -> Re
     let cfg = &project.config;
     let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
     let groups = if args.diversity {
-        Some(near_duplicate_groups(project, store, &cases.ids, args.near_similarity)?)
+        Some(near_duplicate_groups(
+            project,
+            store,
+            &cases.ids,
+            args.near_similarity,
+        )?)
     } else {
         None
     };
@@ -526,7 +524,10 @@ fn print_replay(r: &ReplayReport, json: bool) -> Result<()> {
         .iter()
         .map(|s| format!("{:>16}", format!("after {:.0}%", 100.0 * s)))
         .collect();
-    outln!("mistakes found, share and × random (mean of {} seeds)", r.seeds)?;
+    outln!(
+        "mistakes found, share and × random (mean of {} seeds)",
+        r.seeds
+    )?;
     outln!("{:<28}{}", "strategy", head.join(""))?;
     for l in &r.lines {
         let cells: Vec<String> = l

@@ -25,7 +25,13 @@ fn at(ys: &[f64], x: f64) -> f64 {
 
 /// Lines of a `width` × `height` plot with axes and a legend; where two series share a cell
 /// the one listed first wins.
-pub fn render(series: &[Series], width: usize, height: usize, x_label: &str, y_label: &str) -> Vec<String> {
+pub fn render(
+    series: &[Series],
+    width: usize,
+    height: usize,
+    x_label: &str,
+    y_label: &str,
+) -> Vec<String> {
     let mut grid = vec![vec![' '; width]; height];
     for s in series.iter().rev() {
         for (col, row) in (0..width).map(|c| {
@@ -49,7 +55,11 @@ pub fn render(series: &[Series], width: usize, height: usize, x_label: &str, y_l
     out.push(format!("     +{}", "-".repeat(width)));
     // Ticks under the axis: 0% at its start, 50% mid-way, 100% ending at its end.
     let mut axis = vec![' '; width + 8];
-    for (at, text) in [(6, "0%"), (6 + width / 2 - 1, "50%"), (6 + width - 3, "100%")] {
+    for (at, text) in [
+        (6, "0%"),
+        (6 + width / 2 - 1, "50%"),
+        (6 + width - 3, "100%"),
+    ] {
         for (i, ch) in text.chars().enumerate() {
             if let Some(c) = axis.get_mut(at + i) {
                 *c = ch;
@@ -58,7 +68,10 @@ pub fn render(series: &[Series], width: usize, height: usize, x_label: &str, y_l
     }
     out.push(axis.into_iter().collect::<String>().trim_end().to_string());
     out.push(format!("      {x_label}"));
-    let legend: Vec<String> = series.iter().map(|s| format!("{} {}", s.mark, s.name)).collect();
+    let legend: Vec<String> = series
+        .iter()
+        .map(|s| format!("{} {}", s.mark, s.name))
+        .collect();
     out.push(format!("      {}", legend.join("   ")));
     out
 }

@@ -95,7 +95,10 @@ pub fn found_curve(
 }
 
 /// All mistakes there are to find, counted as [`found_curve`] counts them.
-pub fn total_mistakes(mistakes: &HashMap<i64, usize>, groups: Option<&HashMap<i64, usize>>) -> usize {
+pub fn total_mistakes(
+    mistakes: &HashMap<i64, usize>,
+    groups: Option<&HashMap<i64, usize>>,
+) -> usize {
     let Some(groups) = groups else {
         return mistakes.values().sum();
     };
@@ -127,7 +130,11 @@ pub fn complete(order: impl IntoIterator<Item = i64>, all: &[i64]) -> Vec<i64> {
         .into_iter()
         .filter(|id| wanted.contains(id) && seen.insert(*id))
         .collect();
-    let mut rest: Vec<i64> = all.iter().copied().filter(|id| !seen.contains(id)).collect();
+    let mut rest: Vec<i64> = all
+        .iter()
+        .copied()
+        .filter(|id| !seen.contains(id))
+        .collect();
     rest.sort();
     out.extend(rest);
     out

@@ -204,8 +204,8 @@ fn one(
                 .collect(),
         };
         sb.import_labels(&ds, "simulate: the truth")?;
-        let trained = crate::train::train(project, &mut sb, false)?
-            .context("[train] command did not run")?;
+        let trained =
+            crate::train::train(project, &mut sb, false)?.context("[train] command did not run")?;
         let opts_predict = crate::infer::PredictOptions {
             model: Some(trained.model.clone()),
             rerun: true,
@@ -303,7 +303,11 @@ pub fn run(
         let points = (0..first.len())
             .map(|i| Point {
                 labels: first[i].labels,
-                ap50: random.iter().filter_map(|p| p.get(i)).map(|p| p.ap50).sum::<f64>()
+                ap50: random
+                    .iter()
+                    .filter_map(|p| p.get(i))
+                    .map(|p| p.ap50)
+                    .sum::<f64>()
                     / seeds as f64,
             })
             .collect();
@@ -344,7 +348,11 @@ pub fn print(r: &RoundsReport, json: bool) -> Result<()> {
         r.run,
         r.seeds
     )?;
-    let head: Vec<String> = r.curves.iter().map(|c| format!("{:>20}", c.strategy)).collect();
+    let head: Vec<String> = r
+        .curves
+        .iter()
+        .map(|c| format!("{:>20}", c.strategy))
+        .collect();
     outln!("{:>8}{}", "labels", head.join(""))?;
     let rows = r.curves.iter().map(|c| c.points.len()).max().unwrap_or(0);
     for i in 0..rows {
