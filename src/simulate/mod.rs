@@ -560,7 +560,14 @@ fn print_replay(r: &ReplayReport, json: bool) -> Result<()> {
         })
         .collect();
     outln!("")?;
-    for line in plot::render(&series, 50, 11, "images reviewed", "mistakes found") {
+    for line in plot::render(
+        &series,
+        50,
+        11,
+        ["0%", "50%", "100%"],
+        "images reviewed",
+        "mistakes found",
+    ) {
         outln!("{line}")?;
     }
     Ok(())

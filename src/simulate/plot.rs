@@ -23,12 +23,14 @@ fn at(ys: &[f64], x: f64) -> f64 {
     }
 }
 
-/// Lines of a `width` × `height` plot with axes and a legend; where two series share a cell
+/// Lines of a `width` × `height` plot with axes (`x_ticks` under its start, middle and end)
+/// and a legend; where two series share a cell
 /// the one listed first wins.
 pub fn render(
     series: &[Series],
     width: usize,
     height: usize,
+    x_ticks: [&str; 3],
     x_label: &str,
     y_label: &str,
 ) -> Vec<String> {
@@ -53,12 +55,15 @@ pub fn render(
         out.push(format!("{tick} |{}", row.iter().collect::<String>()));
     }
     out.push(format!("     +{}", "-".repeat(width)));
-    // Ticks under the axis: 0% at its start, 50% mid-way, 100% ending at its end.
+    // Ticks under the axis: at its start, mid-way, and ending at its end.
     let mut axis = vec![' '; width + 8];
     for (at, text) in [
-        (6, "0%"),
-        (6 + width / 2 - 1, "50%"),
-        (6 + width - 3, "100%"),
+        (6, x_ticks[0]),
+        (6 + width / 2 - 1, x_ticks[1]),
+        (
+            (7 + width).saturating_sub(x_ticks[2].chars().count()),
+            x_ticks[2],
+        ),
     ] {
         for (i, ch) in text.chars().enumerate() {
             if let Some(c) = axis.get_mut(at + i) {
@@ -91,6 +96,7 @@ mod tests {
             }],
             5,
             5,
+            ["0%", "50%", "100%"],
             "x",
             "y",
         );

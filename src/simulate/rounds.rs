@@ -411,7 +411,15 @@ pub fn print(r: &RoundsReport, json: bool) -> Result<()> {
         })
         .collect();
     outln!("")?;
-    for line in plot::render(&series, 50, 11, "labels (rounds)", "AP@0.5") {
+    let last = r
+        .curves
+        .iter()
+        .filter_map(|c| c.points.last())
+        .map(|p| p.labels)
+        .max()
+        .unwrap_or(0);
+    let (mid, end) = ((last / 2).to_string(), last.to_string());
+    for line in plot::render(&series, 50, 11, ["0", &mid, &end], "labels", "AP@0.5") {
         outln!("{line}")?;
     }
     Ok(())
