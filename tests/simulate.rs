@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Fixture, write_image};
+use common::{Fixture, need_runtime, onnx_fixture as model, write_image};
 use serde_json::Value;
 
 /// Four 64×64 images; classes x, y. Truth (pixels):
@@ -170,12 +168,78 @@ fn bad_input_is_one_line() {
     assert!(e.contains("names none of this project's images"), "{e}");
 }
 
-fn model(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/onnx")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+/// Near-duplicates: p2 is p a little brighter, q another picture; each holds 2 mistakes (its
+/// one prediction is off its one truth box: a false positive and a miss). Least confidence ranks
+/// p (0.4), p2 (0.4, ties by id), q (0.3). Counted once per group ({p, p2}, {q}) there are 4
+/// mistakes: the plain order finds 2, 2, 4; the diverse one takes q before p2: 2, 4, 4.
+#[test]
+fn diversity_takes_near_duplicates_in_turns() {
+    let fx = Fixture::new();
+    write_image(&fx.images().join("p.png"), 64, 64);
+    let p = image::open(fx.images().join("p.png")).unwrap().to_rgb8();
+    let brighter = image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb(p.get_pixel(x, y).0.map(|c| c.saturating_add(6)))
+    });
+    brighter.save(fx.images().join("p2.png")).unwrap();
+    let checks = image::RgbImage::from_fn(64, 64, |x, y| {
+        let v = if (x / 8 + y / 8) % 2 == 0 { 230 } else { 20 };
+        image::Rgb([v, v, v])
+    });
+    checks.save(fx.images().join("q.png")).unwrap();
+    fx.init_detect("x", true);
+    let image = |id: u32, name: &str| {
+        format!(r#"{{"id":{id},"file_name":"{name}","width":64,"height":64}}"#)
+    };
+    let truth = fx.write(
+        "truth.json",
+        &format!(
+            r#"{{"images":[{},{},{}],"annotations":[{}],"categories":[{{"id":1,"name":"x"}}]}}"#,
+            image(1, "p.png"),
+            image(2, "p2.png"),
+            image(3, "q.png"),
+            (1..=3)
+                .map(|i| format!(
+                    r#"{{"id":{i},"image_id":{i},"category_id":1,"bbox":[0,0,32,32],"area":1024,"iscrowd":0}}"#
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+    let preds = fx.write(
+        "preds.json",
+        r#"[{"image_id":"p.png","category_id":1,"bbox":[32,32,32,32],"score":0.6},
+            {"image_id":"p2.png","category_id":1,"bbox":[32,32,32,32],"score":0.6},
+            {"image_id":"q.png","category_id":1,"bbox":[32,32,32,32],"score":0.7}]"#,
+    );
+    fx.ok(&[
+        "import",
+        preds.to_str().unwrap(),
+        "--format",
+        "coco",
+        "--as",
+        "predictions",
+    ]);
+    let r = json(&fx.ok(&[
+        "simulate",
+        "--truth",
+        truth.to_str().unwrap(),
+        "--format",
+        "coco",
+        "--metric",
+        "least_confidence",
+        "--diversity",
+        "--json",
+    ]));
+    assert_eq!(r["groups"], 2, "{r}");
+    assert_eq!(r["counted"], "once per near-duplicate group");
+    assert_eq!(
+        floats(&line(&r, "least_confidence")["curve"]),
+        vec![0.0, 0.5, 0.5, 1.0]
+    );
+    assert_eq!(
+        floats(&line(&r, "least_confidence+diverse")["curve"]),
+        vec![0.0, 0.5, 1.0, 1.0]
+    );
 }
 
 /// The round loop with a stub trainer: it records which images each export holds and writes
@@ -185,9 +249,7 @@ fn model(name: &str) -> String {
 /// truth. So every round measures 0.5, and the exports show what each strategy labelled.
 #[test]
 fn rounds_with_a_stub_trainer() {
-    if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|v| v.is_empty()) {
-        panic!("ORT_DYLIB_PATH is not set: run the tests with scripts/test.sh");
-    }
+    need_runtime();
     let fx = Fixture::new();
     for k in ["p1", "p2", "p3", "p4"] {
         write_image(&fx.images().join(format!("{k}.png")), 256, 128);
