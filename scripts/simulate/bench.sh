@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The figures of README "Does the queue find mistakes sooner?": termtag simulate on the demo's
 # generated boards with the demo model (replay), with planted near-duplicates (--diversity), and
-# the labelling loop with the demo trainer (--rounds).
+# the labelling loop with the demo trainer (--rounds), on distinct boards and on planted copies.
 #
-#   scripts/simulate/bench.sh [WORKDIR]          # all three
-#   ROUNDS=0 scripts/simulate/bench.sh           # without the training loop (minutes, not an hour)
+#   scripts/simulate/bench.sh [WORKDIR]          # all four (about an hour on two CPU cores)
+#   ROUNDS=0 scripts/simulate/bench.sh           # only the replays 1 and 2 (minutes)
 #
 # Needs ONNX Runtime (ORT_DYLIB_PATH or `pip install onnxruntime`); the loop and the planted set
 # need torch, onnx, numpy and pillow for python3 (PYTHONPATH for a --target install). CPU only.
@@ -44,4 +44,21 @@ if [ "${ROUNDS:-4}" -gt 0 ]; then
   "$tt" -C pr predict --model "$work/seed/model.onnx" | tail -1
   "$tt" -C pr simulate --truth b200/labels.coco.json --format coco \
     --rounds "${ROUNDS:-4}" --batch 20 --train --metric margin --seeds 1
+
+  # 4. The loop on planted near-duplicates: the first 40 of those boards, 5 copies each.
+  python3 - <<'PY'
+import json
+c = json.load(open("b200/labels.coco.json"))
+c["images"] = c["images"][:40]
+ids = {im["id"] for im in c["images"]}
+c["annotations"] = [a for a in c["annotations"] if a["image_id"] in ids]
+json.dump(c, open("b40.coco.json", "w"))
+PY
+  python3 "$repo/scripts/simulate/plant_duplicates.py" --data b40.coco.json --images b200 --out d200 --copies 5
+  "$tt" init prd --task detect --classes knot,defect --source "$work/d200" >/dev/null
+  sed -i "s|^# command = .*|command = \"python3 $repo/scripts/demo-model/train.py --data {export} --images $work/d200 --init $work/seed/model.pt --epochs 12 --out {model}\"|" prd/termtag.toml
+  "$tt" -C prd predict --model "$work/seed/model.onnx" | tail -1
+  "$tt" -C prd simulate --truth d200/labels.coco.json --format coco --diversity --metric margin
+  "$tt" -C prd simulate --truth d200/labels.coco.json --format coco \
+    --rounds 3 --batch 20 --train --metric margin --diversity --seeds 1
 fi
