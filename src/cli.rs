@@ -164,6 +164,9 @@ pub enum Command {
         #[arg(long)]
         threshold: Option<f64>,
     },
+    /// Replay review with the truth as the annotator: how soon each queue order finds the
+    /// model's mistakes, against random order; --rounds also retrains between batches.
+    Simulate(crate::simulate::SimulateArgs),
     /// Export the labels, run the [train] command, register the model it writes.
     Train {
         /// Only when [train] every images were reviewed since the last training.
@@ -428,6 +431,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
             threshold,
         } => crate::infer::cmd::cmd_eval(&project, &store, run, out, json, threshold)?,
+        Command::Simulate(args) => crate::simulate::cmd_simulate(&project, &store, &args)?,
         Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
         Command::Doctor => unreachable!("handled above"),
         Command::Pull { count } => crate::commands::pull::cmd_pull(&project, &mut store, count)?,

@@ -38,6 +38,7 @@ pub mod project;
 pub mod queue;
 pub mod remote;
 pub mod sanitize;
+pub mod simulate;
 pub mod store;
 pub mod theme;
 pub mod thumbs;

@@ -5,23 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Fixture, write_image};
-
-fn model(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/onnx")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn need_runtime() {
-    if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|v| v.is_empty()) {
-        panic!(
-            "ORT_DYLIB_PATH is not set: run the tests with scripts/test.sh, which installs ONNX Runtime and sets it"
-        );
-    }
-}
+use common::{Fixture, need_runtime, onnx_fixture as model, write_image};
 
 /// A detect project over images a.png, b.png (256×128) and a truncated c.png, with the tf_od
 /// fixture's class ids 1 and 3 named `a` and `b`.

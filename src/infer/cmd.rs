@@ -203,7 +203,7 @@ pub fn cmd_queue(
 }
 
 /// The run `eval` measures: `--run`, else the newest that predicted a reviewed image.
-fn eval_run(
+pub(crate) fn eval_run(
     store: &Store,
     run: Option<i64>,
     reviewed: &HashMap<i64, Vec<StoredPrediction>>,

@@ -8,6 +8,24 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use image::{Rgb, RgbImage};
 
+/// A model of tests/fixtures/onnx (made by scripts/make_onnx_fixtures.py).
+pub fn onnx_fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Tests that predict need ONNX Runtime: they fail, saying so, without ORT_DYLIB_PATH.
+pub fn need_runtime() {
+    if std::env::var_os("ORT_DYLIB_PATH").is_none_or(|v| v.is_empty()) {
+        panic!(
+            "ORT_DYLIB_PATH is not set: run the tests with scripts/test.sh, which installs ONNX Runtime and sets it"
+        );
+    }
+}
+
 /// Writes a `w`×`h` image (format from the extension) with a gradient, so it is a real picture.
 pub fn write_image(path: &Path, w: u32, h: u32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -1,0 +1,574 @@
+//! `termtag simulate`: does the uncertainty order find the model's mistakes sooner than plain
+//! random order, and which metric does it best, on the user's own data? Review is replayed with
+//! the truth (reviewed labels, or a labels file) as the annotator, in each metric's queue order
+//! and in seeded random orders ([`replay`]); `--rounds` runs the whole loop, labelling and
+//! retraining ([`rounds`]); `--diversity` adds near-duplicate round-robin ([`diversity`]).
+
+pub mod diversity;
+pub mod plot;
+pub mod replay;
+pub mod rounds;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Serialize;
+
+use crate::eval::{DetBox, GtBox};
+use crate::formats::{FormatKind, ImageIndex, ImportCtx, show_path};
+use crate::project::Project;
+use crate::queue::{Metric, Order, QueueImage, QueueParams};
+use crate::sanitize::for_terminal;
+use crate::store::{Filter, PredictedImage, Store};
+use replay::Mistakes;
+
+/// The review shares the report reads the curves at.
+pub const SHARES: [f64; 3] = [0.1, 0.2, 0.5];
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Model run whose predictions are replayed (default: the newest that predicted images
+    /// with truth).
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// Truth labels file or folder (default: the reviewed labels).
+    #[arg(long, requires = "format")]
+    pub truth: Option<PathBuf>,
+    /// Format of --truth.
+    #[arg(long, requires = "truth")]
+    pub format: Option<FormatKind>,
+    /// Metrics to compare, comma-separated (default: all five; with --rounds the [queue] one).
+    #[arg(long, value_delimiter = ',')]
+    pub metric: Vec<Metric>,
+    /// Random orders (seeds 0..N) averaged as the baseline (default 10; 1 with --rounds).
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Also each metric with near-duplicates taken in turns, and count a mistake once per
+    /// group of near-duplicate pictures (a copy's mistake is not new).
+    #[arg(long)]
+    pub diversity: bool,
+    /// Pictures whose 32×24 grey thumbnails correlate at least this much are near-duplicates.
+    #[arg(long, default_value_t = diversity::DEFAULT_SIMILARITY)]
+    pub near_similarity: f32,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The loop: label the top --batch of the queue, run [train] command, predict, R times.
+    #[arg(long, requires_all = ["batch", "train"])]
+    pub rounds: Option<usize>,
+    /// Images labelled per round.
+    #[arg(long, requires = "rounds")]
+    pub batch: Option<usize>,
+    /// Retrain each round with [train] command (needed by --rounds).
+    #[arg(long, requires = "rounds")]
+    pub train: bool,
+}
+
+/// A way to order the review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Metric(Metric),
+    /// The metric's order with near-duplicates in turns.
+    Diverse(Metric),
+    Random(u64),
+}
+
+impl Strategy {
+    pub fn name(self) -> String {
+        match self {
+            Strategy::Metric(m) => m.as_str().into(),
+            Strategy::Diverse(m) => format!("{}+diverse", m.as_str()),
+            Strategy::Random(_) => "random".into(),
+        }
+    }
+}
+
+/// The truth and the model's predictions, per image id of the store they come from.
+pub struct Cases {
+    /// Images with truth that the run predicted, in id order.
+    pub ids: Vec<i64>,
+    pub truth: HashMap<i64, Vec<GtBox>>,
+    pub preds: HashMap<i64, Vec<DetBox>>,
+    /// Truth images the run did not predict (left out).
+    pub unpredicted: usize,
+}
+
+impl Cases {
+    pub fn new(truth: HashMap<i64, Vec<GtBox>>, predicted: &[PredictedImage]) -> Cases {
+        let mut preds: HashMap<i64, Vec<DetBox>> = HashMap::new();
+        for im in predicted.iter().filter(|i| truth.contains_key(&i.id)) {
+            let dets = im
+                .predictions
+                .iter()
+                .filter_map(|p| {
+                    Some(DetBox {
+                        image: im.id,
+                        class: p.class.clone(),
+                        bbox: p.bbox?,
+                        score: p.score,
+                    })
+                })
+                .collect();
+            preds.insert(im.id, dets);
+        }
+        let mut ids: Vec<i64> = preds.keys().copied().collect();
+        ids.sort();
+        Cases {
+            unpredicted: truth.len() - ids.len(),
+            ids,
+            truth,
+            preds,
+        }
+    }
+
+    /// The queue's view of the predictions.
+    pub fn queue_images(&self) -> Vec<QueueImage> {
+        let mut names: HashMap<&str, std::sync::Arc<str>> = HashMap::new();
+        self.ids
+            .iter()
+            .map(|id| QueueImage {
+                id: *id,
+                preds: self.preds[id]
+                    .iter()
+                    .map(|d| crate::queue::Scored {
+                        class: names
+                            .entry(d.class.as_str())
+                            .or_insert_with(|| d.class.as_str().into())
+                            .clone(),
+                        score: d.score,
+                        boxed: true,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Each image's mistakes among the predictions shown from `shown_from`.
+    pub fn mistakes(&self, shown_from: f64) -> HashMap<i64, Mistakes> {
+        self.ids
+            .iter()
+            .map(|id| {
+                let m = replay::image_mistakes(&self.truth[id], &self.preds[id], shown_from);
+                (*id, m)
+            })
+            .collect()
+    }
+
+    /// Truth and predictions of every case, for AP.
+    pub fn boxes(&self) -> (Vec<GtBox>, Vec<DetBox>) {
+        let gts = self.ids.iter().flat_map(|id| self.truth[id].clone());
+        let dets = self.ids.iter().flat_map(|id| self.preds[id].clone());
+        (gts.collect(), dets.collect())
+    }
+}
+
+/// The review order of `strategy` over `images`.
+pub fn strategy_order(
+    strategy: Strategy,
+    images: &[QueueImage],
+    params: &QueueParams,
+    groups: Option<&HashMap<i64, usize>>,
+) -> Vec<i64> {
+    let mut p = params.clone();
+    match strategy {
+        Strategy::Metric(m) | Strategy::Diverse(m) => {
+            p.metric = m;
+            p.order = Order::Uncertain;
+        }
+        Strategy::Random(seed) => {
+            p.order = Order::Random;
+            p.seed = seed;
+        }
+    }
+    let mut ranked = crate::queue::order(images, &p);
+    if let (Strategy::Diverse(_), Some(g)) = (strategy, groups) {
+        ranked = diversity::diversify(ranked, g);
+    }
+    let all: Vec<i64> = images.iter().map(|i| i.id).collect();
+    replay::complete(ranked.into_iter().map(|r| r.id), &all)
+}
+
+/// One strategy's replay.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub strategy: String,
+    /// Share of the mistakes found at each of [`SHARES`].
+    pub found: Vec<f64>,
+    /// `found` over random's.
+    pub ratio: Vec<Option<f64>>,
+    /// Share found after n images, n = 0..=images.
+    pub curve: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    pub run: i64,
+    pub images: usize,
+    pub mistakes: Mistakes,
+    /// What the shares count: per image, or once per near-duplicate group.
+    pub counted: &'static str,
+    pub groups: Option<usize>,
+    pub seeds: u64,
+    pub shares: Vec<f64>,
+    /// The metrics (and their diverse twins), then `random` (mean over the seeds).
+    pub lines: Vec<Line>,
+}
+
+/// Replays review in each strategy's order. Random orders are averaged into one line.
+pub fn replay_all(
+    cases: &Cases,
+    params: &QueueParams,
+    shown_from: f64,
+    strategies: &[Strategy],
+    groups: Option<&HashMap<i64, usize>>,
+) -> (Mistakes, Vec<Line>) {
+    let per_image = cases.mistakes(shown_from);
+    let mut all = Mistakes::default();
+    for m in per_image.values() {
+        all.add(m);
+    }
+    let counts: HashMap<i64, usize> = per_image.iter().map(|(k, v)| (*k, v.total())).collect();
+    let total = replay::total_mistakes(&counts, groups).max(1) as f64;
+    let images = cases.queue_images();
+    let n = images.len();
+    let curve_of = |s: Strategy| -> Vec<f64> {
+        let order = strategy_order(s, &images, params, groups);
+        replay::found_curve(&order, &counts, groups)
+            .into_iter()
+            .map(|f| f as f64 / total)
+            .collect()
+    };
+    let mut lines = Vec::new();
+    let mut random: Option<(Vec<f64>, usize)> = None;
+    for s in strategies {
+        let curve = curve_of(*s);
+        if let Strategy::Random(_) = s {
+            let (sum, k) = random.get_or_insert_with(|| (vec![0.0; curve.len()], 0));
+            for (a, b) in sum.iter_mut().zip(&curve) {
+                *a += b;
+            }
+            *k += 1;
+        } else {
+            lines.push((s.name(), curve));
+        }
+    }
+    if let Some((sum, k)) = random {
+        lines.push(("random".into(), sum.iter().map(|v| v / k as f64).collect()));
+    }
+    let at = |curve: &[f64]| -> Vec<f64> {
+        SHARES
+            .iter()
+            .map(|f| curve[replay::reviewed_at(*f, n)])
+            .collect()
+    };
+    let base = lines
+        .iter()
+        .find(|(name, _)| name == "random")
+        .map(|(_, c)| at(c));
+    let lines = lines
+        .into_iter()
+        .map(|(strategy, curve)| {
+            let found = at(&curve);
+            let ratio = found
+                .iter()
+                .enumerate()
+                .map(|(i, f)| base.as_ref().and_then(|b| (b[i] > 0.0).then(|| f / b[i])))
+                .collect();
+            Line {
+                strategy,
+                found,
+                ratio,
+                curve,
+            }
+        })
+        .collect();
+    (all, lines)
+}
+
+/// The truth as image id → boxes of the store: a labels file read in memory (nothing is
+/// imported), or the reviewed labels.
+pub fn load_truth(
+    project: &Project,
+    store: &Store,
+    file: Option<(&std::path::Path, FormatKind)>,
+) -> Result<HashMap<i64, Vec<GtBox>>> {
+    let gt = |id: i64, class: &str, bbox| GtBox {
+        image: id,
+        class: class.to_string(),
+        bbox,
+    };
+    let Some((path, format)) = file else {
+        return Ok(store
+            .reviewed_labels()?
+            .into_iter()
+            .map(|(id, ls)| {
+                let boxes = ls
+                    .iter()
+                    .filter_map(|l| Some(gt(id, &l.class, l.bbox?)))
+                    .collect();
+                (id, boxes)
+            })
+            .collect());
+    };
+    let index = ImageIndex::new(store.known_images()?);
+    let classes = store.class_names()?;
+    let imported = format.import(
+        path,
+        &ImportCtx {
+            task: project.config.task,
+            images: &index,
+            classes: &classes,
+            predictions: false,
+        },
+    )?;
+    let ids: HashMap<String, i64> = store
+        .image_briefs(&Filter::default())?
+        .into_iter()
+        .map(|b| (b.key, b.id))
+        .collect();
+    let mut out: HashMap<i64, Vec<GtBox>> = HashMap::new();
+    let mut missing = imported.unplaced.len();
+    for im in imported.dataset.images {
+        let Some(id) = index.resolve(&im.key).and_then(|k| ids.get(&k.key)) else {
+            missing += 1;
+            continue;
+        };
+        let boxes = out.entry(*id).or_default();
+        boxes.extend(
+            im.labels
+                .iter()
+                .filter_map(|l| Some(gt(*id, &l.class, l.bbox?))),
+        );
+    }
+    if out.is_empty() {
+        bail!(
+            "{}: names none of this project's images; give the truth of these images (or run `termtag refresh`)",
+            show_path(path)
+        );
+    }
+    if missing > 0 {
+        errln!(
+            "note: {}: {missing} images are not in this project and are left out",
+            show_path(path)
+        );
+    }
+    Ok(out)
+}
+
+/// `termtag simulate`.
+pub fn cmd_simulate(project: &Project, store: &Store, args: &SimulateArgs) -> Result<()> {
+    if !project.config.task.is_detect() {
+        bail!(
+            "simulate counts missed and wrong boxes: it works on detect projects, and this is a {} project",
+            project.config.task
+        );
+    }
+    let truth = load_truth(project, store, args.truth.as_deref().zip(args.format))?;
+    if truth.is_empty() {
+        bail!(
+            "no truth to replay against: review some images, or give a labels file with --truth FILE --format F"
+        );
+    }
+    let as_reviewed: HashMap<i64, Vec<crate::store::StoredPrediction>> =
+        truth.keys().map(|id| (*id, Vec::new())).collect();
+    let run = crate::infer::cmd::eval_run(store, args.run, &as_reviewed)?;
+    let cases = Cases::new(truth, &store.predicted_images(Some(run))?);
+    if cases.ids.is_empty() {
+        bail!("model run {run} predicted none of the images with truth: run `termtag predict`");
+    }
+    if cases.unpredicted > 0 {
+        errln!(
+            "note: {} images with truth were not predicted by model run {run} and are left out",
+            cases.unpredicted
+        );
+    }
+    let cfg = &project.config;
+    let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
+    let groups = if args.diversity {
+        Some(near_duplicate_groups(
+            project,
+            store,
+            &cases.ids,
+            args.near_similarity,
+        )?)
+    } else {
+        None
+    };
+    if let Some(rounds) = args.rounds {
+        let metrics = if args.metric.is_empty() {
+            vec![params.metric]
+        } else {
+            args.metric.clone()
+        };
+        let strategies = strategies(&metrics, args.diversity, args.seeds.unwrap_or(1));
+        let opts = rounds::RoundOptions {
+            rounds,
+            batch: args.batch.unwrap_or(1).max(1),
+            shown_from: cfg.prelabel_threshold,
+        };
+        let report = rounds::run(
+            project,
+            store,
+            &cases,
+            run,
+            &params,
+            &strategies,
+            groups.as_ref(),
+            &opts,
+            &|line| errln!("{}", for_terminal(line)),
+        )?;
+        return rounds::print(&report, args.json);
+    }
+    let metrics = if args.metric.is_empty() {
+        Metric::ALL.to_vec()
+    } else {
+        args.metric.clone()
+    };
+    let seeds = args.seeds.unwrap_or(10).max(1);
+    let strategies = strategies(&metrics, args.diversity, seeds);
+    let (mistakes, lines) = replay_all(
+        &cases,
+        &params,
+        cfg.prelabel_threshold,
+        &strategies,
+        groups.as_ref(),
+    );
+    let report = ReplayReport {
+        run,
+        images: cases.ids.len(),
+        mistakes,
+        counted: if groups.is_some() {
+            "once per near-duplicate group"
+        } else {
+            "per image"
+        },
+        groups: groups
+            .as_ref()
+            .map(|g| g.values().collect::<std::collections::HashSet<_>>().len()),
+        seeds,
+        shares: SHARES.to_vec(),
+        lines,
+    };
+    print_replay(&report, args.json)
+}
+
+/// The metrics, their diverse twins (with `diversity`), then `seeds` random orders.
+pub fn strategies(metrics: &[Metric], diversity: bool, seeds: u64) -> Vec<Strategy> {
+    let mut out: Vec<Strategy> = metrics.iter().map(|m| Strategy::Metric(*m)).collect();
+    if diversity {
+        out.extend(metrics.iter().map(|m| Strategy::Diverse(*m)));
+    }
+    out.extend((0..seeds).map(Strategy::Random));
+    out
+}
+
+/// Near-duplicate groups of the case images, from their pictures.
+fn near_duplicate_groups(
+    project: &Project,
+    store: &Store,
+    ids: &[i64],
+    min_similarity: f32,
+) -> Result<HashMap<i64, usize>> {
+    let keys: HashMap<i64, String> = store
+        .image_briefs(&Filter::default())?
+        .into_iter()
+        .map(|b| (b.id, b.key))
+        .collect();
+    let mut files = Vec::new();
+    for id in ids {
+        if let Some(key) = keys.get(id) {
+            files.push((*id, project.image_file(key)?));
+        }
+    }
+    let refs: Vec<(i64, &std::path::Path)> = files.iter().map(|(i, p)| (*i, p.as_path())).collect();
+    let sigs = diversity::signatures(&refs, project.config.max_megapixels);
+    let unreadable = sigs.iter().filter(|(_, s)| s.is_none()).count();
+    if unreadable > 0 {
+        errln!("note: {unreadable} pictures could not be read and count as groups of their own");
+    }
+    let known: Vec<(i64, Vec<f32>)> = sigs
+        .into_iter()
+        .filter_map(|(id, s)| Some((id, s?)))
+        .collect();
+    Ok(diversity::groups(&known, min_similarity))
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1}%", 100.0 * v)
+}
+
+fn print_replay(r: &ReplayReport, json: bool) -> Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string(r).context("JSON")?)?;
+        return Ok(());
+    }
+    let m = &r.mistakes;
+    outln!(
+        "model run {} on {} images with truth: {} mistakes ({} missed, {} false positives, {} wrong classes) at IoU 0.5",
+        r.run,
+        r.images,
+        m.total(),
+        m.missed,
+        m.false_positive,
+        m.wrong_class
+    )?;
+    if let Some(g) = r.groups {
+        outln!(
+            "{g} near-duplicate groups; a mistake counts once per group (the most any copy holds)"
+        )?;
+    }
+    let head: Vec<String> = r
+        .shares
+        .iter()
+        .map(|s| format!("{:>16}", format!("after {:.0}%", 100.0 * s)))
+        .collect();
+    outln!(
+        "mistakes found, share and × random (mean of {} seeds)",
+        r.seeds
+    )?;
+    outln!("{:<28}{}", "strategy", head.join(""))?;
+    for l in &r.lines {
+        let cells: Vec<String> = l
+            .found
+            .iter()
+            .zip(&l.ratio)
+            .map(|(f, q)| {
+                let q = match q {
+                    Some(q) if l.strategy != "random" => format!(" ×{q:.2}"),
+                    _ => String::new(),
+                };
+                format!("{:>16}", format!("{}{q}", pct(*f)))
+            })
+            .collect();
+        outln!("{:<28}{}", l.strategy, cells.join(""))?;
+    }
+    let marks = "12345abcdefghij";
+    let series: Vec<plot::Series> = r
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| plot::Series {
+            mark: if l.strategy == "random" {
+                '.'
+            } else {
+                marks.chars().nth(i).unwrap_or('*')
+            },
+            name: &l.strategy,
+            ys: &l.curve,
+        })
+        .collect();
+    outln!("")?;
+    for line in plot::render(
+        &series,
+        50,
+        11,
+        ["0%", "50%", "100%"],
+        "images reviewed",
+        "mistakes found",
+    ) {
+        outln!("{line}")?;
+    }
+    Ok(())
+}
