@@ -121,6 +121,7 @@ mod tests {
             id,
             value: Some(1.0),
             top_class: None,
+            decided: false,
         }
     }
 

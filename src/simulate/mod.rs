@@ -17,10 +17,11 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::eval::{DetBox, GtBox};
-use crate::formats::{FormatKind, ImageIndex, ImportCtx, show_path};
+use crate::formats::{FormatKind, ImageIndex, ImportCtx};
 use crate::project::Project;
 use crate::queue::{Metric, Order, QueueImage, QueueParams};
 use crate::sanitize::for_terminal;
+use crate::sanitize::show_path;
 use crate::store::{Filter, PredictedImage, Store};
 use replay::Mistakes;
 
@@ -141,6 +142,8 @@ impl Cases {
                         boxed: true,
                     })
                     .collect(),
+                // Replayed as a fresh run: every prediction is open.
+                decided: false,
             })
             .collect()
     }

@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use super::{Cases, Strategy, plot, strategy_order};
 use crate::eval::GtBox;
-use crate::formats::show_path;
 use crate::model::{Dataset, ImageLabels, Label};
 use crate::project::{Project, STATE_DIR};
 use crate::queue::QueueParams;
+use crate::sanitize::show_path;
 use crate::store::{Filter, NewImage, Store};
 
 #[derive(Debug, Clone)]
