@@ -71,13 +71,14 @@ pub fn cmd_pull(project: &Project, store: &mut Store, count: usize) -> Result<()
         outln!("resumed {} claims of an interrupted pull", report.resumed)?;
     }
     outln!(
-        "pulled {} images ({} taken over from expired claims, {:.1} MB, {} predictions) as batch {}; {} unclaimed images left",
+        "pulled {} images ({} taken over from expired claims, {:.1} MB, {} predictions) as batch {}; {} unclaimed {}images left",
         report.claimed.len(),
         report.taken_over,
         report.bytes as f64 / 1e6,
         report.predictions,
         report.batch_id,
-        report.remaining
+        report.remaining,
+        if report.listed { "" } else { "predicted " }
     )?;
     Ok(())
 }

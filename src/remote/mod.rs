@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod azure;
 pub mod backend;
+mod candidates;
 pub mod cli;
 pub mod local;
 
@@ -324,8 +325,10 @@ pub struct PullReport {
     /// Blob names refused (unsafe names) or images that failed, with why.
     pub refused: Vec<(String, String)>,
     pub warnings: Vec<String>,
-    /// Unclaimed images still waiting after this pull.
+    /// Unclaimed images still waiting after this pull (predicted ones only, unless `listed`).
     pub remaining: usize,
+    /// Whether the images container was listed: not when the predictions named enough images.
+    pub listed: bool,
     pub bytes: u64,
 }
 
@@ -601,86 +604,9 @@ pub async fn pull(
     report.batch_id = journal.batch_id.clone();
     report.resumed = journal.won.len();
 
-    // What exists, what is done, what is claimed.
     progress(Progress::Step("listing"));
-    ensure_labels(set).await?;
-    let image_blobs = list_all(set.images.as_ref(), &set.prefix).await?;
-    progress(Progress::Listing {
-        found: image_blobs.len(),
-    });
-    let mut sizes: HashMap<String, u64> = HashMap::new();
-    let mut keys: Vec<String> = Vec::new();
-    for b in &image_blobs {
-        let key = &b.name[set.prefix.len()..];
-        if !is_image_name(key) {
-            continue;
-        }
-        if let Err(e) = check_relative_key(key) {
-            report.refused.push((for_terminal(&b.name), e));
-            continue;
-        }
-        sizes.insert(key.to_string(), b.size);
-        keys.push(key.to_string());
-    }
-    let done_prefix = set.done_name("");
-    let mut done: HashSet<String> = list_all(set.labels.as_ref(), &done_prefix)
-        .await?
-        .into_iter()
-        .map(|b| b.name[done_prefix.len()..].to_string())
-        .collect();
-    if let Some((_, name)) = newest_csv(set, "tagged").await? {
-        let text = get_text(set.labels.as_ref(), &name).await?;
-        let rows = parse_ald(&text, &for_terminal(&name))?;
-        done.extend(rows.rows.into_iter().map(|(k, _)| k));
-    }
-    let claim_prefix = set.claim_name("");
-    let claimed: HashSet<String> = list_all(set.labels.as_ref(), &claim_prefix)
-        .await?
-        .into_iter()
-        .map(|b| b.name[claim_prefix.len()..].to_string())
-        .collect();
-    let totag = match newest_csv(set, "totag").await? {
-        Some((_, name)) => {
-            let text = get_text(set.labels.as_ref(), &name).await?;
-            Some(parse_ald(&text, &for_terminal(&name))?)
-        }
-        None => None,
-    };
-    let conf = totag.as_ref().map(AldRows::confidences).unwrap_or_default();
-    let by_name: HashMap<String, String> = conf
-        .keys()
-        .map(|k| (k.rsplit('/').next().unwrap_or(k).to_string(), k.clone()))
-        .collect();
-    let statuses = store.image_statuses()?;
-    let held: HashSet<String> = store.held_claims()?.into_iter().map(|c| c.key).collect();
-
-    // Order: predicted images, least confident first; then images where the model found
-    // nothing; then images without a prediction. Unclaimed before (possibly expired) claimed.
-    let mut candidates: Vec<(u8, bool, f64, String)> = keys
-        .iter()
-        .filter(|k| !done.contains(*k) && !held.contains(*k) && !journal.won.contains_key(*k))
-        .filter(|k| {
-            !matches!(
-                statuses.get(*k).map(String::as_str),
-                Some("reviewed" | "claimed")
-            )
-        })
-        .map(|k| {
-            let (bucket, c) = match lookup(&conf, &by_name, k) {
-                Some(Some(c)) => (0, *c),
-                Some(None) => (1, 0.0),
-                None => (2, 0.0),
-            };
-            (bucket, claimed.contains(k), c, k.clone())
-        })
-        .collect();
-    candidates.sort_by(|a, b| {
-        (a.1, a.0)
-            .cmp(&(b.1, b.0))
-            .then(a.2.total_cmp(&b.2))
-            .then_with(|| a.3.cmp(&b.3))
-    });
-    let unclaimed_total = candidates.iter().filter(|c| !c.1).count();
+    let mut found =
+        candidates::Candidates::find(set, store, &journal.won, concurrency, progress).await?;
 
     // Claim, in rounds of as many as are still needed, `concurrency` at a time.
     let (batch_id, expires_at) = (journal.batch_id.clone(), journal.expires_at);
@@ -701,14 +627,11 @@ pub async fn pull(
     }
     // Claims resumed from an interrupted pull count toward this one.
     let target = opts.count.max(won.len());
-    let mut next = 0;
-    while won.len() < target && next < candidates.len() {
-        let need = target - won.len();
-        let round: Vec<String> = candidates[next..(next + need).min(candidates.len())]
-            .iter()
-            .map(|c| c.3.clone())
-            .collect();
-        next += round.len();
+    while won.len() < target {
+        let round = found.next_round(target - won.len()).await?;
+        if round.is_empty() {
+            break;
+        }
         let results: Vec<(String, RemoteResult<ClaimOutcome>)> = futures::stream::iter(round)
             .map(|key| {
                 let d = doc(&key);
@@ -763,7 +686,10 @@ pub async fn pull(
             ));
         }
     }
-    report.remaining = unclaimed_total.saturating_sub(won.len());
+    report.remaining = found.remaining();
+    report.listed = found.listed;
+    report.refused = std::mem::take(&mut found.refused);
+    let totag = found.totag.take();
 
     // Download, `concurrency` at a time, into the cache (temporary file, then rename).
     let total = won.len();
