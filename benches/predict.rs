@@ -13,17 +13,23 @@
 //! (full-size decode, one image at a time). Checks that the coffee photo gives cup, bowl and
 //! dining table. Asserts no timing.
 //!
-//! `cargo bench --bench predict -- capacity [N] [input=WxH]`: the pipeline without inference
-//! (what a GPU would be fed): decode, orientation, resize and tensor packing for a WIDTH×HEIGHT
-//! letterboxed float NCHW input (default 640×640), one thread, in images/s per core, for 12 MP
-//! JPEGs, 12 MP PNGs and 2 MP JPEGs; per JPEG set with the DCT-scaled decoder predict uses and
-//! with the general (full-size) decoder; beside PIL (`draft` + resize + numpy) in one Python
-//! thread on the same files.
+//! `cargo bench --bench predict -- capacity [N] [input=WxH] [keep=DIR]`: the pipeline without
+//! inference (what a GPU would be fed): decode, orientation, resize and tensor packing for a
+//! WIDTH×HEIGHT letterboxed float NCHW input (default 640×640), one thread, in images/s per core,
+//! for 12 MP JPEGs, 12 MP PNGs and 2 MP JPEGs; per JPEG set with the DCT-scaled decoder predict
+//! uses and with the general (full-size) decoder; beside PIL (`draft` + resize + numpy) in one
+//! Python thread on the same files. `keep=DIR` makes the files there once and reuses them.
+//!
+//! `cargo bench --bench predict -- pipeline LIST [input=WxH]`: that pipeline once over each file
+//! named in LIST, timing nothing: for counting its instructions under valgrind, which load
+//! cannot distort (scripts/decode-instructions.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use termtag::infer::config::Normalize;
+use termtag::infer::preprocess::{Elem, Fit, InputSpec, Layout, Size};
 use termtag::infer::{PredictOptions, predict};
 use termtag::model::Task;
 use termtag::project::Project;
@@ -31,6 +37,10 @@ use termtag::project::Project;
 fn main() {
     if std::env::args().any(|a| a == "capacity") {
         capacity();
+        return;
+    }
+    if std::env::args().any(|a| a == "pipeline") {
+        pipeline();
         return;
     }
     let n: usize = std::env::args()
@@ -225,19 +235,13 @@ fn make_seeds(shared_images: &Path, out: &Path) -> Vec<PathBuf> {
 /// `capacity` mode: decode + orientation + resize + packing with no inference, one thread, beside
 /// PIL on the same files.
 fn capacity() {
-    use termtag::infer::config::Normalize;
-    use termtag::infer::preprocess::{
-        Elem, Fit, InputSpec, Layout, Size, decode_image, needed_long_side, prepare,
-    };
+    use termtag::infer::preprocess::{decode_image, needed_long_side, prepare};
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(24);
-    let (w, h): (u32, u32) = args
-        .iter()
-        .find_map(|a| {
-            let (w, h) = a.strip_prefix("input=")?.split_once('x')?;
-            Some((w.parse().ok()?, h.parse().ok()?))
-        })
-        .unwrap_or((640, 640));
+    let spec = input_spec(&args);
+    let Size::Fixed { w, h } = spec.size else {
+        unreachable!("a fixed input")
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let shared = root.join("../shared/images");
     if !shared.is_dir() {
@@ -247,20 +251,26 @@ fn capacity() {
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let jpeg12 = make_seeds(&shared, &dir.path().join("jpeg12"));
-    let png12 = reencode(&jpeg12, &dir.path().join("png12"), None, "png");
-    let jpeg2 = reencode(&jpeg12, &dir.path().join("jpeg2"), Some(2e6), "jpg");
-    let spec = InputSpec {
-        name: "x".into(),
-        elem: Elem::F32,
-        layout: Layout::Nchw,
-        size: Size::Fixed { w, h },
-        fit: Fit::Letterbox(114),
-        normalize: Normalize::Unit,
-        batch: 1,
-        fixed_batch: false,
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = match args.iter().find_map(|a| a.strip_prefix("keep=")) {
+        Some(d) => PathBuf::from(d),
+        None => tmp.path().to_path_buf(),
     };
+    let made = |sub: &str, make: &dyn Fn(&Path) -> Vec<PathBuf>| {
+        let out = dir.join(sub);
+        if out.is_dir() {
+            walk(&out)
+        } else {
+            let part = dir.join(format!("{sub}.part"));
+            let _ = std::fs::remove_dir_all(&part);
+            make(&part);
+            std::fs::rename(&part, &out).expect("rename");
+            walk(&out)
+        }
+    };
+    let jpeg12 = made("jpeg12", &|d| make_seeds(&shared, d));
+    let png12 = made("png12", &|d| reencode(&jpeg12, d, None, "png"));
+    let jpeg2 = made("jpeg2", &|d| reencode(&jpeg12, d, Some(2e6), "jpg"));
     println!("input {w}×{h} letterboxed, float32 NCHW; {n} files per set; one thread");
     println!("| files | pipeline | images/s per core | vs PIL |");
     println!("|---|---|---|---|");
@@ -270,7 +280,7 @@ fn capacity() {
         ("2 MP JPEG", &jpeg2, true),
     ] {
         let list: Vec<&PathBuf> = files.iter().cycle().take(n).collect();
-        let listing = dir.path().join("capacity.txt");
+        let listing = tmp.path().join("capacity.txt");
         std::fs::write(
             &listing,
             list.iter()
@@ -322,6 +332,45 @@ fn capacity() {
             Some(p) => println!("| {label} | PIL draft + resize + numpy | {p:.1} | 1× |"),
             None => println!("| {label} | PIL | not run (python3 with Pillow and numpy) | |"),
         }
+    }
+}
+
+/// A WIDTH×HEIGHT (`input=WxH`, default 640×640) letterboxed float32 NCHW input in 0..1.
+fn input_spec(args: &[String]) -> InputSpec {
+    let (w, h): (u32, u32) = args
+        .iter()
+        .find_map(|a| {
+            let (w, h) = a.strip_prefix("input=")?.split_once('x')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        })
+        .unwrap_or((640, 640));
+    InputSpec {
+        name: "x".into(),
+        elem: Elem::F32,
+        layout: Layout::Nchw,
+        size: Size::Fixed { w, h },
+        fit: Fit::Letterbox(114),
+        normalize: Normalize::Unit,
+        batch: 1,
+        fixed_batch: false,
+    }
+}
+
+/// `pipeline` mode: the capacity pipeline (DCT-scaled decode where predict uses it, resize,
+/// packing) once over each file named in the list, untimed.
+fn pipeline() {
+    use termtag::infer::preprocess::{decode_image, needed_long_side, prepare};
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(list) = args.iter().skip_while(|a| *a != "pipeline").nth(1) else {
+        eprintln!("usage: pipeline LIST [input=WxH]");
+        return;
+    };
+    let spec = input_spec(&args);
+    let mut resizer = fast_image_resize::Resizer::new();
+    let text = std::fs::read_to_string(list).expect("the list of files");
+    for f in text.lines().filter(|l| !l.is_empty()) {
+        let img = decode_image(Path::new(f), 250, needed_long_side(&spec)).expect("decode");
+        prepare(&img, &spec, &mut resizer).expect("prepare");
     }
 }
 

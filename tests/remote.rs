@@ -369,7 +369,7 @@ async fn predictions_spare_the_listing(b: Backend) {
     let p = b.project(dir.path());
     let set = b.open(&p);
     b.seed(&set, 10, Some(TOTAG)).await;
-    let images = Arc::new(listings::Counted::new(set.images.clone()));
+    let images = Arc::new(remote_support::Counted::new(set.images.clone()));
     let watched = RemoteSet {
         images: images.clone(),
         ..set.clone()
@@ -379,7 +379,11 @@ async fn predictions_spare_the_listing(b: Backend) {
     assert_eq!(r.claimed, ["img_001.png", "img_003.png", "img_005.png"]);
     assert_eq!(r.predictions, 3);
     assert!(!r.listed);
-    assert_eq!(images.whole(), 0, "the images container was not listed");
+    assert_eq!(
+        images.whole_listings(),
+        0,
+        "the images container was not listed"
+    );
     // Next in line, img_002, was pushed by someone whose CSVs are not written yet: skipped.
     set.labels
         .put(
@@ -391,12 +395,12 @@ async fn predictions_spare_the_listing(b: Backend) {
         .unwrap();
     let r = pull(&p, &mut s, &watched, 1).await;
     assert_eq!(r.claimed, ["img_000.png"]);
-    assert_eq!(images.whole(), 0);
+    assert_eq!(images.whole_listings(), 0);
     // Then the image where the model found nothing, then (listed) the unpredicted ones.
     let r = pull(&p, &mut s, &watched, 2).await;
     assert_eq!(r.claimed, ["img_004.png", "img_006.png"]);
     assert!(r.listed);
-    assert_eq!(images.whole(), 1);
+    assert_eq!(images.whole_listings(), 1);
     assert_eq!(r.remaining, 3);
     assert_eq!(count(set.labels.as_ref(), "termtag/claims/").await, 6);
 }
@@ -423,58 +427,11 @@ img_002.png,can,0.1,0.5,0.1,0.5,12,16,mine,0.2,0.2
     assert!(r.listed);
     assert_eq!(r.claimed, ["img_000.png", "img_001.png", "img_002.png"]);
     let r = pull(&p, &mut s, &set, 1).await;
-    assert_eq!(r.claimed, ["img_003.png"], "the two predicted ones went first");
-}
-
-mod listings {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
-    use termtag::remote::{Page, PutMode, Remote, RemoteResult};
-
-    /// The real backend, counting the pages of listings of the whole container.
-    pub struct Counted {
-        inner: Arc<dyn Remote>,
-        whole: AtomicUsize,
-    }
-
-    impl Counted {
-        pub fn new(inner: Arc<dyn Remote>) -> Counted {
-            Counted {
-                inner,
-                whole: AtomicUsize::new(0),
-            }
-        }
-        pub fn whole(&self) -> usize {
-            self.whole.load(Ordering::SeqCst)
-        }
-    }
-
-    #[async_trait]
-    impl Remote for Counted {
-        fn describe(&self) -> String {
-            self.inner.describe()
-        }
-        async fn ensure_exists(&self) -> RemoteResult<()> {
-            self.inner.ensure_exists().await
-        }
-        async fn list_page(&self, prefix: &str, marker: Option<String>) -> RemoteResult<Page> {
-            if prefix.is_empty() {
-                self.whole.fetch_add(1, Ordering::SeqCst);
-            }
-            self.inner.list_page(prefix, marker).await
-        }
-        async fn get(&self, name: &str) -> RemoteResult<(Vec<u8>, String)> {
-            self.inner.get(name).await
-        }
-        async fn put(&self, name: &str, data: Vec<u8>, mode: PutMode) -> RemoteResult<String> {
-            self.inner.put(name, data, mode).await
-        }
-        async fn delete(&self, name: &str, if_match: Option<&str>) -> RemoteResult<()> {
-            self.inner.delete(name, if_match).await
-        }
-    }
+    assert_eq!(
+        r.claimed,
+        ["img_003.png"],
+        "the two predicted ones went first"
+    );
 }
 
 mod flaky {

@@ -19,6 +19,21 @@ use super::{
 use crate::sanitize::{check_relative_key, for_terminal};
 use crate::store::Store;
 
+/// Images this pull may not take whatever the remote says: held or reviewed here, or claimed by
+/// an interrupted pull (`pending`, re-asserted first). Read before the pull awaits anything: a
+/// store cannot be shared across threads.
+pub(super) fn taken(store: &Store, pending: &BTreeMap<String, String>) -> Result<HashSet<String>> {
+    let mut taken: HashSet<String> = store
+        .image_statuses()?
+        .into_iter()
+        .filter(|(_, s)| matches!(s.as_str(), "reviewed" | "claimed"))
+        .map(|(k, _)| k)
+        .collect();
+    taken.extend(store.held_claims()?.into_iter().map(|c| c.key));
+    taken.extend(pending.keys().cloned());
+    Ok(taken)
+}
+
 /// The images to claim, handed out in rounds by [`Candidates::next_round`].
 pub(super) struct Candidates<'a> {
     set: &'a RemoteSet,
@@ -49,12 +64,10 @@ pub(super) struct Candidates<'a> {
 }
 
 impl<'a> Candidates<'a> {
-    /// Reads the labels container's CSVs and claims, and the store. `pending`: claims of an
-    /// interrupted pull, which it re-asserts first.
+    /// Reads the labels container's CSVs and claims. `taken`: see [`taken`].
     pub(super) async fn find(
         set: &'a RemoteSet,
-        store: &Store,
-        pending: &BTreeMap<String, String>,
+        taken: HashSet<String>,
         concurrency: usize,
         progress: &'a (dyn Fn(Progress) + Send + Sync),
     ) -> Result<Candidates<'a>> {
@@ -79,14 +92,6 @@ impl<'a> Candidates<'a> {
             .into_iter()
             .map(|b| b.name[claim_prefix.len()..].to_string())
             .collect();
-        let mut taken: HashSet<String> = store
-            .image_statuses()?
-            .into_iter()
-            .filter(|(_, s)| matches!(s.as_str(), "reviewed" | "claimed"))
-            .map(|(k, _)| k)
-            .collect();
-        taken.extend(store.held_claims()?.into_iter().map(|c| c.key));
-        taken.extend(pending.keys().cloned());
         let mut c = Candidates {
             set,
             concurrency,
@@ -179,16 +184,14 @@ impl<'a> Candidates<'a> {
     /// or `None` when one is missing or its name unusable (the container must be listed).
     async fn check(&mut self, range: std::ops::Range<usize>) -> RemoteResult<Option<Vec<String>>> {
         let set = self.set;
-        let checks: Vec<Option<bool>> = futures::stream::iter(&self.keys[range.clone()])
-            .map(|key| async move {
-                if !is_image_name(key) || check_relative_key(key).is_err() {
+        let checks: Vec<Option<bool>> = futures::stream::iter(self.keys[range.clone()].to_vec())
+            .map(|key: String| async move {
+                if !is_image_name(&key) || check_relative_key(&key).is_err() {
                     return Ok(None);
                 }
                 let blob = format!("{}{key}", set.prefix);
-                let (page, done) = futures::try_join!(
-                    set.images.list_page(&blob, None),
-                    is_done(set, key)
-                )?;
+                let (page, done) =
+                    futures::try_join!(set.images.list_page(&blob, None), is_done(set, &key))?;
                 // Names sort after their own prefixes, so the blob itself comes first.
                 let exists = page.items.first().is_some_and(|b| b.name == blob);
                 Ok(exists.then_some(done))
@@ -215,9 +218,7 @@ impl<'a> Candidates<'a> {
     async fn list(&mut self) -> Result<()> {
         let set = self.set;
         let blobs = list_all(set.images.as_ref(), &set.prefix).await?;
-        (self.progress)(Progress::Listing {
-            found: blobs.len(),
-        });
+        (self.progress)(Progress::Listing { found: blobs.len() });
         let done_prefix = set.done_name("");
         self.done.extend(
             list_all(set.labels.as_ref(), &done_prefix)

@@ -605,8 +605,8 @@ pub async fn pull(
     report.resumed = journal.won.len();
 
     progress(Progress::Step("listing"));
-    let mut found =
-        candidates::Candidates::find(set, store, &journal.won, concurrency, progress).await?;
+    let taken = candidates::taken(store, &journal.won)?;
+    let mut found = candidates::Candidates::find(set, taken, concurrency, progress).await?;
 
     // Claim, in rounds of as many as are still needed, `concurrency` at a time.
     let (batch_id, expires_at) = (journal.batch_id.clone(), journal.expires_at);

@@ -389,3 +389,71 @@ pub fn label_claimed(s: &mut termtag::store::Store) -> Vec<String> {
     s.import_labels(&ds, "test").unwrap();
     keys
 }
+
+/// The real backend, counting requests: all of them, and listings of the whole container.
+pub struct Counted {
+    pub inner: std::sync::Arc<dyn Remote>,
+    whole: AtomicU64,
+    all: AtomicU64,
+}
+
+#[allow(dead_code)]
+impl Counted {
+    pub fn new(inner: std::sync::Arc<dyn Remote>) -> Counted {
+        Counted {
+            inner,
+            whole: AtomicU64::new(0),
+            all: AtomicU64::new(0),
+        }
+    }
+    /// Pages of listings of the whole container (an empty prefix).
+    pub fn whole_listings(&self) -> u64 {
+        self.whole.load(Ordering::SeqCst)
+    }
+    pub fn requests(&self) -> u64 {
+        self.all.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for Counted {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn ensure_exists(&self) -> termtag::remote::RemoteResult<()> {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.inner.ensure_exists().await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<String>,
+    ) -> termtag::remote::RemoteResult<termtag::remote::Page> {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        if prefix.is_empty() {
+            self.whole.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.list_page(prefix, marker).await
+    }
+    async fn get(&self, name: &str) -> termtag::remote::RemoteResult<(Vec<u8>, String)> {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(name).await
+    }
+    async fn put(
+        &self,
+        name: &str,
+        data: Vec<u8>,
+        mode: PutMode,
+    ) -> termtag::remote::RemoteResult<String> {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(name, data, mode).await
+    }
+    async fn delete(
+        &self,
+        name: &str,
+        if_match: Option<&str>,
+    ) -> termtag::remote::RemoteResult<()> {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(name, if_match).await
+    }
+}
