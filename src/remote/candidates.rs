@@ -159,7 +159,11 @@ impl<'a> Candidates<'a> {
             }
             self.next = end;
             match self.check(start..end).await? {
-                Some(ready) => round.extend(ready),
+                Some(ready) => {
+                    // Before any listing, so that it does not hand them out again.
+                    self.tried.extend(ready.iter().cloned());
+                    round.extend(ready);
+                }
                 None => {
                     self.list().await?;
                     break;
@@ -168,10 +172,11 @@ impl<'a> Candidates<'a> {
         }
         if self.listed {
             let end = (self.next + need - round.len()).min(self.keys.len());
-            round.extend_from_slice(&self.keys[self.next..end]);
+            let listed = &self.keys[self.next..end];
+            self.tried.extend(listed.iter().cloned());
+            round.extend_from_slice(listed);
             self.next = end;
         }
-        self.tried.extend(round.iter().cloned());
         Ok(round)
     }
 
