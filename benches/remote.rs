@@ -22,7 +22,7 @@ mod remote_support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use remote_support::{Backend, Delayed, OwnAzurite};
+use remote_support::{Backend, Counted, OwnAzurite};
 use termtag::model::{BBox, Dataset, ImageLabels, Label};
 use termtag::remote::{self, PullOptions, PutMode, Remote, list_all};
 
@@ -134,7 +134,7 @@ fn main() {
                 )
                 .await;
             });
-            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
+            let set = Counted::wrap(&set, Duration::from_millis(delay_ms));
             let t = Instant::now();
             let r = rt
                 .block_on(remote::pull(
@@ -197,7 +197,7 @@ fn main() {
                 .expect("pull");
             });
             label_all(&mut s);
-            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
+            let set = Counted::wrap(&set, Duration::from_millis(delay_ms));
             let t = Instant::now();
             let r = rt
                 .block_on(remote::push(&p, &mut s, &set, &|_| {}))
@@ -373,8 +373,8 @@ fn measure(
             n as f64 / secs
         );
     }
-    let images = std::sync::Arc::new(remote_support::Counted::new(set.images.clone()));
-    let labels = std::sync::Arc::new(remote_support::Counted::new(set.labels.clone()));
+    let images = std::sync::Arc::new(Counted::new(set.images.clone()));
+    let labels = std::sync::Arc::new(Counted::new(set.labels.clone()));
     let counted = remote::RemoteSet {
         images: images.clone(),
         labels: labels.clone(),
