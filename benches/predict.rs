@@ -13,17 +13,23 @@
 //! (full-size decode, one image at a time). Checks that the coffee photo gives cup, bowl and
 //! dining table. Asserts no timing.
 //!
-//! `cargo bench --bench predict -- capacity [N] [input=WxH]`: the pipeline without inference
-//! (what a GPU would be fed): decode, orientation, resize and tensor packing for a WIDTH×HEIGHT
-//! letterboxed float NCHW input (default 640×640), one thread, in images/s per core, for 12 MP
-//! JPEGs, 12 MP PNGs and 2 MP JPEGs; per JPEG set with the DCT-scaled decoder predict uses and
-//! with the general (full-size) decoder; beside PIL (`draft` + resize + numpy) in one Python
-//! thread on the same files.
+//! `cargo bench --bench predict -- capacity [N] [input=WxH] [keep=DIR]`: the pipeline without
+//! inference (what a GPU would be fed): decode, orientation, resize and tensor packing for a
+//! WIDTH×HEIGHT letterboxed float NCHW input (default 640×640), one thread, in images/s per core,
+//! for 12 MP JPEGs, 12 MP PNGs and 2 MP JPEGs; per JPEG set with the DCT-scaled decoder predict
+//! uses and with the general (full-size) decoder; beside PIL (`draft` + resize + numpy) in one
+//! Python thread on the same files. `keep=DIR` makes the files there once and reuses them.
+//!
+//! `cargo bench --bench predict -- pipeline LIST [input=WxH]`: that pipeline once over each file
+//! named in LIST, timing nothing: for counting its instructions under valgrind, which load
+//! cannot distort (scripts/decode-instructions.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use termtag::infer::config::Normalize;
+use termtag::infer::preprocess::{Elem, Fit, InputSpec, Layout, Size};
 use termtag::infer::{PredictOptions, predict};
 use termtag::model::Task;
 use termtag::project::Project;
@@ -31,6 +37,10 @@ use termtag::project::Project;
 fn main() {
     if std::env::args().any(|a| a == "capacity") {
         capacity();
+        return;
+    }
+    if std::env::args().any(|a| a == "pipeline") {
+        pipeline();
         return;
     }
     let n: usize = std::env::args()
@@ -225,19 +235,13 @@ fn make_seeds(shared_images: &Path, out: &Path) -> Vec<PathBuf> {
 /// `capacity` mode: decode + orientation + resize + packing with no inference, one thread, beside
 /// PIL on the same files.
 fn capacity() {
-    use termtag::infer::config::Normalize;
-    use termtag::infer::preprocess::{
-        Elem, Fit, InputSpec, Layout, Size, decode_image, needed_long_side, prepare,
-    };
+    use termtag::infer::preprocess::{decode_image, needed_long_side, prepare};
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(24);
-    let (w, h): (u32, u32) = args
-        .iter()
-        .find_map(|a| {
-            let (w, h) = a.strip_prefix("input=")?.split_once('x')?;
-            Some((w.parse().ok()?, h.parse().ok()?))
-        })
-        .unwrap_or((640, 640));
+    let spec = input_spec(&args);
+    let Size::Fixed { w, h } = spec.size else {
+        unreachable!("a fixed input")
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let shared = root.join("../shared/images");
     if !shared.is_dir() {
@@ -247,30 +251,38 @@ fn capacity() {
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let jpeg12 = make_seeds(&shared, &dir.path().join("jpeg12"));
-    let png12 = reencode(&jpeg12, &dir.path().join("png12"), None, "png");
-    let jpeg2 = reencode(&jpeg12, &dir.path().join("jpeg2"), Some(2e6), "jpg");
-    let spec = InputSpec {
-        name: "x".into(),
-        elem: Elem::F32,
-        layout: Layout::Nchw,
-        size: Size::Fixed { w, h },
-        fit: Fit::Letterbox(114),
-        normalize: Normalize::Unit,
-        batch: 1,
-        fixed_batch: false,
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = match args.iter().find_map(|a| a.strip_prefix("keep=")) {
+        Some(d) => PathBuf::from(d),
+        None => tmp.path().to_path_buf(),
     };
-    println!("input {w}×{h} letterboxed, float32 NCHW; {n} files per set; one thread");
-    println!("| files | pipeline | images/s per core | vs PIL |");
-    println!("|---|---|---|---|");
-    for (label, files, jpeg) in [
-        ("12 MP JPEG", &jpeg12, true),
-        ("12 MP PNG", &png12, false),
-        ("2 MP JPEG", &jpeg2, true),
+    let made = |sub: &str, make: &dyn Fn(&Path) -> Vec<PathBuf>| {
+        let out = dir.join(sub);
+        if out.is_dir() {
+            walk(&out)
+        } else {
+            let part = dir.join(format!("{sub}.part"));
+            let _ = std::fs::remove_dir_all(&part);
+            make(&part);
+            std::fs::rename(&part, &out).expect("rename");
+            walk(&out)
+        }
+    };
+    let jpeg12 = made("jpeg12", &|d| make_seeds(&shared, d));
+    let png12 = made("png12", &|d| reencode(&jpeg12, d, None, "png"));
+    let jpeg2 = made("jpeg2", &|d| reencode(&jpeg12, d, Some(2e6), "jpg"));
+    println!(
+        "input {w}×{h} letterboxed, float32 NCHW; {n} files per set; one thread; median of {ROUNDS} rounds"
+    );
+    println!("| files | pipeline | images/s | images per CPU second | vs PIL (CPU) |");
+    println!("|---|---|---|---|---|");
+    for (label, files) in [
+        ("12 MP JPEG", &jpeg12),
+        ("12 MP PNG", &png12),
+        ("2 MP JPEG", &jpeg2),
     ] {
         let list: Vec<&PathBuf> = files.iter().cycle().take(n).collect();
-        let listing = dir.path().join("capacity.txt");
+        let listing = tmp.path().join("capacity.txt");
         std::fs::write(
             &listing,
             list.iter()
@@ -279,49 +291,132 @@ fn capacity() {
                 .join("\n"),
         )
         .expect("list");
-        let pil = Command::new("python3")
-            .arg(root.join("benches/predict_baseline.py"))
-            .args(["--capacity", &w.to_string(), &h.to_string()])
-            .arg(&listing)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .find_map(|l| l.strip_prefix("pil images/s "))
+        let pil_once = || {
+            let o = Command::new("python3")
+                .arg(root.join("benches/predict_baseline.py"))
+                .args(["--capacity", &w.to_string(), &h.to_string()])
+                .arg(&listing)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())?;
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
                     .and_then(|v| v.trim().parse::<f64>().ok())
-            });
-        let rust = |long_side: u32| -> f64 {
+            };
+            Some((
+                field("pil images/s ")?,
+                field("pil images per cpu second ")?,
+            ))
+        };
+        let pil = median((0..ROUNDS).map(|_| pil_once()).collect());
+        let rust = |long_side: u32| {
             let mut resizer = fast_image_resize::Resizer::new();
             let mut one = |f: &Path| {
                 let img = decode_image(f, 250, long_side).expect("decode");
                 prepare(&img, &spec, &mut resizer).expect("prepare");
             };
             files.iter().for_each(|f| one(f));
-            let t = Instant::now();
-            list.iter().for_each(|f| one(f));
-            n as f64 / t.elapsed().as_secs_f64()
+            let rounds = (0..ROUNDS)
+                .map(|_| {
+                    let (t, cpu) = (Instant::now(), thread_cpu_secs());
+                    list.iter().for_each(|f| one(f));
+                    Some((
+                        n as f64 / t.elapsed().as_secs_f64(),
+                        n as f64 / (thread_cpu_secs() - cpu),
+                    ))
+                })
+                .collect();
+            median(rounds).expect("timed")
         };
-        let vs = |ips: f64| pil.map_or("-".into(), |p| format!("{:.2}×", ips / p));
-        let ips = rust(needed_long_side(&spec));
-        let name = if jpeg {
-            "termtag (jpeg-decoder, DCT-scaled)"
+        let row = |name: &str, (ips, cps): (f64, f64)| {
+            let vs = pil.map_or("-".into(), |(_, p)| format!("{:.2}×", cps / p));
+            println!("| {label} | {name} | {ips:.1} | {cps:.1} | {vs} |");
+        };
+        let long_side = needed_long_side(&spec);
+        let (fw, fh) = image::image_dimensions(files[0].as_path()).expect("dimensions");
+        let is_jpeg = files[0].extension().is_some_and(|e| e == "jpg");
+        if is_jpeg && fw.max(fh) >= 4 * long_side {
+            row("termtag (jpeg-decoder, DCT-scaled 1/4)", rust(long_side));
+            row("termtag, full-size decode (zune-jpeg)", rust(0));
+        } else if is_jpeg {
+            row("termtag (zune-jpeg, full size)", rust(long_side));
         } else {
-            "termtag (image png)"
-        };
-        println!("| {label} | {name} | {ips:.1} | {} |", vs(ips));
-        if jpeg {
-            let ips = rust(0);
-            println!(
-                "| {label} | termtag, full-size decode (image: zune-jpeg) | {ips:.1} | {} |",
-                vs(ips)
-            );
+            row("termtag (image png)", rust(long_side));
         }
         match pil {
-            Some(p) => println!("| {label} | PIL draft + resize + numpy | {p:.1} | 1× |"),
-            None => println!("| {label} | PIL | not run (python3 with Pillow and numpy) | |"),
+            Some((ips, cps)) => {
+                println!("| {label} | PIL draft + resize + numpy | {ips:.1} | {cps:.1} | 1× |")
+            }
+            None => println!("| {label} | PIL | not run (python3 with Pillow and numpy) | | |"),
         }
+    }
+}
+
+/// Timed rounds per pipeline in `capacity` mode; the median is shown.
+const ROUNDS: usize = 3;
+
+/// Per pair, the median of the first values and the median of the second; `None` if any is.
+fn median(rounds: Vec<Option<(f64, f64)>>) -> Option<(f64, f64)> {
+    let rounds: Vec<(f64, f64)> = rounds.into_iter().collect::<Option<_>>()?;
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Some((
+        mid(rounds.iter().map(|r| r.0).collect()),
+        mid(rounds.iter().map(|r| r.1).collect()),
+    ))
+}
+
+/// CPU time of this thread (user + system), from /proc: unlike wall time, waiting for a core on a
+/// busy machine does not count.
+fn thread_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc/thread-self/stat");
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').expect("stat") + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    ticks / 100.0 // USER_HZ
+}
+
+/// A WIDTH×HEIGHT (`input=WxH`, default 640×640) letterboxed float32 NCHW input in 0..1.
+fn input_spec(args: &[String]) -> InputSpec {
+    let (w, h): (u32, u32) = args
+        .iter()
+        .find_map(|a| {
+            let (w, h) = a.strip_prefix("input=")?.split_once('x')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        })
+        .unwrap_or((640, 640));
+    InputSpec {
+        name: "x".into(),
+        elem: Elem::F32,
+        layout: Layout::Nchw,
+        size: Size::Fixed { w, h },
+        fit: Fit::Letterbox(114),
+        normalize: Normalize::Unit,
+        batch: 1,
+        fixed_batch: false,
+    }
+}
+
+/// `pipeline` mode: the capacity pipeline (DCT-scaled decode where predict uses it, resize,
+/// packing) once over each file named in the list, untimed.
+fn pipeline() {
+    use termtag::infer::preprocess::{decode_image, needed_long_side, prepare};
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(list) = args.iter().skip_while(|a| *a != "pipeline").nth(1) else {
+        eprintln!("usage: pipeline LIST [input=WxH]");
+        return;
+    };
+    let spec = input_spec(&args);
+    let mut resizer = fast_image_resize::Resizer::new();
+    let text = std::fs::read_to_string(list).expect("the list of files");
+    for f in text.lines().filter(|l| !l.is_empty()) {
+        let img = decode_image(Path::new(f), 250, needed_long_side(&spec)).expect("decode");
+        prepare(&img, &spec, &mut resizer).expect("prepare");
     }
 }
 

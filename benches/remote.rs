@@ -9,10 +9,12 @@
 //!   storage account (localhost Azurite has none, so there concurrency only shares its CPU);
 //! - listing LIST_N blobs in Azurite (pages of 5,000) and 100,000 files in a local folder.
 //!
-//! `cargo bench --bench remote -- scale [N]` (default 100000): a container of N small PNGs
-//! created once with 256 uploads in flight (Azurite in memory), and a `totag` CSV with a prediction for each (as
-//! active-learning-detect writes it); then, measured: listing all N, and `pull` of the 50 most
-//! uncertain (listing, the CSV, claims, downloads, the store), checked to be those 50.
+//! `cargo bench --bench remote -- scale [N] [azurite=M]` (default 100000, M = N): a local-folder
+//! remote of N small PNGs and an Azurite (in memory) of M, each filled once (32 uploads in flight)
+//! with a `totag` CSV holding a prediction for each image (as active-learning-detect writes it);
+//! then, measured on each: listing every blob, and `pull` of the 50 most uncertain (the CSV,
+//! checks and claims of those 50, downloads, the store; the images are not listed), checked to be
+//! those 50, with the requests it made.
 
 #[path = "../tests/remote_support/mod.rs"]
 mod remote_support;
@@ -20,7 +22,7 @@ mod remote_support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use remote_support::{Backend, Delayed, OwnAzurite};
+use remote_support::{Backend, Counted, OwnAzurite};
 use termtag::model::{BBox, Dataset, ImageLabels, Label};
 use termtag::remote::{self, PullOptions, PutMode, Remote, list_all};
 
@@ -93,7 +95,10 @@ fn main() {
             .skip(1)
             .find_map(|a| a.parse().ok())
             .unwrap_or(100_000);
-        scale(n);
+        let azurite_n = std::env::args()
+            .find_map(|a| a.strip_prefix("azurite=")?.parse().ok())
+            .unwrap_or(n);
+        scale(n, azurite_n);
         return;
     }
     let list_n: usize = std::env::args()
@@ -129,7 +134,7 @@ fn main() {
                 )
                 .await;
             });
-            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
+            let set = Counted::wrap(&set, Duration::from_millis(delay_ms));
             let t = Instant::now();
             let r = rt
                 .block_on(remote::pull(
@@ -192,7 +197,7 @@ fn main() {
                 .expect("pull");
             });
             label_all(&mut s);
-            let set = Delayed::wrap(&set, Duration::from_millis(delay_ms));
+            let set = Counted::wrap(&set, Duration::from_millis(delay_ms));
             let t = Instant::now();
             let r = rt
                 .block_on(remote::push(&p, &mut s, &set, &|_| {}))
@@ -251,65 +256,137 @@ fn main() {
     assert_eq!(all.len(), 100_000);
 }
 
-/// The 100k-container run: see the module comment.
-fn scale(n: usize) {
-    let az = OwnAzurite::start_in_memory();
+/// Uploads in flight while filling a scale container: Azurite answers one at a time, so more
+/// only queue (256 left one waiting past the retry budget).
+const SEED_IN_FLIGHT: usize = 32;
+
+/// The container-scale run: see the module comment.
+fn scale(n: usize, azurite_n: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
         .expect("runtime");
+    let folder = tempfile::tempdir().expect("tempdir");
+    let b = Backend::local(folder.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = b.project(dir.path());
+    let set = b.open(&p);
+    fill(&rt, &set, n, "local folder");
+    measure(&rt, &p, &set, n, "local folder");
+
+    let az = OwnAzurite::start_in_memory();
     let b = Backend::azure(&az.url(), "scale");
     let dir = tempfile::tempdir().expect("tempdir");
     let p = b.project(dir.path());
     let set = b.open(&p);
-    let key = |i: usize| format!("d{:02}/img{i:06}.png", i % 50);
-    // Confidence of image i: a fixed permutation, so the 50 most uncertain are known.
-    let conf = |i: usize| ((i * 7919) % n) as f64 / n as f64;
+    fill(&rt, &set, azurite_n, "Azurite (in memory)");
+    measure(&rt, &p, &set, azurite_n, "Azurite");
+}
+
+fn scale_key(i: usize) -> String {
+    format!("d{:02}/img{i:06}.png", i % 50)
+}
+
+/// Confidence of image `i` of `n`: a fixed permutation, so the 50 most uncertain are known.
+fn scale_conf(i: usize, n: usize) -> f64 {
+    ((i * 7919) % n) as f64 / n as f64
+}
+
+/// Creates the containers, `n` small PNGs (the speed of each tenth printed: Azurite slows as it
+/// fills) and a `totag` CSV with a prediction for each, as active-learning-detect writes it.
+fn fill(rt: &tokio::runtime::Runtime, set: &remote::RemoteSet, n: usize, label: &str) {
     let body = remote_support::png(1);
-    let mut totag = String::from(
-        "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n",
-    );
-    for i in 0..n {
-        let k = key(i);
-        let (folder, file) = k.split_once('/').expect("a folder");
-        let c = conf(i);
-        totag.push_str(&format!(
-            "{file},can,0.1,0.5,0.1,0.5,12,16,{folder},{c:.6},{c:.6}\n"
-        ));
-    }
     rt.block_on(async {
         set.images.ensure_exists().await.expect("container");
         set.labels.ensure_exists().await.expect("container");
-        let t = Instant::now();
-        upload(set.images.as_ref(), (0..n).map(key), &body, 256).await;
-        let secs = t.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let step = n.div_ceil(10).max(1);
+        for from in (0..n).step_by(step) {
+            let t = Instant::now();
+            let to = (from + step).min(n);
+            futures::stream::iter(from..to)
+                .map(|i| {
+                    let body = body.clone();
+                    async move {
+                        // A set-up upload that failed (Azurite stalls now and then under load)
+                        // is simply made again: overwriting is idempotent.
+                        let mut tries = 0;
+                        while let Err(e) = set
+                            .images
+                            .put(&scale_key(i), body.clone(), PutMode::Overwrite)
+                            .await
+                        {
+                            tries += 1;
+                            assert!(tries < 5, "upload: {e}");
+                        }
+                    }
+                })
+                .buffer_unordered(SEED_IN_FLIGHT)
+                .collect::<Vec<()>>()
+                .await;
+            println!(
+                "set-up, {label}: blobs {from}..{to} at {:.0} a second ({SEED_IN_FLIGHT} in flight)",
+                (to - from) as f64 / t.elapsed().as_secs_f64()
+            );
+        }
         println!(
-            "set-up: created {n} blobs in Azurite in {secs:.0}s ({:.0} a second, 256 in flight)",
-            n as f64 / secs
+            "set-up, {label}: created {n} blobs in {:.0}s",
+            start.elapsed().as_secs_f64()
         );
+        let mut totag = String::from(
+            "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence\n",
+        );
+        for i in 0..n {
+            let k = scale_key(i);
+            let (folder, file) = k.split_once('/').expect("a folder");
+            let c = scale_conf(i, n);
+            totag.push_str(&format!(
+                "{file},can,0.1,0.5,0.1,0.5,12,16,{folder},{c:.6},{c:.6}\n"
+            ));
+        }
         set.labels
             .put("totag_1000.csv", totag.into_bytes(), PutMode::Create)
             .await
             .expect("totag");
-        for run in 1..=2 {
-            let t = Instant::now();
-            let all = list_all(set.images.as_ref(), "").await.expect("list");
-            let secs = t.elapsed().as_secs_f64();
-            assert_eq!(all.len(), n);
-            println!(
-                "list {n} blobs (Azurite, pages of 5000), run {run}: {secs:.2}s = {:.0} blobs/s",
-                n as f64 / secs
-            );
-        }
     });
+}
+
+/// Measured: listing all `n` blobs (twice), and `pull` of the 50 most uncertain, checked to be
+/// those 50, with its requests counted.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    p: &termtag::project::Project,
+    set: &remote::RemoteSet,
+    n: usize,
+    label: &str,
+) {
+    for run in 1..=2 {
+        let t = Instant::now();
+        let all = rt
+            .block_on(list_all(set.images.as_ref(), ""))
+            .expect("list");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(all.len(), n);
+        println!(
+            "{label}: list {n} blobs (pages of 5000), run {run}: {secs:.2}s = {:.0} blobs/s",
+            n as f64 / secs
+        );
+    }
+    let images = std::sync::Arc::new(Counted::new(set.images.clone()));
+    let labels = std::sync::Arc::new(Counted::new(set.labels.clone()));
+    let counted = remote::RemoteSet {
+        images: images.clone(),
+        labels: labels.clone(),
+        ..set.clone()
+    };
     let mut store = p.store().expect("store");
     let t = Instant::now();
     let r = rt
         .block_on(remote::pull(
-            &p,
+            p,
             &mut store,
-            &set,
+            &counted,
             &PullOptions {
                 count: 50,
                 ..Default::default()
@@ -319,14 +396,15 @@ fn scale(n: usize) {
         .expect("pull");
     let secs = t.elapsed().as_secs_f64();
     let mut want: Vec<usize> = (0..n).collect();
-    want.sort_by(|a, b| conf(*a).total_cmp(&conf(*b)));
-    let mut want: Vec<String> = want.into_iter().take(50).map(key).collect();
+    want.sort_by(|a, b| scale_conf(*a, n).total_cmp(&scale_conf(*b, n)));
+    let mut want: Vec<String> = want.into_iter().take(50).map(scale_key).collect();
     want.sort();
-    let mut got = r.claimed.clone();
-    got.sort();
-    assert_eq!(got, want, "the 50 most uncertain");
+    assert_eq!(r.claimed, want, "the 50 most uncertain");
+    assert!(!r.listed, "the predictions named enough images");
     println!(
-        "pull the 50 most uncertain of {n} (list, totag CSV of {n} rows, claims, downloads, store): {secs:.2}s, {} predictions",
-        r.predictions
+        "{label}: pull the 50 most uncertain of {n} (totag CSV of {n} rows, checks, claims, downloads, store): {secs:.2}s, {} predictions, {} requests, {} pages listing the images",
+        r.predictions,
+        images.requests() + labels.requests(),
+        images.whole_listings()
     );
 }

@@ -66,7 +66,8 @@ async fn round_trip(b: Backend) {
         vec!["img_001.png", "img_002.png", "img_003.png", "img_005.png"]
     );
     assert!(r.refused.is_empty(), "{:?}", r.refused);
-    assert_eq!(r.remaining, 6);
+    assert!(!r.listed, "the predictions named enough images");
+    assert_eq!(r.remaining, 2, "predicted images left: img_000 and img_004");
     assert!(
         r.warnings.iter().any(|w| w.contains("mystery")),
         "{:?}",
@@ -203,6 +204,7 @@ async fn round_trip(b: Backend) {
         std::fs::read(pb.image_file("sub dir/猫 1.png").unwrap()).unwrap(),
         remote_support::png(98)
     );
+    assert!(r.listed);
     assert_eq!(r.remaining, 0);
     let r = pull(&pb, &mut sb, &set_b, 5).await;
     assert!(r.claimed.is_empty());
@@ -360,6 +362,78 @@ async fn interrupted_pull_resumes(b: Backend) {
     assert_eq!(s.held_claims().unwrap().len(), 4);
 }
 
+/// With predictions a pull ranks from the `totag` CSV and checks only the images it claims; the
+/// images container is listed once the unclaimed predicted images run out.
+async fn predictions_spare_the_listing(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = b.project(dir.path());
+    let set = b.open(&p);
+    b.seed(&set, 10, Some(TOTAG)).await;
+    let images = Arc::new(remote_support::Counted::new(set.images.clone()));
+    let watched = RemoteSet {
+        images: images.clone(),
+        ..set.clone()
+    };
+    let mut s = p.store().unwrap();
+    let r = pull(&p, &mut s, &watched, 3).await;
+    assert_eq!(r.claimed, ["img_001.png", "img_003.png", "img_005.png"]);
+    assert_eq!(r.predictions, 3);
+    assert!(!r.listed);
+    assert_eq!(
+        images.whole_listings(),
+        0,
+        "the images container was not listed"
+    );
+    // Next in line, img_002, was pushed by someone whose CSVs are not written yet: skipped.
+    set.labels
+        .put(
+            "termtag/done/img_002.png",
+            b"x".to_vec(),
+            remote::PutMode::Create,
+        )
+        .await
+        .unwrap();
+    let r = pull(&p, &mut s, &watched, 1).await;
+    assert_eq!(r.claimed, ["img_000.png"]);
+    assert_eq!(images.whole_listings(), 0);
+    // Then the image where the model found nothing, then (listed) the unpredicted ones.
+    let r = pull(&p, &mut s, &watched, 2).await;
+    assert_eq!(r.claimed, ["img_004.png", "img_006.png"]);
+    assert!(r.listed);
+    assert_eq!(images.whole_listings(), 1);
+    assert_eq!(r.remaining, 3);
+    assert_eq!(count(set.labels.as_ref(), "termtag/claims/").await, 6);
+}
+
+/// ALD's `folder` column may name the annotator's local folder: the predicted keys are not blobs,
+/// so the pull lists the container and matches the rows by file name.
+async fn predictions_from_a_local_folder(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = b.project(dir.path());
+    let set = b.open(&p);
+    b.seed(
+        &set,
+        4,
+        Some(
+            "filename,class,xmin,xmax,ymin,ymax,height,width,folder,box_confidence,image_confidence
+img_001.png,can,0.1,0.5,0.1,0.5,12,16,mine,0.4,0.4
+img_002.png,can,0.1,0.5,0.1,0.5,12,16,mine,0.2,0.2
+",
+        ),
+    )
+    .await;
+    let mut s = p.store().unwrap();
+    let r = pull(&p, &mut s, &set, 3).await;
+    assert!(r.listed);
+    assert_eq!(r.claimed, ["img_000.png", "img_001.png", "img_002.png"]);
+    let r = pull(&p, &mut s, &set, 1).await;
+    assert_eq!(
+        r.claimed,
+        ["img_003.png"],
+        "the two predicted ones went first"
+    );
+}
+
 mod flaky {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -472,6 +546,18 @@ fn azure_interrupted_pull_resumes() {
 }
 
 #[test]
+fn local_predictions_spare_the_listing() {
+    let (_d, b) = local();
+    rt().block_on(predictions_spare_the_listing(b));
+}
+
+#[test]
+fn local_predictions_from_a_local_folder() {
+    let (_d, b) = local();
+    rt().block_on(predictions_from_a_local_folder(b));
+}
+
+#[test]
 fn local_interrupted_push_resumes() {
     let (_d, b) = local();
     rt().block_on(interrupted_push_resumes(b));
@@ -494,6 +580,22 @@ fn azure_expired_claims_are_taken_over() {
     rt().block_on(expired_claims_are_taken_over(Backend::azure(
         &azurite_url(),
         "ex",
+    )));
+}
+
+#[test]
+fn azure_predictions_spare_the_listing() {
+    rt().block_on(predictions_spare_the_listing(Backend::azure(
+        &azurite_url(),
+        "ps",
+    )));
+}
+
+#[test]
+fn azure_predictions_from_a_local_folder() {
+    rt().block_on(predictions_from_a_local_folder(Backend::azure(
+        &azurite_url(),
+        "pf",
     )));
 }
 

@@ -55,13 +55,15 @@ impl fmt::Display for PullReport {
         }
         write!(
             f,
-            "pulled {} images ({} taken over from expired claims, {} predictions, {:.1} MB) as batch {}; {} unclaimed left",
+            "pulled {} images ({} taken over from expired claims, {} predictions, {:.1} MB) as batch {}; {} unclaimed {}left",
             self.claimed.len(),
             self.taken_over,
             self.predictions,
             self.bytes as f64 / 1e6,
             self.batch_id,
-            self.remaining
+            self.remaining,
+            // Without a listing only the predicted images are counted.
+            if self.listed { "" } else { "predicted images " }
         )
     }
 }

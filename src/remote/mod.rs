@@ -16,6 +16,7 @@ mod ald;
 pub mod auth;
 pub mod azure;
 pub mod backend;
+mod candidates;
 mod claim;
 pub mod config;
 mod journal;

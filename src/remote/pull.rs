@@ -1,27 +1,27 @@
-//! `pull`, as named steps: list what the remote holds → rank the candidates → claim the first
+//! `pull`, as named steps: find the candidates (`candidates.rs`: ranked from the team's
+//! predictions, listing the container only when they run out) → claim the first
 //! `count` → download them into the cache → record them in the store → import their
 //! predictions. A journal of the claims won lets an interrupted pull resume.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
-use super::ald::{lookup, read_newest};
-use super::claim::{ClaimDoc, ClaimOutcome, claimed_keys, done_keys, is_done, release, try_claim};
+use super::candidates::{self, Candidates};
+use super::claim::{ClaimDoc, ClaimOutcome, is_done, release, try_claim};
 use super::journal::{PULL_JOURNAL, journal_path, read_json, write_json_atomic};
 use super::set::random_hex;
-use super::{Progress, RemoteError, RemoteResult, RemoteSet, list_all};
+use super::{Progress, RemoteError, RemoteResult, RemoteSet};
 use crate::formats::ald_csv::{self, Rows};
 use crate::formats::{FormatKind, ImportCtx};
-use crate::model::{ImageStatus, Task};
+use crate::model::Task;
 use crate::project::{ClassMap, Project};
-use crate::queue::{QueueImage, QueueParams, Scored, review_queue, score};
+use crate::queue::QueueParams;
+use crate::sanitize::for_terminal;
 use crate::sanitize::show_path;
-use crate::sanitize::{check_relative_key, for_terminal};
 use crate::store::{NewClaim, Store, now_ms};
 
 #[derive(Debug, Clone, Default)]
@@ -46,8 +46,10 @@ pub struct PullReport {
     /// Blob names refused (unsafe names) or images that failed, with why.
     pub refused: Vec<(String, String)>,
     pub warnings: Vec<String>,
-    /// Unclaimed images still waiting after this pull.
+    /// Unclaimed images still waiting after this pull (predicted ones only, unless `listed`).
     pub remaining: usize,
+    /// Whether the images container was listed: not when the predictions named enough images.
+    pub listed: bool,
     pub bytes: u64,
 }
 
@@ -71,16 +73,6 @@ struct Pull<'a> {
     progress: &'a (dyn Fn(Progress) + Send + Sync),
 }
 
-/// What the remote holds: image keys, the images already done or claimed by anyone, and the
-/// newest `totag` CSV (the model's predictions).
-struct Listing {
-    keys: Vec<String>,
-    done: HashSet<String>,
-    claimed: HashSet<String>,
-    /// The newest `totag` CSV: its blob name and rows.
-    totag: Option<(String, Rows)>,
-}
-
 /// Claims the first `count` unclaimed images of the review queue, downloads them into the cache
 /// and adds them to the store as claimed, with their predictions from the newest `totag` CSV.
 pub async fn pull(
@@ -91,14 +83,17 @@ pub async fn pull(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<PullReport> {
     let mut p = Pull::start(project, set, opts, progress)?;
-    let listing = p.list().await?;
-    let candidates = p.rank(&listing, store)?;
-    let unclaimed_total = candidates.iter().filter(|c| !c.0).count();
-    let won = p.claim(&candidates, opts.count).await?;
-    p.report.remaining = unclaimed_total.saturating_sub(won.len());
+    let cfg = &project.config;
+    let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
+    let taken = candidates::taken(store, &p.journal.won)?;
+    let mut found = Candidates::find(set, taken, params, p.concurrency, progress).await?;
+    let won = p.claim(&mut found, opts.count).await?;
+    p.report.remaining = found.remaining();
+    p.report.listed = found.listed;
+    p.report.refused.append(&mut found.refused);
     let keys = p.download(&won).await?;
     p.record(store, &won, &keys)?;
-    if let Some(totag) = &listing.totag {
+    if let Some(totag) = &found.totag {
         p.import_predictions(store, totag, &keys)?;
     }
     let _ = std::fs::remove_file(&p.jpath);
@@ -140,123 +135,11 @@ impl<'a> Pull<'a> {
         })
     }
 
-    /// What exists, what is done, what is claimed, and the newest predictions.
-    async fn list(&mut self) -> Result<Listing> {
-        let set = self.set;
-        (self.progress)(Progress::Step("listing"));
-        ensure_labels(set).await?;
-        let image_blobs = list_all(set.images.as_ref(), &set.prefix).await?;
-        (self.progress)(Progress::Listing {
-            found: image_blobs.len(),
-        });
-        let mut keys: Vec<String> = Vec::new();
-        for b in &image_blobs {
-            let key = &b.name[set.prefix.len()..];
-            if !crate::index::is_image(Path::new(key)) {
-                continue;
-            }
-            if let Err(e) = check_relative_key(key) {
-                self.report.refused.push((for_terminal(&b.name), e));
-                continue;
-            }
-            keys.push(key.to_string());
-        }
-        let mut done = done_keys(set).await?;
-        if let Some((_, _, rows)) = read_newest(set, "tagged").await? {
-            done.extend(rows.rows.into_iter().map(|(k, _)| k));
-        }
-        Ok(Listing {
-            keys,
-            done,
-            claimed: claimed_keys(set).await?,
-            totag: read_newest(set, "totag")
-                .await?
-                .map(|(_, name, rows)| (name, rows)),
-        })
-    }
-
-    /// The images to claim, first first: neither done, nor held here, nor reviewed, in the
-    /// order of the review queue ([`review_queue`], the project's `[queue]` settings) with the
-    /// newest `totag` CSV as the predictions; what the queue leaves out (`empty = "skip"`)
-    /// follows, so that every image is pulled in the end; unclaimed before (possibly expired)
-    /// claimed. Each candidate is `(claimed, key)`.
-    fn rank(&self, listing: &Listing, store: &Store) -> Result<Vec<(bool, String)>> {
-        let statuses = store.image_statuses()?;
-        let held: HashSet<String> = store.held_claims()?.into_iter().map(|c| c.key).collect();
-        let mut keys: Vec<&String> = listing
-            .keys
-            .iter()
-            .filter(|k| {
-                !listing.done.contains(*k)
-                    && !held.contains(*k)
-                    && !self.journal.won.contains_key(*k)
-                    && !matches!(
-                        statuses.get(*k),
-                        Some(ImageStatus::Reviewed | ImageStatus::Claimed)
-                    )
-            })
-            .collect();
-        keys.sort();
-        let scores = listing
-            .totag
-            .as_ref()
-            .map(|(_, rows)| rows.scores())
-            .unwrap_or_default();
-        let by_name: HashMap<String, String> = scores
-            .keys()
-            .map(|k| (k.rsplit('/').next().unwrap_or(k).to_string(), k.clone()))
-            .collect();
-        // Ids in key order, as the store's ids are for the screen: ties keep key order.
-        let mut names: HashMap<&str, Arc<str>> = HashMap::new();
-        let predicted: Vec<QueueImage> = keys
-            .iter()
-            .enumerate()
-            .filter_map(|(id, k)| {
-                let preds = lookup(&scores, &by_name, k)?
-                    .iter()
-                    .map(|(class, score)| Scored {
-                        class: names
-                            .entry(class.as_str())
-                            .or_insert_with(|| class.as_str().into())
-                            .clone(),
-                        score: *score,
-                        boxed: true,
-                    })
-                    .collect();
-                Some(QueueImage {
-                    id: id as i64,
-                    preds,
-                    decided: false,
-                })
-            })
-            .collect();
-        let cfg = &self.project.config;
-        let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
-        let rows: Vec<(i64, ImageStatus)> = (0..keys.len())
-            .map(|id| (id as i64, ImageStatus::New))
-            .collect();
-        let mut placed = vec![false; keys.len()];
-        let mut order: Vec<usize> =
-            review_queue(&rows, &score(&predicted, &params), false, &params)
-                .into_iter()
-                .map(|p| p.row)
-                .inspect(|&n| placed[n] = true)
-                .collect();
-        order.extend((0..keys.len()).filter(|&n| !placed[n]));
-        let mut candidates: Vec<(bool, String)> = order
-            .into_iter()
-            .map(|n| (listing.claimed.contains(keys[n]), keys[n].clone()))
-            .collect();
-        // Stable: each group keeps the queue's order.
-        candidates.sort_by_key(|c| c.0);
-        Ok(candidates)
-    }
-
     /// Re-asserts the claims of an interrupted pull, then claims candidates in rounds of as many
     /// as are still needed, `concurrency` at a time, until `count` are won. Returns key → ETag.
     async fn claim(
         &mut self,
-        candidates: &[(bool, String)],
+        candidates: &mut Candidates<'_>,
         count: usize,
     ) -> Result<BTreeMap<String, String>> {
         let set = self.set;
@@ -281,14 +164,11 @@ impl<'a> Pull<'a> {
         }
         // Claims resumed from an interrupted pull count toward this one.
         let target = count.max(won.len());
-        let mut next = 0;
-        while won.len() < target && next < candidates.len() {
-            let need = target - won.len();
-            let round: Vec<String> = candidates[next..(next + need).min(candidates.len())]
-                .iter()
-                .map(|c| c.1.clone())
-                .collect();
-            next += round.len();
+        while won.len() < target {
+            let round = candidates.next_round(target - won.len()).await?;
+            if round.is_empty() {
+                break;
+            }
             let results: Vec<(String, RemoteResult<ClaimOutcome>)> = futures::stream::iter(round)
                 .map(|key| {
                     let d = doc(&key);
@@ -526,15 +406,6 @@ impl<'a> Pull<'a> {
                 .push(format!("predictions not imported: {e:#}")),
         }
         Ok(())
-    }
-}
-
-/// Creates the labels container on first use (an images-only container from another tool).
-async fn ensure_labels(set: &RemoteSet) -> Result<()> {
-    match set.labels.list_page(&set.prefix, None).await {
-        Err(RemoteError::NoContainer { .. }) => Ok(set.labels.ensure_exists().await?),
-        Err(e) => Err(e.into()),
-        Ok(_) => Ok(()),
     }
 }
 

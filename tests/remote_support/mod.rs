@@ -293,69 +293,6 @@ pub async fn count(remote: &dyn Remote, prefix: &str) -> usize {
         .len()
 }
 
-/// The real backend with a fixed delay added to every request: a stand-in for the round trip
-/// to a distant storage account, which localhost Azurite does not have.
-pub struct Delayed {
-    pub inner: std::sync::Arc<dyn Remote>,
-    pub delay: std::time::Duration,
-}
-
-#[async_trait::async_trait]
-impl Remote for Delayed {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn ensure_exists(&self) -> termtag::remote::RemoteResult<()> {
-        self.inner.ensure_exists().await
-    }
-    async fn list_page(
-        &self,
-        prefix: &str,
-        marker: Option<String>,
-    ) -> termtag::remote::RemoteResult<termtag::remote::Page> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.list_page(prefix, marker).await
-    }
-    async fn get(&self, name: &str) -> termtag::remote::RemoteResult<(Vec<u8>, String)> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.get(name).await
-    }
-    async fn put(
-        &self,
-        name: &str,
-        data: Vec<u8>,
-        mode: PutMode,
-    ) -> termtag::remote::RemoteResult<String> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.put(name, data, mode).await
-    }
-    async fn delete(
-        &self,
-        name: &str,
-        if_match: Option<&str>,
-    ) -> termtag::remote::RemoteResult<()> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.delete(name, if_match).await
-    }
-}
-
-impl Delayed {
-    /// Both containers of `set` behind the delay.
-    pub fn wrap(set: &RemoteSet, delay: std::time::Duration) -> RemoteSet {
-        RemoteSet {
-            images: std::sync::Arc::new(Delayed {
-                inner: set.images.clone(),
-                delay,
-            }),
-            labels: std::sync::Arc::new(Delayed {
-                inner: set.labels.clone(),
-                delay,
-            }),
-            ..set.clone()
-        }
-    }
-}
-
 /// Reviews every claimed image: one `can` box each.
 pub fn label_claimed(s: &mut termtag::store::Store) -> Vec<String> {
     let keys: Vec<String> = s
@@ -388,4 +325,92 @@ pub fn label_claimed(s: &mut termtag::store::Store) -> Vec<String> {
     };
     s.import_labels(&ds, "test").unwrap();
     keys
+}
+
+/// The real backend, counting requests (all of them, and listings of the whole container), with
+/// an optional delay added to each: a stand-in for the round trip to a distant storage account,
+/// which localhost Azurite does not have.
+pub struct Counted {
+    pub inner: std::sync::Arc<dyn Remote>,
+    delay: std::time::Duration,
+    whole: AtomicU64,
+    all: AtomicU64,
+}
+
+#[allow(dead_code)]
+impl Counted {
+    pub fn new(inner: std::sync::Arc<dyn Remote>) -> Counted {
+        Counted::delayed(inner, std::time::Duration::ZERO)
+    }
+    pub fn delayed(inner: std::sync::Arc<dyn Remote>, delay: std::time::Duration) -> Counted {
+        Counted {
+            inner,
+            delay,
+            whole: AtomicU64::new(0),
+            all: AtomicU64::new(0),
+        }
+    }
+    /// Both containers of `set` behind `delay`.
+    pub fn wrap(set: &RemoteSet, delay: std::time::Duration) -> RemoteSet {
+        RemoteSet {
+            images: std::sync::Arc::new(Counted::delayed(set.images.clone(), delay)),
+            labels: std::sync::Arc::new(Counted::delayed(set.labels.clone(), delay)),
+            ..set.clone()
+        }
+    }
+    /// Pages of listings of the whole container (an empty prefix).
+    pub fn whole_listings(&self) -> u64 {
+        self.whole.load(Ordering::SeqCst)
+    }
+    pub fn requests(&self) -> u64 {
+        self.all.load(Ordering::SeqCst)
+    }
+    async fn request(&self) {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for Counted {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn ensure_exists(&self) -> termtag::remote::RemoteResult<()> {
+        self.inner.ensure_exists().await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<String>,
+    ) -> termtag::remote::RemoteResult<termtag::remote::Page> {
+        self.request().await;
+        if prefix.is_empty() {
+            self.whole.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.list_page(prefix, marker).await
+    }
+    async fn get(&self, name: &str) -> termtag::remote::RemoteResult<(Vec<u8>, String)> {
+        self.request().await;
+        self.inner.get(name).await
+    }
+    async fn put(
+        &self,
+        name: &str,
+        data: Vec<u8>,
+        mode: PutMode,
+    ) -> termtag::remote::RemoteResult<String> {
+        self.request().await;
+        self.inner.put(name, data, mode).await
+    }
+    async fn delete(
+        &self,
+        name: &str,
+        if_match: Option<&str>,
+    ) -> termtag::remote::RemoteResult<()> {
+        self.request().await;
+        self.inner.delete(name, if_match).await
+    }
 }
