@@ -26,32 +26,41 @@ pub fn show_path(p: &Path) -> String {
 
 /// Checks that a `/`-separated relative key stays inside its root: no `..`, no absolute path, no
 /// drive prefix, no empty or control-character components.
-pub fn check_relative_key(key: &str) -> Result<(), String> {
-    let shown = for_terminal(key);
+pub fn check_relative_key(key: &str) -> Result<(), UnsafeKey> {
+    let shown = || for_terminal(key);
     if key.is_empty() {
-        return Err("empty path".into());
+        return Err(UnsafeKey::Empty);
     }
     if key.chars().any(char::is_control) {
-        return Err(format!("path `{shown}` contains control characters"));
+        return Err(UnsafeKey::Control(shown()));
     }
     if key.contains('\\') {
-        return Err(format!("path `{shown}` contains a backslash"));
+        return Err(UnsafeKey::Backslash(shown()));
     }
     for comp in Path::new(key).components() {
         match comp {
             Component::Normal(_) | Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "path `{shown}` leaves its folder (absolute, `..` or a drive prefix)"
-                ));
-            }
+            _ => return Err(UnsafeKey::Escapes(shown())),
         }
     }
     Ok(())
 }
 
+/// Why a file or blob name cannot be used as a relative path (the name shown is sanitised).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeKey {
+    #[error("empty path")]
+    Empty,
+    #[error("path `{0}` contains control characters")]
+    Control(String),
+    #[error("path `{0}` contains a backslash")]
+    Backslash(String),
+    #[error("path `{0}` leaves its folder (absolute, `..` or a drive prefix)")]
+    Escapes(String),
+}
+
 /// Joins a relative key to `root`, refusing anything that could land outside `root`.
-pub fn safe_join(root: &Path, key: &str) -> Result<PathBuf, String> {
+pub fn safe_join(root: &Path, key: &str) -> Result<PathBuf, UnsafeKey> {
     check_relative_key(key)?;
     Ok(root.join(key))
 }

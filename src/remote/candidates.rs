@@ -263,7 +263,7 @@ impl<'a> Candidates<'a> {
                 continue;
             }
             if let Err(e) = check_relative_key(key) {
-                self.refused.push((for_terminal(&b.name), e));
+                self.refused.push((for_terminal(&b.name), e.to_string()));
                 continue;
             }
             if self.free(key) {

@@ -34,7 +34,7 @@ impl LocalRemote {
     fn path_of(&self, name: &str) -> RemoteResult<PathBuf> {
         check_relative_key(name).map_err(|msg| RemoteError::Other {
             what: self.show(name),
-            msg,
+            msg: msg.to_string(),
         })?;
         let last = name.rsplit('/').next().unwrap_or(name);
         if last.starts_with(TMP_PREFIX) || last.ends_with(LOCK_SUFFIX) {
