@@ -304,7 +304,7 @@ pub fn run(cli: Cli) -> Result<()> {
             rerun,
             shard,
             workers,
-        } => crate::infer::cmd::cmd_predict(
+        } => commands::predict::run(
             &project,
             &mut store,
             crate::infer::PredictOptions {
@@ -323,20 +323,15 @@ pub fn run(cli: Cli) -> Result<()> {
             empty,
             seed,
             filter,
-        } => {
-            let filter = commands::project_filter(&project, &filter)?;
-            crate::infer::cmd::cmd_queue(
-                &project, &store, &filter, metric, limit, order, empty, seed,
-            )?
-        }
+        } => commands::queue::run(&project, &store, &filter, metric, limit, order, empty, seed)?,
         Command::Eval {
             run,
             out,
             json,
             threshold,
-        } => crate::infer::cmd::cmd_eval(&project, &store, run, out, json, threshold)?,
+        } => commands::eval::run(&project, &store, run, out, json, threshold)?,
         Command::Simulate(args) => crate::simulate::cmd_simulate(&project, &store, &args)?,
-        Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
+        Command::Train { if_due } => commands::train::run(&project, &mut store, if_due)?,
         Command::Pull { count } => commands::pull::cmd_pull(&project, &mut store, count)?,
         Command::Push => commands::push::cmd_push(&project, &mut store)?,
     }

@@ -12,7 +12,9 @@ use crate::tui::graphics::GraphicsChoice;
 /// `start`: where to look for a project; without one, the machine alone is reported.
 pub fn run(start: &Path) -> Result<()> {
     let project = Project::discover(start).ok();
-    crate::infer::cmd::cmd_doctor(project.as_ref())?;
+    for line in crate::infer::doctor_lines(project.as_ref()) {
+        outln!("{line}")?;
+    }
     outln!("graphics: {}", graphics())?;
     if let Some(p) = &project {
         outln!("blob storage: {}", remote(p))?;

@@ -6,16 +6,20 @@
 pub mod classes;
 pub mod demo;
 pub mod doctor;
+pub mod eval;
 pub mod export;
 pub mod images;
 pub mod import;
 pub mod init;
 pub mod label;
+pub mod predict;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod queue;
 pub mod refresh;
 pub mod stats;
+pub mod train;
 
 use anyhow::{Context, Result, bail};
 
@@ -32,7 +36,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// A `--filter` whose `boxes=` counts the proposals the review screen shows.
-pub(crate) fn project_filter(project: &Project, text: &str) -> Result<Filter> {
+fn project_filter(project: &Project, text: &str) -> Result<Filter> {
     let mut filter = Filter::parse(text)?;
     filter.proposals_from = project.config.prelabel_threshold;
     Ok(filter)

@@ -376,7 +376,7 @@ pub fn cmd_simulate(project: &Project, store: &Store, args: &SimulateArgs) -> Re
     }
     let as_reviewed: HashMap<i64, Vec<crate::store::StoredPrediction>> =
         truth.keys().map(|id| (*id, Vec::new())).collect();
-    let run = crate::infer::cmd::eval_run(store, args.run, &as_reviewed)?;
+    let run = crate::commands::eval::eval_run(store, args.run, &as_reviewed)?;
     let cases = Cases::new(truth, &store.predicted_images(Some(run))?);
     if cases.ids.is_empty() {
         bail!("model run {run} predicted none of the images with truth: run `termtag predict`");
