@@ -165,7 +165,7 @@ pub enum Command {
     },
     /// Replay review with the truth as the annotator: how soon each queue order finds the
     /// model's mistakes, against random order; --rounds also retrains between batches.
-    Simulate(crate::simulate::SimulateArgs),
+    Simulate(SimulateArgs),
     /// Export the labels, run the [train] command, register the model it writes.
     Train {
         /// Only when [train] every images were reviewed since the last training.
@@ -203,6 +203,45 @@ pub struct ImportArgs {
     /// and reported); without it such a file is refused and nothing is imported.
     #[arg(long)]
     pub skip_missing: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Model run whose predictions are replayed (default: the newest that predicted images
+    /// with truth).
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// Truth labels file or folder (default: the reviewed labels).
+    #[arg(long, requires = "format")]
+    pub truth: Option<PathBuf>,
+    /// Format of --truth.
+    #[arg(long, requires = "truth")]
+    pub format: Option<FormatKind>,
+    /// Metrics to compare, comma-separated (default: all five; with --rounds the [queue] one).
+    #[arg(long, value_delimiter = ',')]
+    pub metric: Vec<crate::queue::Metric>,
+    /// Random orders (seeds 0..N) averaged as the baseline (default 10; 1 with --rounds).
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Also each metric with near-duplicates taken in turns, and count a mistake once per
+    /// group of near-duplicate pictures (a copy's mistake is not new).
+    #[arg(long)]
+    pub diversity: bool,
+    /// Pictures whose 32×24 grey thumbnails correlate at least this much are near-duplicates.
+    #[arg(long, default_value_t = crate::simulate::diversity::DEFAULT_SIMILARITY)]
+    pub near_similarity: f32,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The loop: label the top --batch of the queue, run [train] command, predict, R times.
+    #[arg(long, requires_all = ["batch", "train"])]
+    pub rounds: Option<usize>,
+    /// Images labelled per round.
+    #[arg(long, requires = "rounds")]
+    pub batch: Option<usize>,
+    /// Retrain each round with [train] command (needed by --rounds).
+    #[arg(long, requires = "rounds")]
+    pub train: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -330,7 +369,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
             threshold,
         } => commands::eval::run(&project, &store, run, out, json, threshold)?,
-        Command::Simulate(args) => crate::simulate::cmd_simulate(&project, &store, &args)?,
+        Command::Simulate(args) => commands::simulate::run(&project, &store, &args)?,
         Command::Train { if_due } => commands::train::run(&project, &mut store, if_due)?,
         Command::Pull { count } => commands::pull::cmd_pull(&project, &mut store, count)?,
         Command::Push => commands::push::cmd_push(&project, &mut store)?,

@@ -18,6 +18,7 @@ pub mod pull;
 pub mod push;
 pub mod queue;
 pub mod refresh;
+pub mod simulate;
 pub mod stats;
 pub mod train;
 
