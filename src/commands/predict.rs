@@ -1,4 +1,5 @@
-//! `termtag predict`: pre-label with an ONNX model (the pipeline is [`crate::infer::predict`]).
+//! `termtag predict`: pre-label with an ONNX model (the pipeline is
+//! [`crate::infer::predict`](mod@crate::infer::predict)).
 
 use anyhow::Result;
 
