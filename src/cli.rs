@@ -1,17 +1,16 @@
-//! The command line (clap). Each command is a thin layer over `project` and `store`.
-
-use std::io::IsTerminal;
+//! The command line (clap): the commands and their flags, and the dispatch to their bodies in
+//! [`crate::commands`].
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands;
 use crate::formats::FormatKind;
 use crate::model::Task;
-use crate::project::{ClassMap, Project, RefreshReport};
-use crate::sanitize::{for_terminal, safe_join, show_path};
-use crate::store::{Filter, Store};
+use crate::project::Project;
+use crate::sanitize::for_terminal;
 use crate::tui::graphics::GraphicsChoice;
 
 #[derive(Debug, Parser)]
@@ -166,7 +165,7 @@ pub enum Command {
     },
     /// Replay review with the truth as the annotator: how soon each queue order finds the
     /// model's mistakes, against random order; --rounds also retrains between batches.
-    Simulate(crate::simulate::SimulateArgs),
+    Simulate(SimulateArgs),
     /// Export the labels, run the [train] command, register the model it writes.
     Train {
         /// Only when [train] every images were reviewed since the last training.
@@ -204,6 +203,45 @@ pub struct ImportArgs {
     /// and reported); without it such a file is refused and nothing is imported.
     #[arg(long)]
     pub skip_missing: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Model run whose predictions are replayed (default: the newest that predicted images
+    /// with truth).
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// Truth labels file or folder (default: the reviewed labels).
+    #[arg(long, requires = "format")]
+    pub truth: Option<PathBuf>,
+    /// Format of --truth.
+    #[arg(long, requires = "truth")]
+    pub format: Option<FormatKind>,
+    /// Metrics to compare, comma-separated (default: all five; with --rounds the [queue] one).
+    #[arg(long, value_delimiter = ',')]
+    pub metric: Vec<crate::queue::Metric>,
+    /// Random orders (seeds 0..N) averaged as the baseline (default 10; 1 with --rounds).
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// Also each metric with near-duplicates taken in turns, and count a mistake once per
+    /// group of near-duplicate pictures (a copy's mistake is not new).
+    #[arg(long)]
+    pub diversity: bool,
+    /// Pictures whose 32×24 grey thumbnails correlate at least this much are near-duplicates.
+    #[arg(long, default_value_t = crate::simulate::diversity::DEFAULT_SIMILARITY)]
+    pub near_similarity: f32,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The loop: label the top --batch of the queue, run [train] command, predict, R times.
+    #[arg(long, requires_all = ["batch", "train"])]
+    pub rounds: Option<usize>,
+    /// Images labelled per round.
+    #[arg(long, requires = "rounds")]
+    pub batch: Option<usize>,
+    /// Retrain each round with [train] command (needed by --rounds).
+    #[arg(long, requires = "rounds")]
+    pub train: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -258,141 +296,46 @@ pub fn run(cli: Cli) -> Result<()> {
     let command = cli.command.unwrap_or(Command::Label {
         graphics: GraphicsChoice::Auto,
     });
-    if let Command::Init {
-        dir,
-        task,
-        classes,
-        source,
-    } = &command
-    {
-        let project = Project::init(dir, *task, classes, source.as_deref())?;
-        let mut store = project.store()?;
-        let report = refresh(&project, &mut store)?;
-        outln!(
-            "project {} ({}) in {}",
-            for_terminal(&project.config.name),
-            project.config.task,
-            show_path(&project.root)
-        )?;
-        print_refresh(&report)?;
-        return Ok(());
-    }
-    if let Command::Demo {
-        dir,
-        graphics,
-        reset,
-        offline,
-        boards,
-        seed,
-    } = &command
-    {
-        if let Some(n) = boards {
-            let labels = crate::demo::write_boards(dir, *n, *seed)?;
-            outln!("wrote {n} boards (seed {seed}) and {}", show_path(&labels))?;
-            return Ok(());
+    let start = cli.project.unwrap_or_else(|| PathBuf::from("."));
+    // These need no project (init and demo make one; doctor reports on this machine too).
+    match command {
+        Command::Init {
+            dir,
+            task,
+            classes,
+            source,
+        } => return commands::init::run(&dir, task, &classes, source.as_deref()),
+        Command::Demo {
+            dir,
+            graphics,
+            reset,
+            offline,
+            boards,
+            seed,
+        } => {
+            let opts = crate::demo::DemoOptions { reset, offline };
+            return commands::demo::run(&dir, graphics, &opts, boards, seed);
         }
-        let opts = crate::demo::DemoOptions {
-            reset: *reset,
-            offline: *offline,
-        };
-        let project = crate::demo::build(dir, &opts, &|line| {
-            let _ = outln!("{line}");
-        })?;
-        if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-            log_to_file(&project);
-            return crate::tui::app::run(&project, *graphics);
-        }
-        outln!("demo project in {}", show_path(&project.root))?;
-        print_stats(&project, &project.store()?)?;
-        outln!(
-            "open it in a terminal: termtag -C {}",
-            show_path(&project.root)
-        )?;
-        return Ok(());
-    }
-    let start = cli.project.clone().unwrap_or_else(|| PathBuf::from("."));
-    if let Command::Doctor = &command {
-        // Works outside a project too: it reports on this machine.
-        let project = Project::discover(&start).ok();
-        crate::infer::cmd::cmd_doctor(project.as_ref())?;
-        outln!("graphics: {}", doctor_graphics())?;
-        if let Some(p) = &project {
-            outln!("blob storage: {}", doctor_remote(p))?;
-        }
-        return Ok(());
+        Command::Doctor => return commands::doctor::run(&start),
+        _ => {}
     }
     let project = Project::discover(&start)?;
     let mut store = project.store()?;
     match command {
-        Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
-        Command::Label { graphics } => {
-            log_to_file(&project);
-            crate::tui::app::run(&project, graphics)?;
+        Command::Init { .. } | Command::Demo { .. } | Command::Doctor => {
+            unreachable!("handled above")
         }
-        Command::Refresh => {
-            let report = refresh(&project, &mut store)?;
-            print_refresh(&report)?;
-        }
-        Command::Import(args) => import(&project, &mut store, &args)?,
+        Command::Label { graphics } => commands::label::run(&project, graphics)?,
+        Command::Refresh => commands::refresh::run(&project, &mut store)?,
+        Command::Import(args) => commands::import::run(&project, &mut store, &args)?,
         Command::Export {
             format,
             out,
             predictions,
-        } => {
-            let (ds, files) = project.export(&store, format, &out, predictions)?;
-            let labels: usize = ds.images.iter().map(|i| i.labels.len()).sum();
-            outln!(
-                "exported {} images, {labels} {} as {} to {} ({} files)",
-                ds.images.len(),
-                if predictions { "predictions" } else { "labels" },
-                format.name(),
-                show_path(&out),
-                files.len()
-            )?;
-        }
-        Command::Stats => print_stats(&project, &store)?,
-        Command::Images(ImagesCmd::List { filter }) => {
-            let filter = project_filter(&project, &filter)?;
-            for im in store.images(&filter)? {
-                let when = im.reviewed_at.map(format_day).unwrap_or_default();
-                let mut classes = im.classes.clone();
-                classes.dedup();
-                outln!(
-                    "{}\t{}\t{}x{}\t{}\t{}\t{}{}",
-                    for_terminal(&im.key),
-                    im.status,
-                    im.width,
-                    im.height,
-                    for_terminal(&classes.join(",")),
-                    for_terminal(im.reviewed_by.as_deref().unwrap_or("")),
-                    when,
-                    im.error
-                        .map(|e| format!("\t{}", for_terminal(&e)))
-                        .unwrap_or_default()
-                )?;
-            }
-        }
-        Command::Images(ImagesCmd::Rm {
-            keys,
-            delete_source,
-        }) => {
-            let removed = store.remove_images(&keys)?;
-            let deleted = if delete_source {
-                delete_sources(&project, &removed)?
-            } else {
-                0
-            };
-            outln!(
-                "removed {} images from the project{}",
-                removed.len(),
-                if delete_source {
-                    format!(", deleted {deleted} files")
-                } else {
-                    String::new()
-                }
-            )?;
-        }
-        Command::Classes(cmd) => classes(&project, &mut store, cmd)?,
+        } => commands::export::run(&project, &store, format, &out, predictions)?,
+        Command::Stats => commands::stats::run(&project, &store)?,
+        Command::Images(cmd) => commands::images::run(&project, &mut store, cmd)?,
+        Command::Classes(cmd) => commands::classes::run(&project, &mut store, cmd)?,
         Command::Predict {
             model,
             labels,
@@ -400,7 +343,7 @@ pub fn run(cli: Cli) -> Result<()> {
             rerun,
             shard,
             workers,
-        } => crate::infer::cmd::cmd_predict(
+        } => commands::predict::run(
             &project,
             &mut store,
             crate::infer::PredictOptions {
@@ -419,273 +362,19 @@ pub fn run(cli: Cli) -> Result<()> {
             empty,
             seed,
             filter,
-        } => {
-            let filter = project_filter(&project, &filter)?;
-            crate::infer::cmd::cmd_queue(
-                &project, &store, &filter, metric, limit, order, empty, seed,
-            )?
-        }
+        } => commands::queue::run(&project, &store, &filter, metric, limit, order, empty, seed)?,
         Command::Eval {
             run,
             out,
             json,
             threshold,
-        } => crate::infer::cmd::cmd_eval(&project, &store, run, out, json, threshold)?,
-        Command::Simulate(args) => crate::simulate::cmd_simulate(&project, &store, &args)?,
-        Command::Train { if_due } => crate::infer::cmd::cmd_train(&project, &mut store, if_due)?,
-        Command::Doctor => unreachable!("handled above"),
-        Command::Pull { count } => crate::commands::pull::cmd_pull(&project, &mut store, count)?,
-        Command::Push => crate::commands::push::cmd_push(&project, &mut store)?,
+        } => commands::eval::run(&project, &store, run, out, json, threshold)?,
+        Command::Simulate(args) => commands::simulate::run(&project, &store, &args)?,
+        Command::Train { if_due } => commands::train::run(&project, &mut store, if_due)?,
+        Command::Pull { count } => commands::pull::cmd_pull(&project, &mut store, count)?,
+        Command::Push => commands::push::cmd_push(&project, &mut store)?,
     }
     Ok(())
-}
-
-fn classes(project: &Project, store: &mut Store, cmd: ClassesCmd) -> Result<()> {
-    match cmd {
-        ClassesCmd::Add { names } => {
-            let n = store.add_classes(&names)?;
-            outln!("added {n} classes")?;
-        }
-        ClassesCmd::Rename { old, new } => {
-            store.rename_class(&old, &new)?;
-            outln!("renamed {} to {}", for_terminal(&old), for_terminal(&new))?;
-        }
-        ClassesCmd::Merge { from, into } => {
-            let n = store.merge_class(&from, &into)?;
-            outln!(
-                "merged {} into {}: {n} labels moved",
-                for_terminal(&from),
-                for_terminal(&into)
-            )?;
-        }
-        ClassesCmd::Delete {
-            name,
-            with_images,
-            delete_source,
-        } => {
-            let (labels, removed) = store.delete_class(&name, with_images)?;
-            let deleted = if delete_source {
-                delete_sources(project, &removed)?
-            } else {
-                0
-            };
-            outln!(
-                "deleted class {}: {labels} labels, {} images removed{}",
-                for_terminal(&name),
-                removed.len(),
-                if delete_source {
-                    format!(", {deleted} files deleted")
-                } else {
-                    String::new()
-                }
-            )?;
-        }
-    }
-    Ok(())
-}
-
-fn import(project: &Project, store: &mut Store, args: &ImportArgs) -> Result<()> {
-    let map = match &args.class_map {
-        Some(s) => ClassMap::parse(s)?,
-        None => ClassMap::default(),
-    };
-    let predictions = args.kind == ImportKind::Predictions;
-    let report = project.import(
-        store,
-        &args.path,
-        args.format,
-        predictions,
-        &map,
-        args.add_classes,
-        args.skip_missing,
-    )?;
-    for w in &report.warnings {
-        errln!("warning: {w}");
-    }
-    if !report.classes_added.is_empty() {
-        outln!(
-            "added classes: {}",
-            for_terminal(&report.classes_added.join(", "))
-        )?;
-    }
-    let c = &report.counts;
-    outln!(
-        "imported {} {} on {} images ({} with none){}; skipped {} rows (images not in the project)",
-        c.labels,
-        if predictions { "predictions" } else { "labels" },
-        c.images,
-        c.empty,
-        report
-            .run_id
-            .map(|r| format!(" as model run {r}"))
-            .unwrap_or_default(),
-        report.skipped_rows
-    )?;
-    Ok(())
-}
-
-/// Deletes the source files of removed images; keys are checked so nothing outside the source
-/// folder can be touched.
-fn delete_sources(project: &Project, keys: &[String]) -> Result<usize> {
-    let Some(dir) = project.source_dir() else {
-        bail!("the source is a blob container; deleting blobs is not supported from here");
-    };
-    let mut deleted = 0;
-    for key in keys {
-        let path = safe_join(&dir, key).map_err(anyhow::Error::msg)?;
-        match std::fs::remove_file(&path) {
-            Ok(()) => deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("{}: cannot delete", show_path(&path)));
-            }
-        }
-    }
-    Ok(deleted)
-}
-
-fn refresh(project: &Project, store: &mut Store) -> Result<RefreshReport> {
-    let bar = crate::commands::progress::bar(
-        "indexing {bar:30} {pos}/{len} images ({per_sec}, {eta} left)",
-    );
-    let report = project.refresh(store, &|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })?;
-    bar.finish_and_clear();
-    Ok(report)
-}
-
-fn print_refresh(r: &RefreshReport) -> Result<()> {
-    if r.remote {
-        outln!("the source is a blob container: images arrive with `termtag pull`")?;
-        return Ok(());
-    }
-    for w in &r.warnings {
-        errln!("warning: {w}");
-    }
-    for (key, why) in &r.broken {
-        errln!("broken: {}: {}", for_terminal(key), for_terminal(why));
-    }
-    outln!("added {} images ({} broken)", r.added, r.broken.len())?;
-    Ok(())
-}
-
-/// A `--filter` whose `boxes=` counts the proposals the review screen shows.
-fn project_filter(project: &Project, text: &str) -> Result<Filter> {
-    let mut filter = Filter::parse(text)?;
-    filter.proposals_from = project.config.prelabel_threshold;
-    Ok(filter)
-}
-
-fn print_stats(project: &Project, store: &Store) -> Result<()> {
-    let s = store.stats()?;
-    outln!(
-        "project {} ({}), {} images",
-        for_terminal(&project.config.name),
-        project.config.task,
-        s.images
-    )?;
-    let statuses: Vec<String> = s
-        .by_status
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    outln!("status: {}", statuses.join(", "))?;
-    outln!("verified empty: {}", s.verified_empty)?;
-    outln!("predicted: {}", s.predicted_images)?;
-    let threshold = project.config.prelabel_threshold;
-    let p = store.proposal_counts(threshold)?;
-    outln!(
-        "proposals: {} open (score ≥ {threshold}), {} dismissed, {} superseded by labels",
-        p.open,
-        p.dismissed,
-        p.superseded
-    )?;
-    outln!("{:<24}{:>8}{:>8}", "class", "labels", "images")?;
-    for (name, labels, images) in &s.by_class {
-        outln!("  {:<22}{labels:>8}{images:>8}", for_terminal(name))?;
-    }
-    if !s.by_annotator.is_empty() {
-        outln!("{:<24}{:>8}{:>8}", "annotator", "images", "labels")?;
-        for (who, (images, labels)) in &s.by_annotator {
-            outln!("  {:<22}{images:>8}{labels:>8}", for_terminal(who))?;
-        }
-    }
-    if !s.speed.is_empty() {
-        // Active time only: pauses over a minute between two keys are not counted.
-        outln!("{:<16}{}", "review speed", crate::store::Speed::HEADER)?;
-        let all = crate::store::Speed::total(&s.speed, "all");
-        let total = (s.speed.len() > 1).then_some(&all);
-        for sp in s.speed.iter().chain(total) {
-            outln!("  {:<14}{}", for_terminal(&sp.author), sp.row())?;
-        }
-    }
-    Ok(())
-}
-
-fn format_day(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// The review screen owns the terminal: logs go to `.termtag/termtag.log` (level from TERMTAG_LOG).
-fn log_to_file(project: &Project) {
-    crate::logging::to_file(
-        &project
-            .root
-            .join(crate::project::STATE_DIR)
-            .join("termtag.log"),
-    );
-}
-
-/// What the review screen would draw with here, why, and the cell size it fits pictures to.
-fn doctor_graphics() -> String {
-    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
-        return "not a terminal: run doctor in the terminal you review in (halfblocks always work)"
-            .into();
-    }
-    let setup = crate::tui::graphics::detect(GraphicsChoice::Auto);
-    let (w, h) = setup.cell;
-    format!(
-        "{} ({}); cell {w}×{h} px",
-        setup.kind.name(),
-        crate::sanitize::for_terminal(&setup.why)
-    )
-}
-
-/// Whether the remote is configured and answers, without printing any secret.
-fn doctor_remote(project: &Project) -> String {
-    let remote =
-        crate::project::is_remote(&project.config.source) || project.config.remote.folder.is_some();
-    if !remote {
-        return "not used (the source is a local folder)".into();
-    }
-    let check = || -> Result<String> {
-        let set = crate::remote::open(project)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let page = rt.block_on(set.images.list_page(&set.prefix, None))?;
-        Ok(format!(
-            "{} answers; first page lists {} images",
-            crate::sanitize::for_terminal(&set.name),
-            page.items.len()
-        ))
-    };
-    check().unwrap_or_else(|e| {
-        format!(
-            "not working: {}",
-            crate::remote::auth::redact(&format!("{e:#}"))
-        )
-    })
 }
 
 /// `--class-map FROM=TO`.

@@ -2,7 +2,8 @@
 //!
 //! Layout: [`model`] holds the domain types, [`store`] the SQLite label store (the only writer of
 //! labels), [`formats`] one module per import/export format, [`project`] the project file and the
-//! operations the commands run, [`index`] the image-folder scanner, [`cli`] the command line.
+//! operations the commands run, [`index`] the image-folder scanner, [`cli`] the command line and
+//! [`commands`] the body of each command.
 #![forbid(unsafe_code)]
 
 /// `println!` for command output: a closed stdout (`termtag images list | head`) comes back as an

@@ -184,7 +184,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
         .map_err(|e| e.to_string())
         .and_then(|()| {
             say("pre-labelling the boards live with the demo model:");
-            crate::infer::cmd::cmd_predict(
+            crate::commands::predict::run(
                 &project,
                 &mut store,
                 crate::infer::PredictOptions::default(),

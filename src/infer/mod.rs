@@ -6,7 +6,6 @@
 
 pub mod adapters;
 pub mod classmap;
-pub mod cmd;
 pub mod config;
 pub mod metadata;
 pub mod predict;

@@ -1,206 +1,16 @@
-//! Bodies of `predict`, `queue`, `eval`, `train` and `doctor` (the ONNX Runtime part); `cli.rs`
-//! only parses and dispatches.
+//! `termtag eval`: a model run against the reviewed labels; writes performance.csv.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::predict::{PredictOptions, PredictReport, predict};
 use crate::eval::classify::{ClassPrf, ImageScores, best_scores};
 use crate::eval::{self, DetBox, GtBox, evaluate, performance_csv};
 use crate::model::Task;
 use crate::project::Project;
-use crate::queue::{EmptyPolicy, Metric, Order, Place, Placed, QueueParams, review_queue, score};
 use crate::sanitize::{for_terminal, show_path};
-use crate::store::{Filter, PredictedImage, Store, StoredPrediction};
-
-/// `termtag predict`.
-pub fn cmd_predict(project: &Project, store: &mut Store, opts: PredictOptions) -> Result<()> {
-    let pb = crate::commands::progress::bar(
-        "predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)",
-    );
-    let shard = opts.shard;
-    let report = predict(project, store, &opts, &|done, total| {
-        pb.set_length(total);
-        pb.set_position(done);
-    })?;
-    pb.finish_and_clear();
-    outln!(
-        "model {}: {}, on {} (ONNX Runtime {})",
-        show_path(&report.model),
-        report.adapter,
-        report.provider,
-        report.runtime
-    )?;
-    outln!("classes: {}", for_terminal(&report.labels))?;
-    for n in &report.provider_notes {
-        outln!("  not used: {}", for_terminal(n))?;
-    }
-    for (key, why) in &report.broken {
-        errln!("broken: {}: {}", for_terminal(key), for_terminal(why));
-    }
-    if let Some(line) = dropped_summary(&report) {
-        outln!("{line}")?;
-    }
-    if report.not_pulled > 0 {
-        outln!(
-            "{} images are not pulled yet and were left for later: `termtag pull` them, then predict again",
-            report.not_pulled
-        )?;
-    }
-    let secs = report.total.as_secs_f64();
-    outln!(
-        "model run {}{}: {} images predicted, {} predictions, {} broken{} in {secs:.1}s ({:.1} images/s; {:.0}% of the time outside inference; {:.1}s to load)",
-        report.run_id,
-        if report.resumed {
-            format!(" (resumed after {} images)", report.already)
-        } else {
-            String::new()
-        },
-        report.processed,
-        report.predictions,
-        report.broken.len(),
-        shard
-            .map(|s| format!(", shard {}/{}", s.k, s.n))
-            .unwrap_or_default(),
-        report.processed as f64 / secs.max(1e-9),
-        100.0 * (1.0 - report.in_run.as_secs_f64() / secs.max(1e-9)),
-        report.setup.as_secs_f64(),
-    )?;
-    Ok(())
-}
-
-/// What the class map dropped, by model class, and the exact flag that would keep it.
-fn dropped_summary(report: &PredictReport) -> Option<String> {
-    let mut dropped: Vec<(&String, &usize)> = report.dropped.iter().collect();
-    if dropped.is_empty() {
-        return None;
-    }
-    dropped.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let total: usize = dropped.iter().map(|d| d.1).sum();
-    // The most frequent first; a 1000-class model can drop hundreds of names.
-    const SHOWN: usize = 12;
-    let mut list: Vec<String> = dropped
-        .iter()
-        .take(SHOWN)
-        .map(|(c, n)| format!("{} ×{n}", for_terminal(c)))
-        .collect();
-    if dropped.len() > SHOWN {
-        list.push(format!("… ({} more classes)", dropped.len() - SHOWN));
-    }
-    let first = for_terminal(dropped[0].0);
-    let how = if report.named {
-        // Only a valid label name can become a project class as it is.
-        let add = if crate::model::validate_label_name(&first).is_ok() {
-            format!(", add the class with `termtag classes add {first}`")
-        } else {
-            String::new()
-        };
-        format!(
-            "keep them with `{}` (or [model] class_map = {{ \"{first}\" = \"PROJECT_CLASS\" }} in termtag.toml){add}, or set [model] default_class",
-            super::classmap::class_map_flag(&first)
-        )
-    } else {
-        "these are model class ids without names: give the names with `--labels FILE` (or [model] labels), or map ids with `--class-map ID=PROJECT_CLASS`".to_string()
-    };
-    Some(format!(
-        "dropped {total} predictions whose model class maps to no project class: {}; {how}",
-        list.join(", ")
-    ))
-}
-
-/// `termtag queue`.
-#[allow(clippy::too_many_arguments)]
-pub fn cmd_queue(
-    project: &Project,
-    store: &Store,
-    filter: &Filter,
-    metric: Option<Metric>,
-    limit: usize,
-    order_by: Option<Order>,
-    empty: Option<EmptyPolicy>,
-    seed: Option<u64>,
-) -> Result<()> {
-    let cfg = &project.config;
-    let classes = store.class_names()?;
-    let mut p = QueueParams::new(&cfg.queue, cfg.min_confidence, classes.len());
-    if let Some(m) = metric {
-        p.metric = m;
-    }
-    if let Some(o) = order_by {
-        p.order = o;
-    }
-    if let Some(e) = empty {
-        p.empty = e;
-    }
-    if let Some(s) = seed {
-        p.seed = s;
-    }
-    // The review screen's queue (the same reads, the same ordering), as far as the model
-    // placed it: keys only for the lines printed.
-    let rows = store.image_briefs(filter)?;
-    let predicted = store.queue_images()?;
-    let placed = review_queue(&rows, &score(&predicted, &p), false, &p);
-    let unpredicted = placed
-        .iter()
-        .filter(|x| x.place == Place::Unpredicted)
-        .count();
-    let ranked: Vec<&Placed> = placed.iter().filter(|x| x.place.predicted()).collect();
-    let by_id: HashMap<i64, &crate::queue::QueueImage> =
-        predicted.iter().map(|q| (q.id, q)).collect();
-    let shown = if limit == 0 { ranked.len() } else { limit };
-    outln!("image\t{}\tboxes\ttop classes", p.metric.as_str())?;
-    for x in ranked.iter().take(shown) {
-        let row = &rows[x.row];
-        let Some(im) = by_id.get(&row.id) else {
-            continue;
-        };
-        let kept: Vec<_> = im
-            .preds
-            .iter()
-            .filter(|x| x.score >= cfg.min_confidence)
-            .collect();
-        let mut best: BTreeMap<&str, f64> = BTreeMap::new();
-        for x in &kept {
-            let e = best.entry(&*x.class).or_insert(0.0);
-            *e = e.max(x.score);
-        }
-        let mut top: Vec<(&str, f64)> = best.into_iter().collect();
-        top.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let top: Vec<String> = top
-            .iter()
-            .take(3)
-            .map(|(c, s)| format!("{} {s:.2}", for_terminal(c)))
-            .collect();
-        let boxes = kept.iter().filter(|x| x.boxed).count();
-        let value = match x.place {
-            Place::Ranked(v) => format!("{v:.4}"),
-            // Every proposal accepted or dismissed: the model did not find it empty.
-            Place::Decided => "decided".into(),
-            _ => "empty".into(),
-        };
-        outln!(
-            "{}\t{value}\t{boxes}\t{}",
-            for_terminal(&row.key),
-            top.join(", ")
-        )?;
-    }
-    errln!(
-        "{} of {} images waiting for review shown ({}, {} order, empty images {}){}",
-        shown.min(ranked.len()),
-        ranked.len(),
-        p.metric.as_str(),
-        value_name(p.order),
-        value_name(p.empty),
-        if unpredicted > 0 {
-            format!("; {unpredicted} more have no prediction yet: run `termtag predict`")
-        } else {
-            String::new()
-        }
-    );
-    Ok(())
-}
+use crate::store::{PredictedImage, Store, StoredPrediction};
 
 /// The run `eval` measures: `--run`, else the newest that predicted a reviewed image.
 pub(crate) fn eval_run(
@@ -226,7 +36,7 @@ pub(crate) fn eval_run(
 
 /// `termtag eval`: AP for detection; accuracy, precision/recall/F1 and the confusion matrix for
 /// classification; AP and F1 at `threshold` for multi-label.
-pub fn cmd_eval(
+pub fn run(
     project: &Project,
     store: &Store,
     run: Option<i64>,
@@ -520,38 +330,4 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// `termtag doctor`: the ONNX Runtime lines.
-pub fn cmd_doctor(project: Option<&Project>) -> Result<()> {
-    for line in super::doctor_lines(project) {
-        outln!("{line}")?;
-    }
-    Ok(())
-}
-
-/// `termtag train`.
-pub fn cmd_train(project: &Project, store: &mut Store, if_due: bool) -> Result<()> {
-    let report = crate::train::train(project, store, if_due)?;
-    match report {
-        None => outln!("training not due yet ([train] every)")?,
-        Some(r) => {
-            outln!(
-                "trained on {} reviewed images; model {} registered as model run {}; log {}",
-                r.reviewed,
-                show_path(&r.model),
-                r.run_id,
-                show_path(&r.log)
-            )?;
-            outln!("next: termtag predict --model {}", show_path(&r.model))?;
-        }
-    }
-    Ok(())
-}
-
-/// The name clap and termtag.toml use for a value.
-fn value_name(v: impl clap::ValueEnum) -> String {
-    v.to_possible_value()
-        .map(|p| p.get_name().to_string())
-        .unwrap_or_default()
 }
