@@ -667,7 +667,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
-    use crate::formats::testutil::{self, assert_box, bb, cls, det, known};
+    use crate::formats::testutil::{self, assert_box, bb, cls, detect_dataset, known};
 
     fn fixture(name: &str) -> PathBuf {
         testutil::fixture("coco", name)
@@ -691,39 +691,6 @@ mod tests {
         };
         assert_eq!(export(ds, &ctx).unwrap(), vec![out.to_path_buf()]);
         std::fs::read_to_string(out).unwrap()
-    }
-
-    fn detect_dataset() -> Dataset {
-        Dataset {
-            classes: vec!["knot".into(), "crack".into()],
-            images: vec![
-                ImageLabels {
-                    key: "a/st1026.jpg".into(),
-                    width: 640,
-                    height: 480,
-                    labels: vec![
-                        det("knot", bb(0.1, 0.1, 0.3, 0.3), Some(0.9)),
-                        det("crack", bb(0.5, 0.5, 0.75, 0.625), None),
-                    ],
-                },
-                ImageLabels {
-                    key: "b/empty.png".into(),
-                    width: 320,
-                    height: 240,
-                    labels: vec![],
-                },
-                ImageLabels {
-                    key: "c.jpg".into(),
-                    width: 100,
-                    height: 50,
-                    labels: vec![det(
-                        "crack",
-                        bb(1.0 / 3.0, 0.2, 2.0 / 3.0, 0.6),
-                        Some(1.0 / 3.0),
-                    )],
-                },
-            ],
-        }
     }
 
     #[test]

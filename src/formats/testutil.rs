@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{ImageIndex, KnownImage};
-use crate::model::{BBox, Label};
+use crate::model::{BBox, Dataset, ImageLabels, Label};
 
 /// `tests/fixtures/<format>/<name>`.
 pub fn fixture(format: &str, name: &str) -> PathBuf {
@@ -94,4 +94,38 @@ pub fn assert_box(got: Option<BBox>, want: impl Corners) {
 pub fn assert_label(l: &Label, class: &str, want: impl Corners) {
     assert_eq!(l.class, class);
     assert_box(l.bbox, want);
+}
+
+/// Three images: two boxes (one with a score), none, and one box on a non-square image.
+pub fn detect_dataset() -> Dataset {
+    Dataset {
+        classes: vec!["knot".into(), "crack".into()],
+        images: vec![
+            ImageLabels {
+                key: "a/st1026.jpg".into(),
+                width: 640,
+                height: 480,
+                labels: vec![
+                    det("knot", bb(0.1, 0.1, 0.3, 0.3), Some(0.9)),
+                    det("crack", bb(0.5, 0.5, 0.75, 0.625), None),
+                ],
+            },
+            ImageLabels {
+                key: "b/empty.png".into(),
+                width: 320,
+                height: 240,
+                labels: vec![],
+            },
+            ImageLabels {
+                key: "c.jpg".into(),
+                width: 100,
+                height: 50,
+                labels: vec![det(
+                    "crack",
+                    bb(1.0 / 3.0, 0.2, 2.0 / 3.0, 0.6),
+                    Some(1.0 / 3.0),
+                )],
+            },
+        ],
+    }
 }

@@ -492,7 +492,7 @@ fn render(im: &ImageLabels, ctx: &ExportCtx) -> Result<String, FormatError> {
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
-    use crate::formats::testutil::{self, assert_box, bb, det, known, read};
+    use crate::formats::testutil::{self, assert_box, bb, det, detect_dataset, known, read};
     use crate::model::Task;
 
     fn fixtures() -> PathBuf {
@@ -514,39 +514,6 @@ mod tests {
             out,
             predictions,
             url_prefix: "",
-        }
-    }
-
-    fn dataset() -> Dataset {
-        Dataset {
-            classes: vec!["knot".into(), "crack".into()],
-            images: vec![
-                ImageLabels {
-                    key: "a/st1026.jpg".into(),
-                    width: 640,
-                    height: 480,
-                    labels: vec![
-                        det("knot", bb(0.1, 0.1, 0.3, 0.3), Some(0.9)),
-                        det("crack", bb(0.5, 0.5, 0.75, 0.625), None),
-                    ],
-                },
-                ImageLabels {
-                    key: "b/empty.png".into(),
-                    width: 320,
-                    height: 240,
-                    labels: vec![],
-                },
-                ImageLabels {
-                    key: "c.jpg".into(),
-                    width: 100,
-                    height: 50,
-                    labels: vec![det(
-                        "crack",
-                        bb(1.0 / 3.0, 0.2, 2.0 / 3.0, 0.6),
-                        Some(1.0 / 3.0),
-                    )],
-                },
-            ],
         }
     }
 
@@ -648,7 +615,7 @@ mod tests {
     fn exports_expected_files_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("voc");
-        let ds = dataset();
+        let ds = detect_dataset();
         let files = export(&ds, &ectx(&out, false)).unwrap();
         let rel = ["a/st1026.xml", "b/empty.xml", "c.xml"];
         assert_eq!(files, rel.map(|r| out.join(r)));
@@ -692,7 +659,7 @@ mod tests {
     fn predictions_write_and_read_scores() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("p");
-        export(&dataset(), &ectx(&out, true)).unwrap();
+        export(&detect_dataset(), &ectx(&out, true)).unwrap();
         assert_eq!(
             read(&out.join("c.xml")),
             read(&fixtures().join("c_predictions.xml"))
@@ -741,14 +708,14 @@ mod tests {
         let out = dir.path().join("o");
         let mut c = ectx(&out, false);
         c.task = Task::Multilabel;
-        let e = export(&dataset(), &c).unwrap_err();
+        let e = export(&detect_dataset(), &c).unwrap_err();
         assert!(matches!(e, FormatError::Unsupported(_)));
         assert!(
             e.to_string().contains("modelarts-txt or azureml-jsonl"),
             "{e}"
         );
 
-        let mut ds = dataset();
+        let mut ds = detect_dataset();
         ds.images[1].key = "a/st1026.png".into();
         let e = export(&ds, &ectx(&out, false)).unwrap_err().to_string();
         assert!(
@@ -759,17 +726,17 @@ mod tests {
         );
         assert!(!out.exists(), "nothing written when refused");
 
-        let mut ds = dataset();
+        let mut ds = detect_dataset();
         ds.images[2].key = "../c.jpg".into();
         let e = export(&ds, &ectx(&out, false)).unwrap_err().to_string();
         assert!(e.contains("leaves its folder"), "{e}");
 
-        let mut ds = dataset();
+        let mut ds = detect_dataset();
         ds.images[2].height = 0;
         let e = export(&ds, &ectx(&out, false)).unwrap_err().to_string();
         assert!(e.contains("o: c.jpg: image size is unknown"), "{e}");
 
-        let mut ds = dataset();
+        let mut ds = detect_dataset();
         ds.images[2].labels[0].bbox = None;
         let e = export(&ds, &ectx(&out, false)).unwrap_err().to_string();
         assert!(e.contains("o: c.jpg: a `crack` label has no box"), "{e}");
