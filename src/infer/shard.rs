@@ -131,19 +131,29 @@ fn of(index: u64, count: u64, vars: &str) -> Result<Option<Shard>, ShardEnvError
     }
 }
 
+/// A 0-based `index_var` of `count_var`; `how` says how to set the count when it is missing.
+fn indexed(
+    env: &dyn Env,
+    index_var: &str,
+    count_var: &str,
+    how: &str,
+) -> Result<Option<Shard>, ShardEnvError> {
+    let Some(index) = number(env, index_var)? else {
+        return Ok(None);
+    };
+    let count = required(env, count_var, index_var, how)?;
+    of(index, count, &format!("{index_var}/{count_var}"))
+}
+
 /// Kubernetes sets `JOB_COMPLETION_INDEX` (0-based) in an Indexed Job; the count is not set by
 /// Kubernetes, so the manifest passes `spec.completions` as `JOB_COMPLETIONS`.
 fn kubernetes(env: &dyn Env) -> Result<Option<Shard>, ShardEnvError> {
-    let Some(index) = number(env, "JOB_COMPLETION_INDEX")? else {
-        return Ok(None);
-    };
-    let count = required(
+    indexed(
         env,
-        "JOB_COMPLETIONS",
         "JOB_COMPLETION_INDEX",
+        "JOB_COMPLETIONS",
         "set it in the Job's env to the same number as spec.completions",
-    )?;
-    of(index, count, "JOB_COMPLETION_INDEX/JOB_COMPLETIONS")
+    )
 }
 
 /// A Slurm job array `--array=MIN-MAX[:STEP]`: task IDs MIN, MIN+STEP, … of COUNT tasks.
@@ -166,16 +176,12 @@ fn slurm(env: &dyn Env) -> Result<Option<Shard>, ShardEnvError> {
 
 /// torchrun and Azure ML distributed jobs: one process per GPU, `RANK` of `WORLD_SIZE`.
 fn torch(env: &dyn Env) -> Result<Option<Shard>, ShardEnvError> {
-    let Some(rank) = number(env, "RANK")? else {
-        return Ok(None);
-    };
-    let size = required(
+    indexed(
         env,
-        "WORLD_SIZE",
         "RANK",
+        "WORLD_SIZE",
         "start it with torchrun or as a distributed job, or pass --shard K/N",
-    )?;
-    of(rank, size, "RANK/WORLD_SIZE")
+    )
 }
 
 /// `--shard`: a fixed share, or the scheduler's.
