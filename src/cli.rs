@@ -117,9 +117,10 @@ pub enum Command {
         /// Start a new model run even when this model with these settings ran before.
         #[arg(long)]
         rerun: bool,
-        /// Only this machine's share of the images, K/N (e.g. 3/8).
-        #[arg(long, value_parser = clap::value_parser!(crate::infer::Shard))]
-        shard: Option<crate::infer::Shard>,
+        /// Only this machine's share of the images, K/N (e.g. 3/8), or `auto`: from the scheduler
+        /// (Kubernetes Indexed Job, Slurm job array, torchrun / Azure ML distributed job).
+        #[arg(long, value_parser = clap::value_parser!(crate::infer::ShardArg))]
+        shard: Option<crate::infer::ShardArg>,
         /// Decode threads (default: all cores).
         #[arg(long)]
         workers: Option<usize>,
@@ -351,9 +352,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 labels,
                 class_map,
                 rerun,
-                shard,
+                shard: None,
                 workers,
             },
+            shard,
         )?,
         Command::Queue {
             metric,

@@ -117,6 +117,18 @@ fn predict_writes_boxes_marks_broken_and_resumes() {
     assert_eq!(fx.count("SELECT count(*) FROM prediction"), 6);
 }
 
+/// Every variable `--shard auto` reads: cleared so the test machine's own cannot leak in.
+const SCHEDULER_VARS: [&str; 8] = [
+    "JOB_COMPLETION_INDEX",
+    "JOB_COMPLETIONS",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_STEP",
+    "RANK",
+    "WORLD_SIZE",
+];
+
 #[test]
 fn shards_split_the_work() {
     let fx = detect_project();
@@ -136,6 +148,58 @@ fn shards_split_the_work() {
         fx.count("SELECT count(DISTINCT image_id) FROM predicted"),
         8
     );
+    // `--shard auto` takes the same shares from the scheduler's variables: a Kubernetes
+    // Indexed Job's pod 0 and a torchrun rank 1 of 2 split a re-run between them.
+    let auto = |vars: &[(&str, &str)]| {
+        let mut c = fx.cmd();
+        for v in SCHEDULER_VARS {
+            c.env_remove(v);
+        }
+        c.envs(vars.iter().copied()).args([
+            "predict",
+            "--model",
+            &model("tf_od.onnx"),
+            "--rerun",
+            "--shard",
+            "auto",
+        ]);
+        c.output().unwrap()
+    };
+    let pod0 = auto(&[("JOB_COMPLETION_INDEX", "0"), ("JOB_COMPLETIONS", "2")]);
+    let pod0 = String::from_utf8_lossy(&pod0.stdout);
+    assert!(
+        pod0.contains("shard 1/2 from JOB_COMPLETION_INDEX/JOB_COMPLETIONS"),
+        "{pod0}"
+    );
+    let rank1 = auto(&[("RANK", "1"), ("WORLD_SIZE", "2")]);
+    let rank1 = String::from_utf8_lossy(&rank1.stdout);
+    assert!(rank1.contains("shard 2/2 from RANK/WORLD_SIZE"), "{rank1}");
+    let images = |out: &str| -> usize {
+        let (_, after) = out.split_once(": ").unwrap();
+        after.split(' ').next().unwrap().parse().unwrap()
+    };
+    let run_line = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("model run"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        images(&run_line(&pod0)) + images(&run_line(&rank1)),
+        images(&run_line(&one)) + images(&run_line(&two))
+    );
+    // Without a scheduler: one line naming the variables it looked for, nothing predicted.
+    let none = auto(&[]);
+    assert!(!none.status.success());
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for v in [
+        "JOB_COMPLETION_INDEX",
+        "SLURM_ARRAY_TASK_ID",
+        "RANK/WORLD_SIZE",
+    ] {
+        assert!(err.contains(v), "{err}");
+    }
     let out = fx
         .cmd()
         .args(["predict", "--model", &model("tf_od.onnx"), "--shard", "3/2"])

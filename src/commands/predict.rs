@@ -3,13 +3,24 @@
 
 use anyhow::Result;
 
-use crate::infer::{PredictOptions, PredictReport, predict};
+use crate::infer::{PredictOptions, PredictReport, ShardArg, predict};
 use crate::project::Project;
 use crate::sanitize::{for_terminal, show_path};
 use crate::store::Store;
 
-/// `termtag predict`.
-pub fn run(project: &Project, store: &mut Store, opts: PredictOptions) -> Result<()> {
+/// `termtag predict`; `shard` is resolved here, `auto` from the process's environment.
+pub fn run(
+    project: &Project,
+    store: &mut Store,
+    mut opts: PredictOptions,
+    shard: Option<ShardArg>,
+) -> Result<()> {
+    let mut shard_from = None;
+    if let Some(arg) = shard {
+        let (s, from) = arg.resolve(&crate::remote::auth::ProcessEnv)?;
+        opts.shard = Some(s);
+        shard_from = from;
+    }
     let pb = super::progress::bar("predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)");
     let shard = opts.shard;
     let report = predict(project, store, &opts, &|done, total| {
@@ -53,7 +64,10 @@ pub fn run(project: &Project, store: &mut Store, opts: PredictOptions) -> Result
         report.predictions,
         report.broken.len(),
         shard
-            .map(|s| format!(", shard {}/{}", s.k, s.n))
+            .map(|s| match shard_from {
+                Some(from) => format!(", shard {}/{} from {from}", s.k, s.n),
+                None => format!(", shard {}/{}", s.k, s.n),
+            })
             .unwrap_or_default(),
         report.processed as f64 / secs.max(1e-9),
         100.0 * (1.0 - report.in_run.as_secs_f64() / secs.max(1e-9)),

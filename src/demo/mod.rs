@@ -188,6 +188,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
                 &project,
                 &mut store,
                 crate::infer::PredictOptions::default(),
+                None,
             )
             .map_err(|e| format!("live pre-labelling failed: {e:#}"))
         });

@@ -12,13 +12,15 @@ pub mod predict;
 pub mod preprocess;
 pub mod runtime;
 pub mod session;
+pub mod shard;
 
 use std::path::Path;
 
 use crate::project::Project;
 use crate::sanitize::show_path;
 
-pub use predict::{PredictOptions, PredictReport, Shard, predict};
+pub use predict::{PredictOptions, PredictReport, predict};
+pub use shard::{Shard, ShardArg};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -13,51 +12,11 @@ use super::adapters::{self, Adapter, AdapterCtx};
 use super::classmap::{ClassResolver, ModelLabels};
 use super::preprocess::{self, InputData, Layout, Prepared};
 use super::session::{self, Model};
+use super::shard::Shard;
 use super::{InferError, runtime, sha256_file};
 use crate::project::Project;
 use crate::sanitize::{for_terminal, show_path};
 use crate::store::{ImageResult, NewPrediction, PendingImage, Store};
-
-/// One machine's share of the images: `K/N`, K from 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub k: u32,
-    pub n: u32,
-}
-
-/// A `--shard` value that is not `K/N`.
-#[derive(Debug, thiserror::Error)]
-#[error("--shard `{}`: use K/N with 1 ≤ K ≤ N, e.g. 3/8", for_terminal(.0))]
-pub struct BadShard(String);
-
-impl FromStr for Shard {
-    type Err = BadShard;
-    fn from_str(s: &str) -> Result<Shard, BadShard> {
-        let bad = || BadShard(s.to_string());
-        let (k, n) = s.split_once('/').ok_or_else(bad)?;
-        let (k, n): (u32, u32) = (
-            k.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if k == 0 || n == 0 || k > n {
-            return Err(bad());
-        }
-        Ok(Shard { k, n })
-    }
-}
-
-impl Shard {
-    /// Whether `key` belongs to this shard: a hash of the key, so every machine agrees whatever
-    /// the order its database holds the images in.
-    pub fn contains(&self, key: &str) -> bool {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in key.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h % u64::from(self.n) == u64::from(self.k - 1)
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct PredictOptions {
@@ -575,23 +534,4 @@ fn infer_batch(
                 .collect())
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_partition_the_keys() {
-        let keys: Vec<String> = (0..1000).map(|i| format!("d/img{i}.jpg")).collect();
-        let shards: Vec<Shard> = (1..=4).map(|k| Shard { k, n: 4 }).collect();
-        for key in &keys {
-            assert_eq!(shards.iter().filter(|s| s.contains(key)).count(), 1);
-        }
-        let first = keys.iter().filter(|k| shards[0].contains(k)).count();
-        assert!((150..350).contains(&first), "{first}");
-        assert!("0/3".parse::<Shard>().is_err());
-        assert!("4/3".parse::<Shard>().is_err());
-        assert_eq!("3/8".parse::<Shard>().unwrap(), Shard { k: 3, n: 8 });
-    }
 }
