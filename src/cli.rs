@@ -373,8 +373,8 @@ pub fn run(cli: Cli) -> Result<()> {
         } => commands::eval::run(&project, &store, run, out, json, threshold)?,
         Command::Simulate(args) => commands::simulate::run(&project, &store, &args)?,
         Command::Train { if_due } => commands::train::run(&project, &mut store, if_due)?,
-        Command::Pull { count } => commands::pull::cmd_pull(&project, &mut store, count)?,
-        Command::Push => commands::push::cmd_push(&project, &mut store)?,
+        Command::Pull { count } => commands::pull::run(&project, &mut store, count)?,
+        Command::Push => commands::push::run(&project, &mut store)?,
     }
     Ok(())
 }

@@ -13,8 +13,9 @@ use crate::store::Store;
 /// How many images a pull claims unless told otherwise (`--count`); the screen's pull too.
 pub const DEFAULT_COUNT: usize = 50;
 
-/// Claims and downloads `count` images of the project's remote.
-pub fn run(
+/// Claims and downloads `count` images of the project's remote: the job the CLI and the
+/// review screen's `F` both run.
+pub fn job(
     project: &Project,
     store: &mut Store,
     count: usize,
@@ -29,9 +30,9 @@ pub fn run(
 }
 
 /// The command line: a bar while it runs, then warnings and refusals on stderr and the summary.
-pub fn cmd_pull(project: &Project, store: &mut Store, count: usize) -> Result<()> {
+pub fn run(project: &Project, store: &mut Store, count: usize) -> Result<()> {
     let bar = progress::transfer_bar();
-    let report = run(project, store, count, &|p| progress::show(&bar, p));
+    let report = job(project, store, count, &|p| progress::show(&bar, p));
     bar.finish_and_clear();
     let report = report?;
     for w in &report.warnings {

@@ -10,7 +10,7 @@ use crate::remote::{self, Progress, PushReport};
 use crate::store::Store;
 
 /// Pushes the reviewed labels of claimed images to the project's remote.
-pub fn run(
+pub fn job(
     project: &Project,
     store: &mut Store,
     progress: &(dyn Fn(Progress) + Send + Sync),
@@ -20,9 +20,9 @@ pub fn run(
 }
 
 /// The command line: a bar while it runs, then warnings on stderr and the summary.
-pub fn cmd_push(project: &Project, store: &mut Store) -> Result<()> {
+pub fn run(project: &Project, store: &mut Store) -> Result<()> {
     let bar = progress::transfer_bar();
-    let report = run(project, store, &|p| progress::show(&bar, p));
+    let report = job(project, store, &|p| progress::show(&bar, p));
     bar.finish_and_clear();
     let report = report?;
     for w in &report.warnings {

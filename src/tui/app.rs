@@ -501,9 +501,9 @@ fn spawn_sync(project: &Project, pull: bool, tx: Sender<AppEvent>) {
         };
         Ok(if pull {
             let count = crate::commands::pull::DEFAULT_COUNT;
-            crate::commands::pull::run(&project, &mut store, count, &progress)?.to_string()
+            crate::commands::pull::job(&project, &mut store, count, &progress)?.to_string()
         } else {
-            crate::commands::push::run(&project, &mut store, &progress)?.to_string()
+            crate::commands::push::job(&project, &mut store, &progress)?.to_string()
         })
     };
     let spawned = std::thread::Builder::new()
