@@ -111,7 +111,10 @@ pub type Result<T, E = ProjectError> = std::result::Result<T, E>;
 
 impl ProjectError {
     /// Wraps an I/O error on `path`, for `map_err`.
-    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ProjectError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(std::io::Error) -> ProjectError {
         let path = show_path(path);
         move |source| ProjectError::Io {
             path,
