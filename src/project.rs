@@ -4,24 +4,125 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::formats::{ExportCtx, FormatError, FormatKind, ImageIndex, ImportCtx, Imported};
 use crate::index;
 use crate::infer::config::{ModelConfig, OnnxRuntimeConfig, TrainConfig};
 use crate::model::{
-    Dataset, ImageLabels, Label, Task, orientation_swaps_axes, validate_label_name,
+    Dataset, ImageLabels, Label, ModelError, Task, orientation_swaps_axes, validate_label_name,
 };
 use crate::queue::QueueConfig;
-use crate::sanitize::{for_terminal, show_path};
-use crate::store::{ImportCounts, Store};
+use crate::sanitize::{UnsafeKey, for_terminal, show_path};
+use crate::store::{ImportCounts, Store, StoreError};
 
 pub const CONFIG_FILE: &str = "termtag.toml";
 pub const STATE_DIR: &str = ".termtag";
 /// Pulled images, under [`STATE_DIR`].
 const CACHE_DIR: &str = "cache";
 pub const DB_FILE: &str = "labels.db";
+
+/// Why a project could not be found, read, created or changed. Each message names the file, key
+/// or option and says what to do. Paths and names are sanitised when the error is made.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// `termtag.toml` does not parse; `detail` is toml's first line with the line number.
+    #[error("{file}: {detail}")]
+    ConfigSyntax { file: String, detail: String },
+    #[error("{file}: prelabel_threshold and min_confidence must be between 0 and 1")]
+    ConfigRange { file: String },
+    #[error(
+        "no {CONFIG_FILE} in {dir} or any parent folder: create a project with `termtag init DIR --task detect --classes a,b`"
+    )]
+    NotFound { dir: String },
+    /// `action` is what failed: open, read, create or write.
+    #[error("{path}: cannot {action}")]
+    Io {
+        path: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    // The option's errors quote the name error, so it is kept as a field, not a source that the
+    // error line would repeat.
+    #[error("--class-map entry `{0}` is not FROM=TO (TO `-` drops FROM)")]
+    ClassMapEntry(String),
+    #[error("--class-map: {0}")]
+    ClassMapName(ModelError),
+    #[error("--classes: {0}")]
+    ClassName(ModelError),
+    #[error("--classes lists `{0}` twice")]
+    DuplicateClass(String),
+    #[error("{root} is already a {found} project; its task cannot change to {wanted}")]
+    TaskChange {
+        root: String,
+        found: Task,
+        wanted: Task,
+    },
+    #[error(
+        "--source: give the container URL without its `?...` query; put a SAS in AZURE_STORAGE_SAS_URL or in a file named by `sas_file` under [remote]"
+    )]
+    SourceQuery,
+    #[error("--source {name}: no such folder")]
+    SourceMissing {
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("--source {0}: not a folder")]
+    SourceNotFolder(String),
+    #[error("{0}: the image source folder does not exist: fix `source` in {CONFIG_FILE}")]
+    SourceFolderGone(String),
+    #[error("{file}: {error}; map such names with --class-map FROM=TO")]
+    ImportClassName { file: String, error: ModelError },
+    #[error(
+        "{file}: classes not in the project: {classes}; map them with --class-map FROM=TO (TO `-` drops), or add them with --add-classes"
+    )]
+    UnknownClasses { file: String, classes: String },
+    #[error(
+        "{file}: {what}; nothing imported: run `termtag refresh` if they were added since, or pass --skip-missing to import the rest"
+    )]
+    MissingImages { file: String, what: String },
+    #[error("{file}: `{key}` has a label without a box, but this is a detect project")]
+    LabelWithoutBox { file: String, key: String },
+    #[error(
+        "{file}: `{key}` has boxes, but this is a {task} project: import into a detect project"
+    )]
+    BoxesNotDetect {
+        file: String,
+        key: String,
+        task: Task,
+    },
+    #[error(
+        "{file}: `{key}` has {count} classes, but a classify project takes one per image (use a multilabel project)"
+    )]
+    ClassesNotOne {
+        file: String,
+        key: String,
+        count: usize,
+    },
+    #[error(transparent)]
+    Key(#[from] UnsafeKey),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T, E = ProjectError> = std::result::Result<T, E>;
+
+impl ProjectError {
+    /// Wraps an I/O error on `path`, for `map_err`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(std::io::Error) -> ProjectError {
+        let path = show_path(path);
+        move |source| ProjectError::Io {
+            path,
+            action,
+            source,
+        }
+    }
+}
 
 /// `termtag.toml`. Unknown keys are errors, so a typo never silently does nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,15 +225,17 @@ impl Config {
                     format!("line {line}: ")
                 })
                 .unwrap_or_default();
-            anyhow!("{}: {place}{msg}", show_path(file))
+            ProjectError::ConfigSyntax {
+                file: show_path(file),
+                detail: format!("{place}{msg}"),
+            }
         })?;
         if !(0.0..=1.0).contains(&cfg.prelabel_threshold)
             || !(0.0..=1.0).contains(&cfg.min_confidence)
         {
-            bail!(
-                "{}: prelabel_threshold and min_confidence must be between 0 and 1",
-                show_path(file)
-            );
+            return Err(ProjectError::ConfigRange {
+                file: show_path(file),
+            });
         }
         Ok(cfg)
     }
@@ -269,13 +372,13 @@ impl ClassMap {
     pub fn parse(s: &str) -> Result<ClassMap> {
         let mut m = HashMap::new();
         for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (from, to) = pair.split_once('=').ok_or_else(|| {
-                anyhow!("--class-map entry `{pair}` is not FROM=TO (TO `-` drops FROM)")
-            })?;
+            let (from, to) = pair
+                .split_once('=')
+                .ok_or_else(|| ProjectError::ClassMapEntry(pair.to_string()))?;
             let to = match to.trim() {
                 "-" => None,
                 t => {
-                    validate_label_name(t).map_err(|e| anyhow!("--class-map: {e}"))?;
+                    validate_label_name(t).map_err(ProjectError::ClassMapName)?;
                     Some(t.to_string())
                 }
             };
@@ -301,22 +404,20 @@ impl Project {
     pub fn discover(start: &Path) -> Result<Project> {
         let start = start
             .canonicalize()
-            .with_context(|| format!("{}: cannot open", show_path(start)))?;
+            .map_err(ProjectError::io("open", start))?;
         for dir in start.ancestors() {
             if dir.join(CONFIG_FILE).is_file() {
                 return Project::load(dir);
             }
         }
-        bail!(
-            "no {CONFIG_FILE} in {} or any parent folder: create a project with `termtag init DIR --task detect --classes a,b`",
-            show_path(&start)
-        )
+        Err(ProjectError::NotFound {
+            dir: show_path(&start),
+        })
     }
 
     pub fn load(root: &Path) -> Result<Project> {
         let file = root.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("{}: cannot read", show_path(&file)))?;
+        let text = std::fs::read_to_string(&file).map_err(ProjectError::io("read", &file))?;
         let config = Config::parse(&text, &file)?;
         Ok(Project {
             root: root.to_path_buf(),
@@ -333,23 +434,22 @@ impl Project {
         source: Option<&str>,
     ) -> Result<Project> {
         for c in classes {
-            validate_label_name(c).map_err(|e| anyhow!("--classes: {e}"))?;
+            validate_label_name(c).map_err(ProjectError::ClassName)?;
         }
         let mut seen = BTreeSet::new();
         if let Some(dup) = classes.iter().find(|c| !seen.insert(c.as_str())) {
-            bail!("--classes lists `{dup}` twice");
+            return Err(ProjectError::DuplicateClass(dup.clone()));
         }
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create", show_path(dir)))?;
-        let root = dir.canonicalize()?;
+        std::fs::create_dir_all(dir).map_err(ProjectError::io("create", dir))?;
+        let root = dir.canonicalize().map_err(ProjectError::io("open", dir))?;
         let project = if root.join(CONFIG_FILE).is_file() {
             let p = Project::load(&root)?;
             if p.config.task != task {
-                bail!(
-                    "{} is already a {} project; its task cannot change to {task}",
-                    show_path(&root),
-                    p.config.task
-                );
+                return Err(ProjectError::TaskChange {
+                    root: show_path(&root),
+                    found: p.config.task,
+                    wanted: task,
+                });
             }
             p
         } else {
@@ -358,18 +458,19 @@ impl Project {
                 Some(s) if is_remote(s) => {
                     // termtag.toml is shared (and often committed): a SAS must not land there.
                     if s.contains('?') {
-                        bail!(
-                            "--source: give the container URL without its `?...` query; put a SAS in AZURE_STORAGE_SAS_URL or in a file named by `sas_file` under [remote]"
-                        );
+                        return Err(ProjectError::SourceQuery);
                     }
                     s.trim_end_matches('/').to_string()
                 }
                 Some(s) => {
-                    let abs = Path::new(s)
-                        .canonicalize()
-                        .with_context(|| format!("--source {}: no such folder", for_terminal(s)))?;
+                    let abs = Path::new(s).canonicalize().map_err(|source| {
+                        ProjectError::SourceMissing {
+                            name: for_terminal(s),
+                            source,
+                        }
+                    })?;
                     if !abs.is_dir() {
-                        bail!("--source {}: not a folder", for_terminal(s));
+                        return Err(ProjectError::SourceNotFolder(for_terminal(s)));
                     }
                     match abs.strip_prefix(&root) {
                         Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
@@ -399,10 +500,11 @@ impl Project {
                 train: TrainConfig::default(),
                 remote: crate::remote::config::RemoteConfig::default(),
             };
-            std::fs::create_dir_all(root.join(STATE_DIR))?;
+            let state = root.join(STATE_DIR);
+            std::fs::create_dir_all(&state).map_err(ProjectError::io("create", &state))?;
             let file = root.join(CONFIG_FILE);
             std::fs::write(&file, config.to_documented_toml())
-                .with_context(|| format!("{}: cannot write", show_path(&file)))?;
+                .map_err(ProjectError::io("write", &file))?;
             Project { root, config }
         };
         project.store()?.add_classes(classes)?;
@@ -423,7 +525,8 @@ impl Project {
     }
 
     pub fn store(&self) -> Result<Store> {
-        std::fs::create_dir_all(self.root.join(STATE_DIR))?;
+        let state = self.root.join(STATE_DIR);
+        std::fs::create_dir_all(&state).map_err(ProjectError::io("create", &state))?;
         Ok(Store::open(&self.db_path(), &self.author())?)
     }
 
@@ -447,7 +550,7 @@ impl Project {
             Some(dir) if !self.images_are_pulled() => dir,
             _ => self.root.join(STATE_DIR).join(CACHE_DIR),
         };
-        crate::sanitize::safe_join(&dir, key).map_err(|e| anyhow!("{e}"))
+        Ok(crate::sanitize::safe_join(&dir, key)?)
     }
 
     /// Adds images that appeared in the source since the last scan.
@@ -463,10 +566,7 @@ impl Project {
             });
         };
         if !dir.is_dir() {
-            bail!(
-                "{}: the image source folder does not exist: fix `source` in {CONFIG_FILE}",
-                show_path(&dir)
-            );
+            return Err(ProjectError::SourceFolderGone(show_path(&dir)));
         }
         let known = store.image_keys()?;
         let (files, warnings) = index::find_new(&dir, &known);
@@ -570,14 +670,14 @@ impl Project {
                 .filter(|c| validate_label_name(c).is_err())
                 .collect();
             if !invalid.is_empty() {
-                let e = validate_label_name(invalid[0]).unwrap_err();
-                bail!("{file}: {e}; map such names with --class-map FROM=TO");
+                let error = validate_label_name(invalid[0]).unwrap_err();
+                return Err(ProjectError::ImportClassName { file, error });
             }
             if !add_classes {
-                bail!(
-                    "{file}: classes not in the project: {}; map them with --class-map FROM=TO (TO `-` drops), or add them with --add-classes",
-                    shown.join(", ")
-                );
+                return Err(ProjectError::UnknownClasses {
+                    file,
+                    classes: shown.join(", "),
+                });
             }
             report.classes_added = unknown.iter().map(|c| c.to_string()).collect();
         }
@@ -629,9 +729,7 @@ impl Project {
                 if missing.len() > 5 { ", …" } else { "" }
             );
             if !skip_missing {
-                bail!(
-                    "{file}: {what}; nothing imported: run `termtag refresh` if they were added since, or pass --skip-missing to import the rest"
-                );
+                return Err(ProjectError::MissingImages { file, what });
             }
             report.skipped_rows = rows;
             report
@@ -696,23 +794,27 @@ fn check_task(task: Task, ds: &Dataset, file: &str) -> Result<()> {
         match task {
             Task::Detect => {
                 if im.labels.iter().any(|l| !has_box(l)) {
-                    bail!(
-                        "{file}: `{key}` has a label without a box, but this is a detect project"
-                    );
+                    return Err(ProjectError::LabelWithoutBox {
+                        file: file.into(),
+                        key,
+                    });
                 }
             }
             Task::Classify | Task::Multilabel => {
                 if im.labels.iter().any(has_box) {
-                    bail!(
-                        "{file}: `{key}` has boxes, but this is a {task} project: import into a detect project"
-                    );
+                    return Err(ProjectError::BoxesNotDetect {
+                        file: file.into(),
+                        key,
+                        task,
+                    });
                 }
                 let distinct: BTreeSet<&str> = im.labels.iter().map(|l| l.class.as_str()).collect();
                 if task == Task::Classify && distinct.len() > 1 {
-                    bail!(
-                        "{file}: `{key}` has {} classes, but a classify project takes one per image (use a multilabel project)",
-                        distinct.len()
-                    );
+                    return Err(ProjectError::ClassesNotOne {
+                        file: file.into(),
+                        key,
+                        count: distinct.len(),
+                    });
                 }
             }
         }

@@ -3,16 +3,43 @@
 //! model run, so the next `predict` with it starts (or resumes) that run.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
-use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 
 use crate::formats::FormatKind;
-use crate::infer::sha256_file;
-use crate::project::{CONFIG_FILE, Project, STATE_DIR};
+use crate::infer::{InferError, sha256_file};
+use crate::project::{CONFIG_FILE, Project, ProjectError, STATE_DIR};
 use crate::sanitize::show_path;
-use crate::store::{Store, now_ms};
+use crate::store::{Store, StoreError, now_ms};
+
+/// Why `termtag train` did not record a model; each message says what to set or where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(
+        "no training command: set [train] command in {CONFIG_FILE}, e.g. command = \"python train.py --data {{export}} --out {{model}}\""
+    )]
+    NoCommand,
+    #[error("--if-due needs [train] every = N in {CONFIG_FILE}")]
+    NoEvery,
+    #[error("[train] format `{0}`: use coco, voc, yolo, ald-csv, azureml-jsonl or modelarts-txt")]
+    Format(String),
+    #[error("cannot start `sh` for [train] command")]
+    Spawn(#[source] std::io::Error),
+    #[error("[train] command failed ({status}); its output is in {log}")]
+    Failed { status: ExitStatus, log: String },
+    #[error(
+        "[train] command finished but wrote no {model}: it must write the ONNX model to {{model}} (log: {log})"
+    )]
+    NoModel { model: String, log: String },
+    /// The export, or a file or folder under `.termtag/train/`.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 #[derive(Debug, Clone)]
 pub struct TrainReport {
@@ -30,12 +57,14 @@ fn shell_quote(s: &str) -> String {
 
 /// Runs the training command; `None` when `if_due` and fewer than `[train] every` images were
 /// reviewed since the last training.
-pub fn train(project: &Project, store: &mut Store, if_due: bool) -> Result<Option<TrainReport>> {
+pub fn train(
+    project: &Project,
+    store: &mut Store,
+    if_due: bool,
+) -> Result<Option<TrainReport>, TrainError> {
     let cfg = &project.config.train;
     let Some(command) = &cfg.command else {
-        bail!(
-            "no training command: set [train] command in {CONFIG_FILE}, e.g. command = \"python train.py --data {{export}} --out {{model}}\""
-        );
+        return Err(TrainError::NoCommand);
     };
     let reviewed = store.reviewed_count()?;
     if if_due {
@@ -43,22 +72,18 @@ pub fn train(project: &Project, store: &mut Store, if_due: bool) -> Result<Optio
         match cfg.every {
             Some(every) if since < every => return Ok(None),
             Some(_) => {}
-            None => bail!("--if-due needs [train] every = N in {CONFIG_FILE}"),
+            None => return Err(TrainError::NoEvery),
         }
     }
     let format_name = cfg.format.as_deref().unwrap_or("coco");
-    let format = FormatKind::from_str(format_name, true).map_err(|_| {
-        anyhow::anyhow!(
-            "[train] format `{}`: use coco, voc, yolo, ald-csv, azureml-jsonl or modelarts-txt",
-            crate::sanitize::for_terminal(format_name)
-        )
-    })?;
+    let format = FormatKind::from_str(format_name, true)
+        .map_err(|_| TrainError::Format(crate::sanitize::for_terminal(format_name)))?;
     let dir = project
         .root
         .join(STATE_DIR)
         .join("train")
         .join(now_ms().to_string());
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", show_path(&dir)))?;
+    std::fs::create_dir_all(&dir).map_err(ProjectError::io("create", &dir))?;
     let export = match format {
         FormatKind::Coco => dir.join("labels.json"),
         FormatKind::AldCsv => dir.join("tagged.csv"),
@@ -72,9 +97,8 @@ pub fn train(project: &Project, store: &mut Store, if_due: bool) -> Result<Optio
         .replace("{export}", &shell_quote(&export.to_string_lossy()))
         .replace("{model}", &shell_quote(&model.to_string_lossy()))
         .replace("{project}", &shell_quote(&project.root.to_string_lossy()));
-    let out = std::fs::File::create(&log)
-        .with_context(|| format!("{}: cannot create", show_path(&log)))?;
-    let err = out.try_clone()?;
+    let out = std::fs::File::create(&log).map_err(ProjectError::io("create", &log))?;
+    let err = out.try_clone().map_err(ProjectError::io("open", &log))?;
     let status = Command::new("sh")
         .arg("-c")
         .arg(&line)
@@ -83,19 +107,18 @@ pub fn train(project: &Project, store: &mut Store, if_due: bool) -> Result<Optio
         .stdout(out)
         .stderr(err)
         .status()
-        .context("cannot start `sh` for [train] command")?;
+        .map_err(TrainError::Spawn)?;
     if !status.success() {
-        bail!(
-            "[train] command failed ({status}); its output is in {}",
-            show_path(&log)
-        );
+        return Err(TrainError::Failed {
+            status,
+            log: show_path(&log),
+        });
     }
     if !model.is_file() {
-        bail!(
-            "[train] command finished but wrote no {}: it must write the ONNX model to {{model}} (log: {})",
-            show_path(&model),
-            show_path(&log)
-        );
+        return Err(TrainError::NoModel {
+            model: show_path(&model),
+            log: show_path(&log),
+        });
     }
     let sha = sha256_file(&model)?;
     let run_id = store.register_trained_model(&model.to_string_lossy(), &sha, reviewed)?;
@@ -111,6 +134,21 @@ pub fn train(project: &Project, store: &mut Store, if_due: bool) -> Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_show_the_placeholders_to_use() {
+        let e = TrainError::NoCommand.to_string();
+        assert!(
+            e.ends_with("command = \"python train.py --data {export} --out {model}\""),
+            "{e}"
+        );
+        let e = TrainError::NoModel {
+            model: "m.onnx".into(),
+            log: "train.log".into(),
+        }
+        .to_string();
+        assert!(e.contains("ONNX model to {model} (log: train.log)"), "{e}");
+    }
 
     #[test]
     fn quoting() {

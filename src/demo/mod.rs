@@ -103,7 +103,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
         reset(dir)?;
         say(&format!("reset: removed the demo in {}", show_path(dir)));
     } else if is_demo && dir.join(CONFIG_FILE).is_file() {
-        return Project::load(&dir.canonicalize()?);
+        return Ok(Project::load(&dir.canonicalize()?)?);
     } else if dir.exists() && !is_empty_or_runtime_only(dir)? {
         bail!(
             "{}: this folder is not empty and holds no demo; give `termtag demo` another folder",
