@@ -563,8 +563,8 @@ impl Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::testutil::{bb, det};
     use crate::formats::{ImageIndex, KnownImage};
-    use crate::model::BBox;
 
     const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ald_csv/");
 
@@ -587,18 +587,6 @@ mod tests {
             out,
             predictions,
             url_prefix: "",
-        }
-    }
-
-    fn bx(x0: f64, y0: f64, x1: f64, y1: f64) -> BBox {
-        BBox { x0, y0, x1, y1 }
-    }
-
-    fn lab(class: &str, b: BBox, score: Option<f64>) -> Label {
-        Label {
-            class: class.into(),
-            bbox: Some(b),
-            score,
         }
     }
 
@@ -721,13 +709,13 @@ mod tests {
                     width: 488,
                     height: 512,
                     labels: vec![
-                        lab(
+                        det(
                             "knot",
-                            bx(0.69150746, 0.3375946, 0.7407868, 0.39795738),
+                            bb(0.69150746, 0.3375946, 0.7407868, 0.39795738),
                             None,
                         ),
-                        lab("defect", bx(0.2, 0.5, 0.35, 0.6), Some(0.5)),
-                        lab("knot", bx(0.5, 0.7, 0.625, 0.8), None),
+                        det("defect", bb(0.2, 0.5, 0.35, 0.6), Some(0.5)),
+                        det("knot", bb(0.5, 0.7, 0.625, 0.8), None),
                     ],
                 },
                 ImageLabels {
@@ -740,7 +728,7 @@ mod tests {
                     key: "st1028.png".into(),
                     width: 800,
                     height: 600,
-                    labels: vec![lab("knot", bx(0.1, 0.15, 0.2, 0.3), None)],
+                    labels: vec![det("knot", bb(0.1, 0.15, 0.2, 0.3), None)],
                 },
             ],
         }
@@ -755,8 +743,8 @@ mod tests {
                     width: 488,
                     height: 512,
                     labels: vec![
-                        lab("knot", bx(0.25, 0.125, 0.5, 0.375), Some(0.91)),
-                        lab("defect", bx(0.6, 0.6, 0.9, 0.95), Some(0.42)),
+                        det("knot", bb(0.25, 0.125, 0.5, 0.375), Some(0.91)),
+                        det("defect", bb(0.6, 0.6, 0.9, 0.95), Some(0.42)),
                     ],
                 },
                 ImageLabels {
@@ -769,7 +757,7 @@ mod tests {
                     key: "st 1032, copy.png".into(),
                     width: 400,
                     height: 300,
-                    labels: vec![lab("knot", bx(0.0, 0.0, 1.0, 0.5), Some(0.7))],
+                    labels: vec![det("knot", bb(0.0, 0.0, 1.0, 0.5), Some(0.7))],
                 },
             ],
         }
