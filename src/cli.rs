@@ -124,6 +124,11 @@ pub enum Command {
         /// Decode threads (default: all cores).
         #[arg(long)]
         workers: Option<usize>,
+        /// Predict straight from the blob container (nothing pulled or claimed): this shard's
+        /// images are downloaded a few at a time and the predictions written to the labels
+        /// container, where a restart resumes and `pull` ranks them. For a fleet of machines.
+        #[arg(long)]
+        stream: bool,
     },
     /// Print the review queue, most uncertain first.
     Queue {
@@ -344,19 +349,22 @@ pub fn run(cli: Cli) -> Result<()> {
             rerun,
             shard,
             workers,
-        } => commands::predict::run(
-            &project,
-            &mut store,
-            crate::infer::PredictOptions {
+            stream,
+        } => {
+            let opts = crate::infer::PredictOptions {
                 model,
                 labels,
                 class_map,
                 rerun,
                 shard: None,
                 workers,
-            },
-            shard,
-        )?,
+            };
+            if stream {
+                commands::predict::stream(&project, &store, opts, shard)?
+            } else {
+                commands::predict::run(&project, &mut store, opts, shard)?
+            }
+        }
         Command::Queue {
             metric,
             limit,

@@ -587,6 +587,12 @@ fn large_jpeg_decodes_scaled_and_upright() {
     assert!(bottom[2] > 200 && bottom[0] < 50, "{bottom:?}");
     let full = preprocess::decode_image(&path, 100, 0).unwrap();
     assert_eq!(full.dimensions(), (800, 1600));
+    // From memory (a downloaded blob), scaled: the size reported is the full image's, upright.
+    let bytes = std::fs::read(&path).unwrap();
+    let (small, size) = preprocess::decode_bytes(&bytes, 100, 400).unwrap();
+    assert_eq!((small.dimensions(), size), ((200, 400), (800, 1600)));
+    let (_, size) = preprocess::decode_bytes(&bytes, 100, 0).unwrap();
+    assert_eq!(size, (800, 1600));
     let e = preprocess::decode_image(&path, 1, 400)
         .unwrap_err()
         .to_string();

@@ -5,29 +5,37 @@ use anyhow::Result;
 
 use crate::infer::{PredictOptions, PredictReport, ShardArg, predict};
 use crate::project::Project;
+use crate::remote::fleet::Merged;
 use crate::sanitize::{for_terminal, show_path};
 use crate::store::Store;
 
-/// `termtag predict`; `shard` is resolved here, `auto` from the process's environment.
-pub fn run(
-    project: &Project,
-    store: &mut Store,
-    mut opts: PredictOptions,
+/// `--shard`, resolved: `auto` from the process's environment. The shard and the scheduler
+/// variables it came from.
+fn resolve_shard(
     shard: Option<ShardArg>,
-) -> Result<()> {
-    let mut shard_from = None;
-    if let Some(arg) = shard {
-        let (s, from) = arg.resolve(&crate::remote::auth::ProcessEnv)?;
-        opts.shard = Some(s);
-        shard_from = from;
+) -> Result<(Option<crate::infer::Shard>, Option<&'static str>)> {
+    match shard {
+        Some(arg) => {
+            let (s, from) = arg.resolve(&crate::remote::auth::ProcessEnv)?;
+            Ok((Some(s), from))
+        }
+        None => Ok((None, None)),
     }
-    let pb = super::progress::bar("predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)");
-    let shard = opts.shard;
-    let report = predict(project, store, &opts, &|done, total| {
-        pb.set_length(total);
-        pb.set_position(done);
-    })?;
-    pb.finish_and_clear();
+}
+
+/// `, shard K/N[ from VARS]`, or nothing.
+fn shard_text(shard: Option<crate::infer::Shard>, from: Option<&str>) -> String {
+    shard
+        .map(|s| match from {
+            Some(from) => format!(", shard {}/{} from {from}", s.k, s.n),
+            None => format!(", shard {}/{}", s.k, s.n),
+        })
+        .unwrap_or_default()
+}
+
+/// The lines both forms print before their summary: the model, its classes, the providers not
+/// used, the broken images (stderr) and what the class map dropped.
+fn model_lines(report: &PredictReport) -> Result<()> {
     outln!(
         "model {}: {}, on {} (ONNX Runtime {})",
         show_path(&report.model),
@@ -42,9 +50,28 @@ pub fn run(
     for (key, why) in &report.broken {
         errln!("broken: {}: {}", for_terminal(key), for_terminal(why));
     }
-    if let Some(line) = dropped_summary(&report) {
+    if let Some(line) = dropped_summary(report) {
         outln!("{line}")?;
     }
+    Ok(())
+}
+
+/// `termtag predict`; `shard` is resolved here, `auto` from the process's environment.
+pub fn run(
+    project: &Project,
+    store: &mut Store,
+    mut opts: PredictOptions,
+    shard: Option<ShardArg>,
+) -> Result<()> {
+    let (shard, shard_from) = resolve_shard(shard)?;
+    opts.shard = shard;
+    let pb = super::progress::bar("predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)");
+    let report = predict(project, store, &opts, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })?;
+    pb.finish_and_clear();
+    model_lines(&report)?;
     if report.not_pulled > 0 {
         outln!(
             "{} images are not pulled yet and were left for later: `termtag pull` them, then predict again",
@@ -63,15 +90,77 @@ pub fn run(
         report.processed,
         report.predictions,
         report.broken.len(),
-        shard
-            .map(|s| match shard_from {
-                Some(from) => format!(", shard {}/{} from {from}", s.k, s.n),
-                None => format!(", shard {}/{}", s.k, s.n),
-            })
-            .unwrap_or_default(),
+        shard_text(shard, shard_from),
         report.processed as f64 / secs.max(1e-9),
         100.0 * (1.0 - report.in_run.as_secs_f64() / secs.max(1e-9)),
         report.setup.as_secs_f64(),
+    )?;
+    Ok(())
+}
+
+/// `termtag predict --stream`: this shard of the project's blob container, straight from it.
+pub fn stream(
+    project: &Project,
+    store: &Store,
+    mut opts: PredictOptions,
+    shard: Option<ShardArg>,
+) -> Result<()> {
+    let (shard, shard_from) = resolve_shard(shard)?;
+    opts.shard = shard;
+    let set = crate::remote::open(project)?;
+    let rt = super::runtime()?;
+    let pb = super::progress::bar("predict {bar:30} {pos}/{len} images ({per_sec}, {eta} left)");
+    let report = crate::infer::predict_stream(project, store, &set, &rt, &opts, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    });
+    pb.finish_and_clear();
+    let report = report?;
+    let p = &report.predict;
+    model_lines(p)?;
+    for (name, why) in &report.refused {
+        errln!("refused: {name}: {why}");
+    }
+    let merged = match &report.merged {
+        Some(Merged::Written(name, n)) => {
+            format!(
+                "; all shards done: wrote {} ({n} images)",
+                for_terminal(name)
+            )
+        }
+        Some(Merged::Already(name)) => {
+            format!(
+                "; all shards done: {} was written before",
+                for_terminal(name)
+            )
+        }
+        Some(Merged::Waiting(ks)) => format!(
+            "; the merged totag waits for shard{} {} of {}",
+            if ks.len() == 1 { "" } else { "s" },
+            ks.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            report.shard.map_or(1, |s| s.n)
+        ),
+        None => String::new(),
+    };
+    let secs = p.total.as_secs_f64();
+    outln!(
+        "streamed run {}{}: {} images listed, {} in this shard, {} already done, {} predicted ({} predictions), {} broken, {} parts written in {secs:.1}s ({:.1} images/s; {:.1}s to load, {:.1}s to list, {:.2}s to read {} earlier parts){merged}",
+        report.run,
+        shard_text(shard, shard_from),
+        report.listed,
+        report.in_shard,
+        p.already,
+        p.processed,
+        p.predictions,
+        p.broken.len(),
+        report.parts_written,
+        p.processed as f64 / secs.max(1e-9),
+        p.setup
+            .saturating_sub(report.listing + report.resume)
+            .as_secs_f64(),
+        report.listing.as_secs_f64(),
+        report.resume.as_secs_f64(),
+        report.parts_read,
     )?;
     Ok(())
 }

@@ -93,6 +93,15 @@ pub fn tagged_columns(folder: bool) -> Vec<&'static str> {
     .columns()
 }
 
+/// The columns of a `totag`/`tagging` file (predictions, with scores), with or without `folder`.
+pub fn totag_columns(folder: bool) -> Vec<&'static str> {
+    Layout {
+        folder,
+        scores: true,
+    }
+    .columns()
+}
+
 /// The class ALD writes for an image that holds no object.
 const NULL_CLASS: &str = "NULL";
 

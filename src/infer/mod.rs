@@ -1,7 +1,7 @@
 //! Pre-labeling with ONNX Runtime (`ort`, loaded at run time): runtime discovery
 //! ([`runtime`]), sessions on the best execution provider ([`session`]), one adapter per model
 //! output layout ([`adapters`]), model → project classes ([`classmap`]), and the `predict`
-//! pipeline ([`predict`]). Nothing outside this module touches ONNX Runtime, so a machine without
+//! pipeline ([`predict`]) and its streaming form for a fleet of machines ([`stream`]). Nothing outside this module touches ONNX Runtime, so a machine without
 //! it can still label by hand.
 
 pub mod adapters;
@@ -13,6 +13,7 @@ pub mod preprocess;
 pub mod runtime;
 pub mod session;
 pub mod shard;
+pub mod stream;
 
 use std::path::Path;
 
@@ -21,6 +22,7 @@ use crate::sanitize::show_path;
 
 pub use predict::{PredictOptions, PredictReport, predict};
 pub use shard::{Shard, ShardArg};
+pub use stream::{StreamError, StreamReport, predict_stream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
@@ -35,6 +37,9 @@ pub enum InferError {
     Run(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Writing a `predict --stream` part to the labels container.
+    #[error(transparent)]
+    Fleet(#[from] crate::remote::fleet::FleetError),
 }
 
 /// SHA-256 of a file, hex: identifies a model across renames, so a re-run resumes.

@@ -207,21 +207,42 @@ fn settings_hash(
     h.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// What the inference loop gets from the workers.
-enum Job {
-    Ready(usize, Prepared),
-    Broken(usize, String),
+/// The model opened and its adapter, classes and identity settled: what `predict` and
+/// `predict --stream` share before they run the pipeline.
+pub(crate) struct Loaded {
+    pub model_file: PathBuf,
+    /// SHA-256 of the model file.
+    pub sha: String,
+    /// [`settings_hash`]: with `sha`, the identity of a run.
+    pub settings: String,
+    pub model: Model,
+    pub adapter: Box<dyn Adapter>,
+    pub resolver: ClassResolver,
+    /// The report with the model's part filled in.
+    pub report: PredictReport,
 }
 
-/// Runs the model over every image this run has not processed (in the shard, when given).
-/// `progress(done, total)` is called as images finish.
-pub fn predict(
+impl Loaded {
+    /// An error of the model's, naming its file.
+    pub fn named(&self, e: InferError) -> InferError {
+        named_model(&self.model_file, e)
+    }
+}
+
+fn named_model(model_file: &Path, e: InferError) -> InferError {
+    match e {
+        InferError::Model(m) => InferError::Model(format!("{}: {m}", show_path(model_file))),
+        InferError::Run(m) => InferError::Run(format!("{}: {m}", show_path(model_file))),
+        other => other,
+    }
+}
+
+/// Opens the runtime and the model, finds its class names and adapter, and hashes the settings.
+pub(crate) fn load(
     project: &Project,
-    store: &mut Store,
+    store: &Store,
     opts: &PredictOptions,
-    progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<PredictReport, InferError> {
-    let started = Instant::now();
+) -> Result<Loaded, InferError> {
     let model_file = model_path(project, opts)?;
     if !model_file.is_file() {
         return Err(InferError::Model(format!(
@@ -230,7 +251,7 @@ pub fn predict(
         )));
     }
     let rt = runtime::load(&project.config.onnxruntime, Some(&project.root))?;
-    let mut model = session::open(&rt, &model_file, &project.config.onnxruntime)?;
+    let model = session::open(&rt, &model_file, &project.config.onnxruntime)?;
 
     let meta = &model.info.meta;
     let mut automl_labels = false;
@@ -268,12 +289,7 @@ pub fn predict(
         automl_labels,
         threshold,
     };
-    let named_model = |e: InferError| match e {
-        InferError::Model(m) => InferError::Model(format!("{}: {m}", show_path(&model_file))),
-        InferError::Run(m) => InferError::Run(format!("{}: {m}", show_path(&model_file))),
-        other => other,
-    };
-    let adapter = adapters::choose(&model.info, &ctx).map_err(named_model)?;
+    let adapter = adapters::choose(&model.info, &ctx).map_err(|e| named_model(&model_file, e))?;
     if adapter.kind() != super::config::AdapterKind::Classify
         && adapter.kind() != super::config::AdapterKind::Automl
         && !project.config.task.is_detect()
@@ -294,20 +310,50 @@ pub fn predict(
     class_names.sort();
     let settings = settings_hash(adapter.as_ref(), cfg, &labels, threshold, &class_names);
     let named = !labels.is_empty();
-    let mut resolver = ClassResolver::new(labels, cfg, classes)?;
-
+    let resolver = ClassResolver::new(labels, cfg, classes)?;
     let sha = sha256_file(&model_file)?;
-    let adapter_name = adapter.kind().as_str();
-    let shown_model = model_file.to_string_lossy().into_owned();
+    let report = PredictReport {
+        model: model_file.clone(),
+        adapter: adapter.summary(),
+        provider: model.provider.to_string(),
+        provider_notes: model.notes.clone(),
+        runtime: format!("{} ({})", show_path(&rt.path), rt.version),
+        labels: labels_text,
+        named,
+        ..PredictReport::default()
+    };
+    Ok(Loaded {
+        model_file,
+        sha,
+        settings,
+        model,
+        adapter,
+        resolver,
+        report,
+    })
+}
+
+/// Runs the model over every image this run has not processed (in the shard, when given).
+/// `progress(done, total)` is called as images finish.
+pub fn predict(
+    project: &Project,
+    store: &mut Store,
+    opts: &PredictOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<PredictReport, InferError> {
+    let started = Instant::now();
+    let mut loaded = load(project, store, opts)?;
+    let adapter_name = loaded.adapter.kind().as_str();
+    let shown_model = loaded.model_file.to_string_lossy().into_owned();
     let found = if opts.rerun {
         None
     } else {
-        store.find_model_run(&sha, adapter_name, &settings)?
+        store.find_model_run(&loaded.sha, adapter_name, &loaded.settings)?
     };
     let (run_id, resumed) = match found {
         Some(run) => (run.id, true),
         None => (
-            store.create_model_run(&shown_model, &sha, adapter_name, &settings)?,
+            store.create_model_run(&shown_model, &loaded.sha, adapter_name, &loaded.settings)?,
             false,
         ),
     };
@@ -323,32 +369,33 @@ pub fn predict(
         todo.retain(|im| project.image_file(&im.key).is_ok_and(|p| p.is_file()));
     }
 
-    let mut report = PredictReport {
-        run_id,
-        resumed: resumed && already > 0,
-        model: model_file.clone(),
-        adapter: adapter.summary(),
-        provider: model.provider.to_string(),
-        provider_notes: model.notes.clone(),
-        runtime: format!("{} ({})", show_path(&rt.path), rt.version),
-        labels: labels_text,
-        not_pulled: before - todo.len(),
-        named,
-        already,
-        ..PredictReport::default()
-    };
+    let mut report = std::mem::take(&mut loaded.report);
+    report.run_id = run_id;
+    report.resumed = resumed && already > 0;
+    report.not_pulled = before - todo.len();
+    report.already = already;
     let total = todo.len() as u64;
     report.setup = started.elapsed();
     let started = Instant::now();
     progress(0, total);
-    let ran = run_pipeline(
+    let keys: Vec<String> = todo.iter().map(|im| im.key.clone()).collect();
+    let source = FileSource {
         project,
-        &todo,
-        adapter.as_ref(),
-        &mut model,
-        &mut resolver,
+        keys: &keys,
+        next: AtomicUsize::new(0),
+    };
+    let mut sink = StoreSink {
         store,
         run_id,
+        todo: &todo,
+    };
+    let ran = run_pipeline(
+        &source,
+        &keys,
+        &mut loaded,
+        &mut sink,
+        STORE_COMMIT,
+        project.config.max_megapixels,
         opts.workers,
         &mut report,
         &|done| progress(done, total),
@@ -358,41 +405,119 @@ pub fn predict(
         if !resumed {
             store.discard_empty_model_run(run_id)?;
         }
-        return Err(named_model(e));
+        return Err(loaded.named(e));
     }
     store.finish_model_run(run_id)?;
-    report.dropped = resolver.dropped;
+    report.dropped = std::mem::take(&mut loaded.resolver.dropped);
     report.total = started.elapsed();
     Ok(report)
 }
 
-/// Results are committed when this many images are waiting, or this long after the last commit.
-const COMMIT_IMAGES: usize = 512;
-const COMMIT_EVERY: Duration = Duration::from_secs(5);
+/// When results are handed to the sink: this many images waiting, or this long after the last.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommitPolicy {
+    pub images: usize,
+    pub every: Duration,
+}
 
-#[allow(clippy::too_many_arguments)]
-fn run_pipeline(
-    project: &Project,
-    todo: &[PendingImage],
-    adapter: &dyn Adapter,
-    model: &mut Model,
-    resolver: &mut ClassResolver,
-    store: &mut Store,
+/// Into the store: large transactions.
+const STORE_COMMIT: CommitPolicy = CommitPolicy {
+    images: 512,
+    every: Duration::from_secs(5),
+};
+
+/// Where the pipeline's images come from. `next` is called on the decode workers.
+pub(crate) trait ImageSource: Sync {
+    /// The next image: its index in the run's key list and its encoded bytes, or why they
+    /// cannot be had; `None` when there are no more.
+    fn next(&self) -> Option<(usize, Result<Vec<u8>, String>)>;
+}
+
+/// The project's image files, read on the workers in key order.
+struct FileSource<'a> {
+    project: &'a Project,
+    keys: &'a [String],
+    next: AtomicUsize,
+}
+
+impl ImageSource for FileSource<'_> {
+    fn next(&self) -> Option<(usize, Result<Vec<u8>, String>)> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let key = self.keys.get(i)?;
+        let bytes = self
+            .project
+            .image_file(key)
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                std::fs::read(p).map_err(|e| crate::decode::DecodeError::Open(e).to_string())
+            });
+        Some((i, bytes))
+    }
+}
+
+/// One image's result, as the pipeline hands it to a sink.
+pub(crate) struct Finished {
+    /// Index in the run's key list.
+    pub index: usize,
+    pub result: ImageResult,
+    /// Upright pixel size of the full image; (0, 0) when it could not be decoded.
+    pub size: (u32, u32),
+}
+
+/// Where the pipeline's results go: the store, or immutable parts in the labels container.
+pub(crate) trait ResultSink {
+    /// Makes `done` durable; called on the inference thread.
+    fn commit(&mut self, done: Vec<Finished>) -> Result<(), InferError>;
+}
+
+struct StoreSink<'a> {
+    store: &'a mut Store,
     run_id: i64,
+    todo: &'a [PendingImage],
+}
+
+impl ResultSink for StoreSink<'_> {
+    fn commit(&mut self, done: Vec<Finished>) -> Result<(), InferError> {
+        let rows: Vec<(i64, ImageResult)> = done
+            .into_iter()
+            .map(|f| (self.todo[f.index].id, f.result))
+            .collect();
+        self.store.write_predictions(self.run_id, &rows)?;
+        Ok(())
+    }
+}
+
+/// What the inference loop gets from the workers.
+enum Job {
+    Ready(usize, Prepared, (u32, u32)),
+    Broken(usize, String),
+}
+
+/// Decodes, resizes and packs on worker threads what `source` yields, runs the model in
+/// batches on this thread and hands the results to `sink` as `policy` says. `keys[i]` names
+/// image `i` in `report.broken`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_pipeline(
+    source: &dyn ImageSource,
+    keys: &[String],
+    loaded: &mut Loaded,
+    sink: &mut dyn ResultSink,
+    policy: CommitPolicy,
+    max_megapixels: u32,
     workers: Option<usize>,
     report: &mut PredictReport,
     progress: &dyn Fn(u64),
 ) -> Result<(), InferError> {
+    let adapter = loaded.adapter.as_ref();
+    let (model, resolver) = (&mut loaded.model, &mut loaded.resolver);
     let spec = adapter.input().clone();
-    let max_megapixels = project.config.max_megapixels;
     let workers = workers
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
         })
-        .clamp(1, todo.len().max(1));
-    let next = AtomicUsize::new(0);
+        .clamp(1, keys.len().max(1));
     // Enough queued images for the next batch and one more: overlap without piling up memory.
     let (tx, rx) = mpsc::sync_channel::<Job>(spec.batch * 2 + workers);
     std::thread::scope(|scope| -> Result<(), InferError> {
@@ -401,22 +526,19 @@ fn run_pipeline(
         let rx = rx;
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, spec) = (&next, &spec);
+            let spec = &spec;
             scope.spawn(move || {
                 let mut resizer = fast_image_resize::Resizer::new();
                 let long_side = preprocess::needed_long_side(spec);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(im) = todo.get(i) else { break };
-                    let job = match project
-                        .image_file(&im.key)
-                        .map_err(|e| e.to_string())
-                        .and_then(|p| {
-                            preprocess::decode_image(&p, max_megapixels, long_side)
-                                .and_then(|img| preprocess::prepare(&img, spec, &mut resizer))
-                                .map_err(|e| e.to_string())
-                        }) {
-                        Ok(p) => Job::Ready(i, p),
+                while let Some((i, bytes)) = source.next() {
+                    let job = match bytes.and_then(|b| {
+                        preprocess::decode_bytes(&b, max_megapixels, long_side)
+                            .and_then(|(img, size)| {
+                                preprocess::prepare(&img, spec, &mut resizer).map(|p| (p, size))
+                            })
+                            .map_err(|e| e.to_string())
+                    }) {
+                        Ok((p, size)) => Job::Ready(i, p, size),
                         Err(e) => Job::Broken(i, e),
                     };
                     if tx.send(job).is_err() {
@@ -427,19 +549,23 @@ fn run_pipeline(
         }
         drop(tx);
 
-        let mut pending: Vec<(i64, ImageResult)> = Vec::new();
+        let mut pending: Vec<Finished> = Vec::new();
         let mut last_commit = Instant::now();
-        let mut batch: Vec<(usize, Prepared)> = Vec::with_capacity(spec.batch);
+        let mut batch: Vec<(usize, Prepared, (u32, u32))> = Vec::with_capacity(spec.batch);
         let mut done = 0u64;
-        let mut run = |batch: &mut Vec<(usize, Prepared)>,
-                       pending: &mut Vec<(i64, ImageResult)>,
+        let mut run = |batch: &mut Vec<(usize, Prepared, (u32, u32))>,
+                       pending: &mut Vec<Finished>,
                        report: &mut PredictReport,
                        done: &mut u64|
          -> Result<(), InferError> {
             let results = infer_batch(batch, &spec, adapter, model, resolver, report)?;
-            for ((i, _), preds) in batch.iter().zip(results) {
+            for ((i, _, size), preds) in batch.iter().zip(results) {
                 report.predictions += preds.len();
-                pending.push((todo[*i].id, ImageResult::Predicted(preds)));
+                pending.push(Finished {
+                    index: *i,
+                    result: ImageResult::Predicted(preds),
+                    size: *size,
+                });
             }
             report.processed += batch.len();
             *done += batch.len() as u64;
@@ -449,42 +575,49 @@ fn run_pipeline(
         };
         for job in rx.iter() {
             match job {
-                Job::Ready(i, p) => {
+                Job::Ready(i, p, size) => {
                     // One call takes images of one size (models of any size get one at a time).
-                    if batch.first().is_some_and(|(_, f)| {
+                    if batch.first().is_some_and(|(_, f, _)| {
                         (f.geom.in_w, f.geom.in_h) != (p.geom.in_w, p.geom.in_h)
                     }) {
                         run(&mut batch, &mut pending, report, &mut done)?;
                     }
-                    batch.push((i, p));
+                    batch.push((i, p, size));
                     if batch.len() >= spec.batch {
                         run(&mut batch, &mut pending, report, &mut done)?;
                     }
                 }
                 Job::Broken(i, why) => {
-                    report.broken.push((todo[i].key.clone(), why.clone()));
-                    pending.push((todo[i].id, ImageResult::Broken(why)));
+                    report.broken.push((keys[i].clone(), why.clone()));
+                    pending.push(Finished {
+                        index: i,
+                        result: ImageResult::Broken(why),
+                        size: (0, 0),
+                    });
                     done += 1;
                     progress(done);
                 }
             }
-            if pending.len() >= COMMIT_IMAGES || last_commit.elapsed() >= COMMIT_EVERY {
-                store.write_predictions(run_id, &pending)?;
-                pending.clear();
+            if pending.len() >= policy.images
+                || (!pending.is_empty() && last_commit.elapsed() >= policy.every)
+            {
+                sink.commit(std::mem::take(&mut pending))?;
                 last_commit = Instant::now();
             }
         }
         if !batch.is_empty() {
             run(&mut batch, &mut pending, report, &mut done)?;
         }
-        store.write_predictions(run_id, &pending)?;
+        if !pending.is_empty() {
+            sink.commit(pending)?;
+        }
         Ok(())
     })
 }
 
 /// One inference call over a batch of same-size images; a fixed batch dimension gets padding.
 fn infer_batch(
-    batch: &[(usize, Prepared)],
+    batch: &[(usize, Prepared, (u32, u32))],
     spec: &preprocess::InputSpec,
     adapter: &dyn Adapter,
     model: &mut Model,
@@ -498,7 +631,7 @@ fn infer_batch(
         batch.len()
     };
     let mut data = batch[0].1.data.clone();
-    for (_, p) in &batch[1..] {
+    for (_, p, _) in &batch[1..] {
         data.extend(&p.data);
     }
     let per = batch[0].1.data.len();
@@ -520,7 +653,7 @@ fn infer_batch(
     batch
         .iter()
         .enumerate()
-        .map(|(b, (_, p))| {
+        .map(|(b, (_, p, _))| {
             let raw = adapter.decode(&outs, b, &p.geom)?;
             Ok(raw
                 .into_iter()

@@ -194,28 +194,39 @@ pub fn decode_image(
     min_long_side: u32,
 ) -> Result<RgbImage, DecodeError> {
     let bytes = std::fs::read(path).map_err(DecodeError::Open)?;
-    crate::decode::check_complete(&mut Cursor::new(&bytes))?;
-    if min_long_side > 0
-        && bytes.starts_with(&[0xFF, 0xD8])
-        && let Some(img) = decode_jpeg_scaled(&bytes, max_megapixels, min_long_side)?
-    {
-        return Ok(img);
-    }
-    Ok(
-        match crate::decode::upright_from(Cursor::new(&bytes), max_megapixels)? {
-            DynamicImage::ImageRgb8(rgb) => rgb,
-            other => other.to_rgb8(),
-        },
-    )
+    decode_bytes(&bytes, max_megapixels, min_long_side).map(|(img, _)| img)
 }
 
-/// A JPEG decoded at the smallest DCT scale whose longer side still reaches `min_long_side`;
-/// `None` when scaling would gain nothing or the colour model needs the general decoder.
+/// [`decode_image`] of an image already in memory (a downloaded blob), with the upright size
+/// of the full image (the decoded one is smaller when a JPEG was decoded scaled).
+pub fn decode_bytes(
+    bytes: &[u8],
+    max_megapixels: u32,
+    min_long_side: u32,
+) -> Result<(RgbImage, (u32, u32)), DecodeError> {
+    crate::decode::check_complete(&mut Cursor::new(bytes))?;
+    if min_long_side > 0
+        && bytes.starts_with(&[0xFF, 0xD8])
+        && let Some(scaled) = decode_jpeg_scaled(bytes, max_megapixels, min_long_side)?
+    {
+        return Ok(scaled);
+    }
+    let img = match crate::decode::upright_from(Cursor::new(bytes), max_megapixels)? {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    };
+    let size = img.dimensions();
+    Ok((img, size))
+}
+
+/// A JPEG decoded at the smallest DCT scale whose longer side still reaches `min_long_side`,
+/// with the full image's upright size; `None` when scaling would gain nothing or the colour
+/// model needs the general decoder.
 fn decode_jpeg_scaled(
     bytes: &[u8],
     max_megapixels: u32,
     min_long_side: u32,
-) -> Result<Option<RgbImage>, DecodeError> {
+) -> Result<Option<(RgbImage, (u32, u32))>, DecodeError> {
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.read_info().map_err(DecodeError::decode)?;
     let Some(info) = d.info() else {
@@ -242,12 +253,22 @@ fn decode_jpeg_scaled(
         .ok()
         .and_then(|mut dec| dec.orientation().ok())
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let (sw, sh) = rgb.dimensions();
     let mut img = DynamicImage::ImageRgb8(rgb);
     img.apply_orientation(orientation);
-    Ok(Some(match img {
-        DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    }))
+    // A quarter turn swaps the sides of the full image as it swapped the decoded one's.
+    let size = if (img.width(), img.height()) == (sw, sh) {
+        (w, h)
+    } else {
+        (h, w)
+    };
+    Ok(Some((
+        match img {
+            DynamicImage::ImageRgb8(rgb) => rgb,
+            other => other.to_rgb8(),
+        },
+        size,
+    )))
 }
 
 /// The longer side the decoded image needs to have for `spec` (0: the full image).

@@ -1,6 +1,7 @@
 //! The step of a pull that finds what to claim, and in which order.
 //!
-//! With predictions (the newest `totag` CSV, which names the images), the ranking comes from the
+//! With predictions (the newest `totag` CSV, which names the images, and the parts of a
+//! `predict --stream` run newer than it, [`super::fleet`]), the ranking comes from the
 //! CSV through the review queue and only the images about to be claimed are checked: that the
 //! blob exists and has no `done/` marker. The images container is listed (100,000 blobs take a
 //! minute on Azurite) only when there are no predictions, when the unclaimed predicted images run
@@ -11,12 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::ald::{lookup, read_newest};
 use super::claim::{claimed_keys, done_keys, is_done};
-use super::{Progress, RemoteError, RemoteResult, RemoteSet, list_all};
+use super::{Progress, RemoteError, RemoteResult, RemoteSet, fleet, list_all};
 use crate::formats::ald_csv::Rows;
 use crate::model::ImageStatus;
 use crate::queue::{QueueImage, QueueParams, Scored, review_queue, score};
@@ -65,7 +66,8 @@ pub(super) struct Candidates<'a> {
     scores: HashMap<String, Vec<(String, f64)>>,
     /// Blob names refused (unsafe names), with why.
     pub refused: Vec<(String, String)>,
-    /// The newest `totag` CSV, its blob name and rows: the pulled images' predictions.
+    /// The newest `totag` CSV, its blob name and rows: the pulled images' predictions; with a
+    /// fleet's parts newer than it laid over it, the run's folder and the merged rows.
     pub totag: Option<(String, Rows)>,
 }
 
@@ -80,9 +82,20 @@ impl<'a> Candidates<'a> {
     ) -> Result<Candidates<'a>> {
         progress(Progress::Step("listing"));
         ensure_labels(set).await?;
-        let totag = read_newest(set, "totag")
-            .await?
-            .map(|(_, name, rows)| (name, rows));
+        let newest = read_newest(set, "totag").await?;
+        let totag_ms = newest.as_ref().map(|(ms, _, _)| *ms);
+        let mut totag = newest.map(|(_, name, rows)| (name, rows));
+        // A fleet's parts newer than the newest totag: the shards that finished count already.
+        if let Some((run, rows)) = fleet::newest_run_rows(set, totag_ms, concurrency).await? {
+            totag = Some(match totag {
+                Some((_, older)) => {
+                    let rows = fleet::overlay(rows, older)
+                        .map_err(|e| anyhow!("{}: {e}", for_terminal(&run)))?;
+                    (run, rows)
+                }
+                None => (run, rows),
+            });
+        }
         let mut done = HashSet::new();
         if let Some((_, _, rows)) = read_newest(set, "tagged").await? {
             done.extend(rows.rows.into_iter().map(|(k, _)| k));

@@ -7,7 +7,8 @@
 //!   `tagging_<ms>.csv`, `tagged_<ms>.csv` under the prefix, and termtag's own state under
 //!   `<prefix>termtag/`: `claims/<key>` (one per image, created with `If-None-Match: *`, taken
 //!   over after expiry with `If-Match`), `done/<key>` (written once an image is pushed) and
-//!   `batches/<id>.json` (the pushed labels, immutable).
+//!   `batches/<id>.json` (the pushed labels, immutable), and `predictions/` (the parts a fleet
+//!   of `predict --stream` machines writes, [`fleet`]).
 //!
 //! A pull or push interrupted at any point is resumed by running it again: each keeps a small
 //! journal in `.termtag/` and every remote write is conditional or idempotent.
@@ -19,6 +20,7 @@ pub mod backend;
 mod candidates;
 mod claim;
 pub mod config;
+pub mod fleet;
 mod journal;
 pub mod local;
 mod pull;
