@@ -130,8 +130,10 @@ async fn read_parts(
     names: &[String],
     concurrency: usize,
 ) -> Result<Vec<(Rows, PartDoc)>, FleetError> {
-    futures::stream::iter(names)
-        .map(|n| read_part(set, n))
+    // Owned names: a closure over borrowed ones would make the future not `Send` for every
+    // lifetime, which the review screen's pull needs.
+    futures::stream::iter(names.to_vec())
+        .map(|n: String| async move { read_part(set, &n).await })
         .buffered(concurrency.max(1))
         .try_collect()
         .await
