@@ -197,13 +197,16 @@ pub fn decode_image(
     decode_bytes(&bytes, max_megapixels, min_long_side).map(|(img, _)| img)
 }
 
+/// A decoded image and the upright pixel size of the full image.
+pub type Decoded = (RgbImage, (u32, u32));
+
 /// [`decode_image`] of an image already in memory (a downloaded blob), with the upright size
 /// of the full image (the decoded one is smaller when a JPEG was decoded scaled).
 pub fn decode_bytes(
     bytes: &[u8],
     max_megapixels: u32,
     min_long_side: u32,
-) -> Result<(RgbImage, (u32, u32)), DecodeError> {
+) -> Result<Decoded, DecodeError> {
     crate::decode::check_complete(&mut Cursor::new(bytes))?;
     if min_long_side > 0
         && bytes.starts_with(&[0xFF, 0xD8])
@@ -226,7 +229,7 @@ fn decode_jpeg_scaled(
     bytes: &[u8],
     max_megapixels: u32,
     min_long_side: u32,
-) -> Result<Option<(RgbImage, (u32, u32))>, DecodeError> {
+) -> Result<Option<Decoded>, DecodeError> {
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     d.read_info().map_err(DecodeError::decode)?;
     let Some(info) = d.info() else {
