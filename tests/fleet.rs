@@ -300,16 +300,28 @@ fn most_uncertain(among: impl Iterator<Item = u32>, m: usize) -> BTreeSet<String
 fn four_shards_then_three_annotators(b: Backend) {
     let f = Fleet::new(b, IMAGES, 64);
     let shards: Vec<Child> = (1..=4).map(|k| f.shard(k, 4, None)).collect();
-    let outs: Vec<String> = shards
+    let (outs, errs): (Vec<String>, Vec<String>) = shards
         .into_iter()
-        .map(|c| ok(c.wait_with_output().unwrap(), "predict --stream"))
-        .collect();
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            (ok(out, "predict --stream"), err)
+        })
+        .unzip();
     for o in &outs {
         assert!(
             o.contains("streamed run ") && o.contains(" in this shard"),
             "{o}"
         );
     }
+    // The broken PNG: one line, by the shard that holds it, naming the blob.
+    let broken: Vec<&str> = errs
+        .iter()
+        .flat_map(|e| e.lines())
+        .filter(|l| l.starts_with("broken: "))
+        .collect();
+    assert_eq!(broken.len(), 1, "{errs:?}");
+    assert!(broken[0].contains("/broken.png: "), "{broken:?}");
 
     // Every image exactly once across the parts, with the score the model gives it; the broken
     // PNG recorded once; the text file never.
