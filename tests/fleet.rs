@@ -529,7 +529,8 @@ fn figure(out: &str, before: &str) -> f64 {
 /// Not a test: the fleet's figures, printed (speed is measured, never asserted).
 /// `TERMTAG_FLEET_IMAGES` (default 2000) small images on Azurite, predicted by one shard, then
 /// (fresh containers) by four at once, one decode worker each; then the one-shard run started
-/// again: it reads all its parts and predicts nothing (the cost of a resume).
+/// again: it reads all its parts and predicts nothing (the cost of a resume). Parts of
+/// `TERMTAG_PART_IMAGES` images (default 256).
 /// `cargo test --test fleet azure_fleet_speed -- --ignored --nocapture`
 #[test]
 #[ignore]
@@ -538,8 +539,16 @@ fn azure_fleet_speed() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    // `TERMTAG_FLEET_BACKEND=local`: the local-folder backend, to tell Azurite's share apart.
+    let local = std::env::var("TERMTAG_FLEET_BACKEND").is_ok_and(|v| v == "local");
+    let dir = tempfile::tempdir().unwrap();
     for shards in [1u32, 4] {
-        let f = Fleet::new(Backend::azure(&azurite_url(), "flb"), n, 64);
+        let b = if local {
+            Backend::local(&dir.path().join(format!("remote{shards}")))
+        } else {
+            Backend::azure(&azurite_url(), "flb")
+        };
+        let f = Fleet::new(b, n, 64);
         let t = Instant::now();
         let children: Vec<Child> = (1..=shards).map(|k| f.shard(k, shards, None)).collect();
         let outs: Vec<String> = children

@@ -1,6 +1,10 @@
 //! `termtag predict`: decode, resize and pack on worker threads while the calling thread runs
 //! the model; results are written in large transactions, and the `predicted` table makes an
 //! interrupted run resume where it stopped (same model file content = same run).
+//!
+//! The pipeline ([`run_pipeline`]) takes its images from an [`ImageSource`] (the project's files
+//! here; blobs being downloaded in `predict --stream`, [`super::stream`]) and hands its results
+//! to a [`ResultSink`] (the store here; immutable parts in the labels container there).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
