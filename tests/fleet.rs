@@ -478,6 +478,51 @@ fn pull_ranks_the_shards_that_finished(b: Backend) {
     );
 }
 
+/// What `--stream` cannot do is refused in one line that says what to do instead.
+#[test]
+fn stream_refusals_say_what_to_do() {
+    let (_d, b) = local();
+    let f = Fleet::new(b, 1, 64);
+    let dir = f.machine("refusals");
+    let refused = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = f.cmd(&dir, &args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("termtag:")).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        lines[0].to_string()
+    };
+    let e = refused(&["predict", "--stream", "--rerun", "--model", &model()]);
+    assert!(
+        e.contains("--rerun cannot be used with --stream") && e.contains("termtag/predictions/"),
+        "{e}"
+    );
+    // A project with no remote has nothing to stream.
+    let plain = f.root.path().join("plain");
+    let init: Vec<String> = [
+        "init",
+        plain.to_str().unwrap(),
+        "--task",
+        "detect",
+        "--classes",
+        "can",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    ok(f.cmd(f.root.path(), &init).output().unwrap(), "init");
+    let out = f
+        .cmd(&plain, &["predict".into(), "--stream".into()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("this project has no remote"),
+        "{err}"
+    );
+}
+
 fn local() -> (tempfile::TempDir, Backend) {
     let dir = tempfile::tempdir().unwrap();
     let b = Backend::local(&dir.path().join("remote"));
