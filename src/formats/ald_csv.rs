@@ -459,6 +459,12 @@ pub struct Rows {
     pub rows: Vec<(String, csv::StringRecord)>,
 }
 
+/// [`Rows::conform`] refused: the header has no `folder` column, but this image (its key) sits
+/// in a sub-folder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("it has no `folder` column, but image `{}` sits in a sub-folder", for_terminal(.0))]
+pub struct LosesFolder(pub String);
+
 impl Rows {
     /// Any CSV with a `filename` column (and maybe `folder`); `name` names it in messages.
     pub fn parse(text: &str, name: &Path) -> Result<Rows, FormatError> {
@@ -490,7 +496,7 @@ impl Rows {
 
     /// The same rows under `header` (ALD writes `folder` only with `user_folders = True`): columns
     /// matched by name, a missing one left empty; refused when that would lose a row's folder.
-    pub fn conform(self, header: &csv::StringRecord) -> Result<Rows, String> {
+    pub fn conform(self, header: &csv::StringRecord) -> Result<Rows, LosesFolder> {
         if self.header == *header {
             return Ok(self);
         }
@@ -503,10 +509,7 @@ impl Rows {
         let mut rows = Vec::with_capacity(self.rows.len());
         for (k, r) in self.rows {
             if !keeps_folder && folder.and_then(|i| r.get(i)).is_some_and(|f| !f.is_empty()) {
-                return Err(format!(
-                    "it has no `folder` column, but image `{}` sits in a sub-folder",
-                    for_terminal(&k)
-                ));
+                return Err(LosesFolder(k));
             }
             let rec: csv::StringRecord = from
                 .iter()

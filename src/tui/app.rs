@@ -19,7 +19,7 @@ use crate::theme::Theme;
 
 use super::graphics::{self, GraphicsChoice, Job, Overlay, Picture, Reply, Request, Shown};
 use super::keymap::{Key, Keymap};
-use super::state::{Effect, Mode, Msg, QueueItem, State, update};
+use super::state::{Effect, Mode, Msg, QueueItem, State, SyncFailed, update};
 use super::view::{self, Ui};
 
 /// Everything that wakes the loop.
@@ -509,7 +509,8 @@ fn spawn_sync(project: &Project, pull: bool, tx: Sender<AppEvent>) {
     let spawned = std::thread::Builder::new()
         .name("termtag-sync".into())
         .spawn(move || {
-            let result = run().map_err(|e| crate::remote::auth::redact(&format!("{e:#}")));
+            let result =
+                run().map_err(|e| SyncFailed(crate::remote::auth::redact(&format!("{e:#}"))));
             let _ = done_tx.send(AppEvent::Msg(Msg::SyncDone { pull, result }));
         });
     if let Err(e) = spawned {
