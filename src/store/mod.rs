@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::formats::KnownImage;
 use crate::model::{BBox, Dataset, ImageLabels, ImageStatus, Label, Origin, validate_label_name};
 
-pub use filter::{Filter, glob_match};
+pub use filter::{Filter, FilterError, glob_match};
 pub use infer::{
     ImageResult, ModelRun, NewPrediction, PendingImage, PredictedImage, StoredPrediction,
     TRAINED_ADAPTER,
