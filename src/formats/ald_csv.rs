@@ -566,31 +566,15 @@ impl Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::testutil::{bb, det};
+    use crate::formats::testutil::{
+        assert_round_trip, bb, det, detect_export as ectx, detect_import as ictx,
+    };
     use crate::formats::{ImageIndex, KnownImage};
 
     const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ald_csv/");
 
     fn fixture(name: &str) -> PathBuf {
         PathBuf::from(FIX).join(name)
-    }
-
-    fn ictx<'a>(ix: &'a ImageIndex, predictions: bool) -> ImportCtx<'a> {
-        ImportCtx {
-            task: Task::Detect,
-            images: ix,
-            classes: &[],
-            predictions,
-        }
-    }
-
-    fn ectx(out: &Path, predictions: bool) -> ExportCtx<'_> {
-        ExportCtx {
-            task: Task::Detect,
-            out,
-            predictions,
-            url_prefix: "",
-        }
     }
 
     fn assert_box(l: &Label, class: &str, (x0, y0, x1, y1): (f64, f64, f64, f64)) {
@@ -796,22 +780,7 @@ mod tests {
             assert!(back.warnings.is_empty());
             export(&back.dataset, &ectx(&b, predictions)).unwrap();
             assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-            assert_eq!(back.dataset.images.len(), ds.images.len());
-            for (x, y) in ds.images.iter().zip(&back.dataset.images) {
-                assert_eq!(x.key, y.key);
-                assert_eq!((x.width, x.height), (y.width, y.height));
-                assert_eq!(x.labels.len(), y.labels.len());
-                for (l, m) in x.labels.iter().zip(&y.labels) {
-                    let (p, q) = (l.bbox.unwrap(), m.bbox.unwrap());
-                    assert_eq!(l.class, m.class);
-                    for (u, v) in [(p.x0, q.x0), (p.y0, q.y0), (p.x1, q.x1), (p.y1, q.y1)] {
-                        assert!((u - v).abs() < 1e-6);
-                    }
-                    if predictions {
-                        assert!((l.score.unwrap() - m.score.unwrap()).abs() < 1e-6);
-                    }
-                }
-            }
+            assert_round_trip(&back.dataset.images, &ds.images, predictions);
         }
     }
 

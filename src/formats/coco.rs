@@ -667,7 +667,9 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
-    use crate::formats::testutil::{self, assert_box, bb, cls, detect_dataset, known};
+    use crate::formats::testutil::{
+        self, assert_box, assert_round_trip, bb, cls, detect_dataset, known,
+    };
 
     fn fixture(name: &str) -> PathBuf {
         testutil::fixture("coco", name)
@@ -772,22 +774,7 @@ mod tests {
         let back = import(&out, &ctx(Task::Detect, &ix, &[])).unwrap();
         assert!(back.warnings.is_empty(), "{:?}", back.warnings);
         assert_eq!(back.dataset.classes, ds.classes);
-        for (a, b) in back.dataset.images.iter().zip(&ds.images) {
-            assert_eq!((&a.key, a.width, a.height), (&b.key, b.width, b.height));
-            assert_eq!(a.labels.len(), b.labels.len());
-            for (la, lb) in a.labels.iter().zip(&b.labels) {
-                assert_eq!(la.class, lb.class);
-                let (ga, gb) = (la.bbox.unwrap(), lb.bbox.unwrap());
-                for (x, y) in [
-                    (ga.x0, gb.x0),
-                    (ga.y0, gb.y0),
-                    (ga.x1, gb.x1),
-                    (ga.y1, gb.y1),
-                ] {
-                    assert!((x - y).abs() < 1e-6, "{ga:?} vs {gb:?}");
-                }
-            }
-        }
+        assert_round_trip(&back.dataset.images, &ds.images, false);
         let out2 = dir.path().join("again.json");
         assert_eq!(export_to(&back.dataset, Task::Detect, false, &out2), first);
     }
