@@ -482,3 +482,35 @@ async fn fetch_into_cache(
     })?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::error_line;
+
+    /// A stopped pull says the cause once, then what was kept and what to do, on one line.
+    #[test]
+    fn a_stopped_pull_names_the_file_its_cause_and_what_to_do_once() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = PullError::Stopped {
+            source: FetchError::Write {
+                path: "cache/a.jpg".into(),
+                source: full,
+            },
+            kept: 3,
+            first: "free space, then ",
+        };
+        assert_eq!(
+            error_line(&e),
+            "termtag: cache/a.jpg: cannot write: no storage space (3 claims are kept; free space, then `termtag pull` again resumes)"
+        );
+        let lost = PullError::Claim {
+            source: RemoteError::Conflict("claims/a.jpg".into()),
+            kept: 0,
+        };
+        assert_eq!(
+            error_line(&lost),
+            "termtag: claims/a.jpg: changed by someone else meanwhile (condition failed)"
+        );
+    }
+}

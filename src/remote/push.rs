@@ -516,3 +516,33 @@ pub async fn read_batches(set: &RemoteSet) -> Result<Vec<BatchDoc>, PushError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::error_line;
+
+    /// A push stopped after its batch was uploaded says why, then that running it again resumes,
+    /// each once, on one line.
+    #[test]
+    fn a_resumable_push_says_its_cause_once_then_how_to_resume() {
+        let denied = RemoteError::Denied {
+            what: "done/a.jpg".into(),
+            msg: "403".into(),
+        };
+        let e = PushError::Resume(Box::new(PushError::Remote(denied.clone())));
+        let line = error_line(&e);
+        assert_eq!(
+            line,
+            format!("termtag: {denied} (`termtag push` again resumes this batch)")
+        );
+        let gone = PushError::RemoveJournal {
+            path: ".termtag/push-pending.json".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            error_line(&PushError::Resume(Box::new(gone))),
+            "termtag: .termtag/push-pending.json: cannot remove: permission denied (`termtag push` again resumes this batch)"
+        );
+    }
+}
