@@ -65,11 +65,15 @@ pub fn to_file(path: &Path) {
 }
 
 /// The last line a failed command prints: the error and its causes on one line, redacted.
-pub fn error_line(e: &anyhow::Error) -> String {
-    // The causes, outermost first, leaving out one that its wrapper already quotes
-    // (`out.json: File too large` over `File too large`).
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    format!("termtag: {}", redact(&causes(e)))
+}
+
+/// An error and its causes on one line, outermost first, leaving out one that its wrapper already
+/// quotes (`out.json: File too large` over `File too large`).
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
-    for cause in e.chain().map(ToString::to_string) {
+    for cause in std::iter::successors(Some(e), |e| e.source()).map(ToString::to_string) {
         if line.contains(&cause) {
             continue;
         }
@@ -78,7 +82,7 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
         line.push_str(&cause);
     }
-    format!("termtag: {}", redact(&line.replace('\n', " ")))
+    line.replace('\n', " ")
 }
 
 #[cfg(test)]
@@ -94,7 +98,7 @@ mod tests {
         ))
         .context("export failed");
         assert_eq!(
-            error_line(&e),
+            error_line(&*e),
             "termtag: export failed: out.json: File too large"
         );
     }

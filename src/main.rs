@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}", termtag::logging::error_line(&e));
+            eprintln!("{}", termtag::logging::error_line(&*e));
             ExitCode::FAILURE
         }
     }

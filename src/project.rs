@@ -212,6 +212,27 @@ fn default_max_megapixels() -> u32 {
     index::DEFAULT_MAX_MEGAPIXELS
 }
 
+/// The prelabel tables in the order `termtag.toml` lists them, each with the commented example
+/// written while it is empty.
+const PRELABEL_EXAMPLES: [(&str, &str); 4] = [
+    (
+        "onnxruntime",
+        "# ONNX Runtime library (default: ORT_DYLIB_PATH, the onnxruntime Python package, system).\n# path = \"/opt/onnxruntime/lib/libonnxruntime.so\"\n# device = \"auto\"   # auto | cuda | tensorrt | cpu\n",
+    ),
+    (
+        "model",
+        "# The model `termtag predict` runs (adapter detected: tf_od, yolo, automl, classify).\n# path = \"models/model.onnx\"\n# labels = \"models/labels.txt\"\n# class_map = { cup = \"mug\", chair = \"-\" }\n# default_class = \"other\"\n",
+    ),
+    (
+        "queue",
+        "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n",
+    ),
+    (
+        "train",
+        "# Training job; {export} is the exported labels, {model} the ONNX file it must write.\n# command = \"python train.py --data {export} --out {model}\"\n",
+    ),
+];
+
 impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
@@ -300,42 +321,24 @@ impl Config {
     }
 
     /// The `[onnxruntime]`, `[model]`, `[queue]` and `[train]` tables: as set, or as commented
-    /// examples when empty.
+    /// examples ([`PRELABEL_EXAMPLES`]) when empty.
     fn prelabel_tables_toml(&self) -> String {
-        fn table<T: Serialize>(name: &str, v: &T, empty: bool, example: &str) -> String {
-            let body = if empty {
-                example.to_string()
-            } else {
-                toml::to_string(v).unwrap_or_default()
-            };
-            format!("\n[{name}]\n{body}")
+        fn set<T: Serialize>(v: &T, empty: bool) -> Option<String> {
+            (!empty).then(|| toml::to_string(v).unwrap_or_default())
         }
-        let mut out = String::new();
-        out.push_str(&table(
-            "onnxruntime",
-            &self.onnxruntime,
-            self.onnxruntime.is_empty(),
-            "# ONNX Runtime library (default: ORT_DYLIB_PATH, the onnxruntime Python package, system).\n# path = \"/opt/onnxruntime/lib/libonnxruntime.so\"\n# device = \"auto\"   # auto | cuda | tensorrt | cpu\n",
-        ));
-        out.push_str(&table(
-            "model",
-            &self.model,
-            self.model.is_empty(),
-            "# The model `termtag predict` runs (adapter detected: tf_od, yolo, automl, classify).\n# path = \"models/model.onnx\"\n# labels = \"models/labels.txt\"\n# class_map = { cup = \"mug\", chair = \"-\" }\n# default_class = \"other\"\n",
-        ));
-        out.push_str(&table(
-            "queue",
-            &self.queue,
-            self.queue.is_empty(),
-            "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n",
-        ));
-        out.push_str(&table(
-            "train",
-            &self.train,
-            self.train.is_empty(),
-            "# Training job; {export} is the exported labels, {model} the ONNX file it must write.\n# command = \"python train.py --data {export} --out {model}\"\n",
-        ));
-        out
+        let bodies = [
+            set(&self.onnxruntime, self.onnxruntime.is_empty()),
+            set(&self.model, self.model.is_empty()),
+            set(&self.queue, self.queue.is_empty()),
+            set(&self.train, self.train.is_empty()),
+        ];
+        PRELABEL_EXAMPLES
+            .iter()
+            .zip(bodies)
+            .map(|((name, example), body)| {
+                format!("\n[{name}]\n{}", body.as_deref().unwrap_or(example))
+            })
+            .collect()
     }
 }
 

@@ -244,25 +244,11 @@ pub fn metric_value(img: &QueueImage, p: &QueueParams) -> Option<f64> {
     if n_kept == 0 {
         return None;
     }
-    let in_band = |s: &f64| *s >= p.band[0] && *s <= p.band[1];
+    let in_band = |s: &f64| in_band(s, p);
     let mean = || 1.0 - kept().sum::<f64>() / n_kept as f64;
     let classification = img.preds.iter().all(|s| !s.boxed);
     if classification {
-        // Sorted best first (the entropy sums in that order).
-        let mut all: Vec<f64> = img.preds.iter().map(|s| s.score).collect();
-        all.sort_by(|a, b| b.total_cmp(a));
-        let p1 = all[0];
-        let p2 = all.get(1).copied().unwrap_or(0.0);
-        return Some(match p.metric {
-            Metric::LeastConfidence => 1.0 - p1,
-            Metric::MeanConfidence => mean(),
-            Metric::Margin => 1.0 - (p1 - p2),
-            Metric::Entropy => {
-                let n = p.num_classes.max(all.len()).max(1);
-                all.iter().map(|s| binary_entropy(*s)).sum::<f64>() / n as f64
-            }
-            Metric::UncertainCount => all.iter().filter(|s| in_band(s)).count() as f64,
-        });
+        return Some(class_value(img, p, mean()));
     }
     Some(match p.metric {
         Metric::LeastConfidence => 1.0 - kept().fold(f64::INFINITY, f64::min),
@@ -273,6 +259,30 @@ pub fn metric_value(img: &QueueImage, p: &QueueParams) -> Option<f64> {
         Metric::Entropy => kept().map(binary_entropy).fold(f64::NEG_INFINITY, f64::max),
         Metric::UncertainCount => kept().filter(in_band).count() as f64,
     })
+}
+
+fn in_band(s: &f64, p: &QueueParams) -> bool {
+    *s >= p.band[0] && *s <= p.band[1]
+}
+
+/// The metric of a classification (class scores, no boxes), given its mean-confidence value;
+/// it allocates, as it sorts every score.
+fn class_value(img: &QueueImage, p: &QueueParams, mean: f64) -> f64 {
+    // Sorted best first (the entropy sums in that order).
+    let mut all: Vec<f64> = img.preds.iter().map(|s| s.score).collect();
+    all.sort_by(|a, b| b.total_cmp(a));
+    let p1 = all[0];
+    let p2 = all.get(1).copied().unwrap_or(0.0);
+    match p.metric {
+        Metric::LeastConfidence => 1.0 - p1,
+        Metric::MeanConfidence => mean,
+        Metric::Margin => 1.0 - (p1 - p2),
+        Metric::Entropy => {
+            let n = p.num_classes.max(all.len()).max(1);
+            all.iter().map(|s| binary_entropy(*s)).sum::<f64>() / n as f64
+        }
+        Metric::UncertainCount => all.iter().filter(|s| in_band(s, p)).count() as f64,
+    }
 }
 
 fn top_class(img: &QueueImage, min_confidence: f64) -> Option<Arc<str>> {
@@ -690,25 +700,15 @@ mod tests {
         if kept.is_empty() {
             return None;
         }
-        let in_band = |s: &f64| *s >= p.band[0] && *s <= p.band[1];
+        let in_band = |s: &f64| in_band(s, p);
+        let mean = 1.0 - kept.iter().sum::<f64>() / kept.len() as f64;
         if img.preds.iter().all(|s| !s.boxed) {
-            let mut all: Vec<f64> = img.preds.iter().map(|s| s.score).collect();
-            all.sort_by(|a, b| b.total_cmp(a));
-            let (p1, p2) = (all[0], all.get(1).copied().unwrap_or(0.0));
-            return Some(match p.metric {
-                Metric::LeastConfidence => 1.0 - p1,
-                Metric::MeanConfidence => 1.0 - kept.iter().sum::<f64>() / kept.len() as f64,
-                Metric::Margin => 1.0 - (p1 - p2),
-                Metric::Entropy => {
-                    let n = p.num_classes.max(all.len()).max(1);
-                    all.iter().map(|s| binary_entropy(*s)).sum::<f64>() / n as f64
-                }
-                Metric::UncertainCount => all.iter().filter(|s| in_band(s)).count() as f64,
-            });
+            // Classification has one path, shared: the detection path is what is checked here.
+            return Some(class_value(img, p, mean));
         }
         Some(match p.metric {
             Metric::LeastConfidence => 1.0 - kept.iter().copied().fold(f64::INFINITY, f64::min),
-            Metric::MeanConfidence => 1.0 - kept.iter().sum::<f64>() / kept.len() as f64,
+            Metric::MeanConfidence => mean,
             Metric::Margin => kept
                 .iter()
                 .map(|s| 1.0 - (2.0 * s - 1.0).abs())

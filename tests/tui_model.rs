@@ -10,7 +10,7 @@ use termtag::project::{ClassMap, Project};
 use termtag::store::{Filter, Store};
 use termtag::tui::action::Action;
 use termtag::tui::app::{StoreCtx, store_effect};
-use termtag::tui::state::{Effect, ItemKind, Mode, Msg, State, update};
+use termtag::tui::state::{Effect, ItemKind, Mode, Msg, State, SyncFailed, update};
 
 /// Runs messages through `update()` and the store, as the app would, until nothing is pending.
 struct Harness {
@@ -509,7 +509,7 @@ fn pull_and_push_run_in_the_background_one_at_a_time() {
         &mut h.state,
         Msg::SyncDone {
             pull: true,
-            result: Err("access denied".into()),
+            result: Err(SyncFailed("access denied".into())),
         },
     );
     assert_eq!(h.state.sync, None);

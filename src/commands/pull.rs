@@ -26,7 +26,7 @@ pub fn job(
         count,
         ..PullOptions::default()
     };
-    super::runtime()?.block_on(remote::pull(project, store, &set, &opts, progress))
+    Ok(super::runtime()?.block_on(remote::pull(project, store, &set, &opts, progress))?)
 }
 
 /// The command line: a bar while it runs, then warnings and refusals on stderr and the summary.

@@ -16,7 +16,7 @@ pub fn job(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<PushReport> {
     let set = remote::open(project)?;
-    super::runtime()?.block_on(remote::push(project, store, &set, progress))
+    Ok(super::runtime()?.block_on(remote::push(project, store, &set, progress))?)
 }
 
 /// The command line: a bar while it runs, then warnings on stderr and the summary.

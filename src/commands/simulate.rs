@@ -77,7 +77,7 @@ pub fn run(project: &Project, store: &Store, args: &SimulateArgs) -> Result<()> 
             &opts,
             &|line| errln!("{}", for_terminal(line)),
         )?;
-        return rounds::print(&report, args.json);
+        return Ok(rounds::print(&report, args.json)?);
     }
     let metrics = if args.metric.is_empty() {
         Metric::ALL.to_vec()

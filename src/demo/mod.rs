@@ -9,12 +9,53 @@ mod runtime;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-
-use crate::formats::{ExportCtx, FormatKind, ImageIndex, ImportCtx, KnownImage};
+use crate::formats::{ExportCtx, FormatError, FormatKind, ImageIndex, ImportCtx, KnownImage};
+use crate::logging::causes;
 use crate::model::{Dataset, Task};
-use crate::project::{CONFIG_FILE, ClassMap, Project};
+use crate::project::{CONFIG_FILE, ClassMap, Project, ProjectError};
+use crate::remote::{OpenError, PullError};
 use crate::sanitize::show_path;
+use crate::store::StoreError;
+
+/// Why the demo could not be built; each names the file or folder and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(
+        "{dir}: this folder is not empty and holds no demo; give `termtag demo` another folder"
+    )]
+    NotEmpty { dir: String },
+    /// `action` is what failed: create, write, read, open or delete.
+    #[error("{path}: cannot {action}")]
+    Io {
+        path: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot start the demo's first pull")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Pull(#[from] PullError),
+}
+
+/// Maps an I/O error on `path` to [`DemoError::Io`].
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DemoError {
+    let path = show_path(path);
+    move |source| DemoError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+pub type Result<T, E = DemoError> = std::result::Result<T, E>;
 
 /// The seed of the demo's boards. The model was trained on boards of other seeds.
 pub const SEED: u64 = 13;
@@ -54,7 +95,7 @@ pub struct DemoOptions {
 /// Writes `count` boards of `seed` and their ground truth (`labels.coco.json`) into `dir`: the
 /// trainer's data.
 pub fn write_boards(dir: &Path, count: u32, seed: u64) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", show_path(dir)))?;
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     let mut ds = dataset();
     for i in 0..count {
         let b = boards::board(seed, i);
@@ -76,10 +117,9 @@ fn dataset() -> Dataset {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("{}: cannot create", show_path(parent)))?;
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
     }
-    std::fs::write(path, bytes).with_context(|| format!("{}: cannot write", show_path(path)))
+    std::fs::write(path, bytes).map_err(io("write", path))
 }
 
 fn write_coco(ds: &Dataset, out: &Path) -> Result<()> {
@@ -103,18 +143,19 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
         reset(dir)?;
         say(&format!("reset: removed the demo in {}", show_path(dir)));
     } else if is_demo && dir.join(CONFIG_FILE).is_file() {
-        return Ok(Project::load(&dir.canonicalize()?)?);
+        return Ok(Project::load(
+            &dir.canonicalize().map_err(io("open", dir))?,
+        )?);
     } else if dir.exists() && !is_empty_or_runtime_only(dir)? {
-        bail!(
-            "{}: this folder is not empty and holds no demo; give `termtag demo` another folder",
-            show_path(dir)
-        );
+        return Err(DemoError::NotEmpty {
+            dir: show_path(dir),
+        });
     }
     write(
         &dir.join(MARKER),
         b"termtag demo: `termtag demo --reset` deletes this folder's contents\n",
     )?;
-    let root = dir.canonicalize()?;
+    let root = dir.canonicalize().map_err(io("open", dir))?;
 
     // The remote: every board, as a shared folder that `F` pulls from and `P` pushes to.
     say(&format!(
@@ -150,7 +191,8 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
     let set = crate::remote::open(&project)?;
     let pull = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
+        .build()
+        .map_err(DemoError::Runtime)?
         .block_on(crate::remote::pull(
             &project,
             &mut store,
@@ -181,7 +223,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
     ));
 
     let live = runtime::ensure(&mut project, opts.offline, say)
-        .map_err(|e| e.to_string())
+        .map_err(|e| causes(&e))
         .and_then(|()| {
             say("pre-labelling the boards live with the demo model:");
             crate::commands::predict::run(
@@ -190,7 +232,7 @@ pub fn build(dir: &Path, opts: &DemoOptions, say: &dyn Fn(&str)) -> Result<Proje
                 crate::infer::PredictOptions::default(),
                 None,
             )
-            .map_err(|e| format!("live pre-labelling failed: {e:#}"))
+            .map_err(|e| format!("live pre-labelling failed: {}", causes(&*e)))
         });
     if let Err(why) = live {
         say(&why);
@@ -241,7 +283,8 @@ fn publish_predictions(project: &Project, boards: std::ops::Range<u32>) -> Resul
         .join(REMOTE_DIR)
         .join(&cfg.labels_container)
         .join(format!("totag_{}.csv", crate::store::now_ms()));
-    std::fs::create_dir_all(out.parent().unwrap_or(&project.root))?;
+    let dir = out.parent().unwrap_or(&project.root);
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     FormatKind::AldCsv.export(
         &ds,
         &ExportCtx {
@@ -256,13 +299,12 @@ fn publish_predictions(project: &Project, boards: std::ops::Range<u32>) -> Resul
 
 fn save(project: &Project) -> Result<()> {
     let file = project.root.join(CONFIG_FILE);
-    std::fs::write(&file, project.config.to_documented_toml())
-        .with_context(|| format!("{}: cannot write", show_path(&file)))
+    std::fs::write(&file, project.config.to_documented_toml()).map_err(io("write", &file))
 }
 
 fn is_empty_or_runtime_only(dir: &Path) -> Result<bool> {
-    for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", show_path(dir)))? {
-        if e?.file_name() != RUNTIME_DIR {
+    for e in std::fs::read_dir(dir).map_err(io("read", dir))? {
+        if e.map_err(io("read", dir))?.file_name() != RUNTIME_DIR {
             return Ok(false);
         }
     }
@@ -271,18 +313,18 @@ fn is_empty_or_runtime_only(dir: &Path) -> Result<bool> {
 
 /// Deletes everything the demo made in `dir`, except the runtime it installed.
 fn reset(dir: &Path) -> Result<()> {
-    for e in std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", show_path(dir)))? {
-        let e = e?;
+    for e in std::fs::read_dir(dir).map_err(io("read", dir))? {
+        let e = e.map_err(io("read", dir))?;
         if e.file_name() == RUNTIME_DIR {
             continue;
         }
         let path = e.path();
-        let gone = if e.file_type()?.is_dir() {
+        let gone = if e.file_type().map_err(io("read", &path))?.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
         };
-        gone.with_context(|| format!("{}: cannot delete", show_path(&path)))?;
+        gone.map_err(io("delete", &path))?;
     }
     Ok(())
 }

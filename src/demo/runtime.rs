@@ -25,8 +25,8 @@ pub enum NoRuntime {
     #[error("pip finished but {} holds no ONNX Runtime library", show_path(.0))]
     NoLibrary(PathBuf),
     /// termtag.toml could not be saved with the runtime's path.
-    #[error("{0:#}")]
-    Save(anyhow::Error),
+    #[error(transparent)]
+    Save(super::DemoError),
 }
 
 /// Makes a runtime available to `predict`; `Err` says why there is none.

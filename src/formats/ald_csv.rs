@@ -468,6 +468,12 @@ pub struct Rows {
     pub rows: Vec<(String, csv::StringRecord)>,
 }
 
+/// [`Rows::conform`] refused: the header has no `folder` column, but this image (its key) sits
+/// in a sub-folder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("it has no `folder` column, but image `{}` sits in a sub-folder", for_terminal(.0))]
+pub struct LosesFolder(pub String);
+
 impl Rows {
     /// Any CSV with a `filename` column (and maybe `folder`); `name` names it in messages.
     pub fn parse(text: &str, name: &Path) -> Result<Rows, FormatError> {
@@ -499,7 +505,7 @@ impl Rows {
 
     /// The same rows under `header` (ALD writes `folder` only with `user_folders = True`): columns
     /// matched by name, a missing one left empty; refused when that would lose a row's folder.
-    pub fn conform(self, header: &csv::StringRecord) -> Result<Rows, String> {
+    pub fn conform(self, header: &csv::StringRecord) -> Result<Rows, LosesFolder> {
         if self.header == *header {
             return Ok(self);
         }
@@ -512,10 +518,7 @@ impl Rows {
         let mut rows = Vec::with_capacity(self.rows.len());
         for (k, r) in self.rows {
             if !keeps_folder && folder.and_then(|i| r.get(i)).is_some_and(|f| !f.is_empty()) {
-                return Err(format!(
-                    "it has no `folder` column, but image `{}` sits in a sub-folder",
-                    for_terminal(&k)
-                ));
+                return Err(LosesFolder(k));
             }
             let rec: csv::StringRecord = from
                 .iter()
@@ -572,31 +575,15 @@ impl Rows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::testutil::{bb, det};
+    use crate::formats::testutil::{
+        assert_round_trip, bb, det, detect_export as ectx, detect_import as ictx,
+    };
     use crate::formats::{ImageIndex, KnownImage};
 
     const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ald_csv/");
 
     fn fixture(name: &str) -> PathBuf {
         PathBuf::from(FIX).join(name)
-    }
-
-    fn ictx<'a>(ix: &'a ImageIndex, predictions: bool) -> ImportCtx<'a> {
-        ImportCtx {
-            task: Task::Detect,
-            images: ix,
-            classes: &[],
-            predictions,
-        }
-    }
-
-    fn ectx(out: &Path, predictions: bool) -> ExportCtx<'_> {
-        ExportCtx {
-            task: Task::Detect,
-            out,
-            predictions,
-            url_prefix: "",
-        }
     }
 
     fn assert_box(l: &Label, class: &str, (x0, y0, x1, y1): (f64, f64, f64, f64)) {
@@ -802,22 +789,7 @@ mod tests {
             assert!(back.warnings.is_empty());
             export(&back.dataset, &ectx(&b, predictions)).unwrap();
             assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-            assert_eq!(back.dataset.images.len(), ds.images.len());
-            for (x, y) in ds.images.iter().zip(&back.dataset.images) {
-                assert_eq!(x.key, y.key);
-                assert_eq!((x.width, x.height), (y.width, y.height));
-                assert_eq!(x.labels.len(), y.labels.len());
-                for (l, m) in x.labels.iter().zip(&y.labels) {
-                    let (p, q) = (l.bbox.unwrap(), m.bbox.unwrap());
-                    assert_eq!(l.class, m.class);
-                    for (u, v) in [(p.x0, q.x0), (p.y0, q.y0), (p.x1, q.x1), (p.y1, q.y1)] {
-                        assert!((u - v).abs() < 1e-6);
-                    }
-                    if predictions {
-                        assert!((l.score.unwrap() - m.score.unwrap()).abs() < 1e-6);
-                    }
-                }
-            }
+            assert_round_trip(&back.dataset.images, &ds.images, predictions);
         }
     }
 

@@ -555,7 +555,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
-    use crate::formats::testutil::{self, assert_label, cls, det, index, read};
+    use crate::formats::testutil::{self, assert_label, assert_round_trip, cls, det, index, read};
 
     const AML: &str = "azureml://datastores/workspaceblobstore/paths/images/";
 
@@ -810,24 +810,7 @@ mod tests {
             assert!(back.warnings.is_empty());
             export(&back.dataset, &ectx(&b, task, predictions, "")).unwrap();
             assert_eq!(read(&a), read(&b), "{task}");
-            assert_eq!(back.dataset.images.len(), ds.images.len());
-            for (x, y) in ds.images.iter().zip(&back.dataset.images) {
-                assert_eq!(x.key, y.key);
-                assert_eq!((x.width, x.height), (y.width, y.height));
-                assert_eq!(x.labels.len(), y.labels.len());
-                for (l, m) in x.labels.iter().zip(&y.labels) {
-                    assert_eq!(l.class, m.class);
-                    if let (Some(p), Some(q)) = (l.bbox, m.bbox) {
-                        for (u, v) in [(p.x0, q.x0), (p.y0, q.y0), (p.x1, q.x1), (p.y1, q.y1)] {
-                            assert!((u - v).abs() < 1e-6);
-                        }
-                    }
-                    assert_eq!(l.bbox.is_some(), m.bbox.is_some());
-                    if predictions {
-                        assert!((l.score.unwrap() - m.score.unwrap()).abs() < 1e-6);
-                    }
-                }
-            }
+            assert_round_trip(&back.dataset.images, &ds.images, predictions);
         }
     }
 

@@ -199,8 +199,7 @@ fn import_instances(
         }
     }
 
-    // `None` marks an image skipped for want of a size; its annotations are skipped too.
-    let mut images: Vec<Option<ImageLabels>> = Vec::with_capacity(coco.images.len());
+    let mut images: Vec<Slot> = Vec::with_capacity(coco.images.len());
     let mut by_id: HashMap<i64, usize> = HashMap::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, im) in coco.images.iter().enumerate() {
@@ -229,12 +228,10 @@ fn import_instances(
             (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
             _ => None,
         };
-        images.push(image_entry(&im.file_name, stated, ctx));
+        images.push(Slot::new(image_entry(&im.file_name, stated, ctx)));
     }
 
     let mut counts = Counts::default();
-    // Annotations of each image, counted for the images that cannot be placed.
-    let mut rows = vec![0usize; images.len()];
     for (i, a) in coco.annotations.iter().enumerate() {
         let at = format!("$.annotations[{i}]");
         let &slot = by_id.get(&a.image_id).ok_or_else(|| {
@@ -265,27 +262,19 @@ fn import_instances(
                 ));
             }
         }
-        if images[slot].is_none() {
-            rows[slot] += 1;
-        }
-        if let Some(im) = images[slot].as_mut() {
-            let entry = Entry {
-                class,
-                bbox: a.bbox.as_deref(),
-                score: a.score,
-            };
-            add_entry(im, &entry, &at, file, ctx, warnings, &mut counts)?;
-        }
+        let entry = Entry::new(class, a.bbox.as_deref(), a.score);
+        let image = &mut images[slot];
+        add_entry(image, &entry, &at, file, ctx, warnings, &mut counts)?;
     }
     counts.warn(file, warnings);
-    for (i, im) in images.iter().enumerate() {
-        if im.is_none() {
-            unplaced.push((coco.images[i].file_name.clone(), rows[i].max(1)));
+    for (slot, im) in images.iter().zip(&coco.images) {
+        if slot.image.is_none() {
+            unplaced.push((im.file_name.clone(), slot.unplaced.max(1)));
         }
     }
     Ok(Dataset {
         classes,
-        images: images.into_iter().flatten().collect(),
+        images: images.into_iter().filter_map(|s| s.image).collect(),
     })
 }
 
@@ -306,9 +295,8 @@ fn import_results(
         ));
     }
     let results: Vec<InResult> = from_json(file, text)?;
-    let mut images: Vec<Option<ImageLabels>> = Vec::new();
+    let mut images: Vec<Slot> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
-    let mut rows: Vec<usize> = Vec::new();
     let mut counts = Counts::default();
     for (i, r) in results.iter().enumerate() {
         let at = format!("$[{i}]");
@@ -350,32 +338,23 @@ fn import_results(
                 )
             })?;
         let slot = *by_name.entry(name).or_insert_with(|| {
-            images.push(image_entry(name, None, ctx));
-            rows.push(0);
+            images.push(Slot::new(image_entry(name, None, ctx)));
             images.len() - 1
         });
-        if images[slot].is_none() {
-            rows[slot] += 1;
-        }
-        if let Some(im) = images[slot].as_mut() {
-            let entry = Entry {
-                class,
-                bbox: r.bbox.as_deref(),
-                score: r.score,
-            };
-            add_entry(im, &entry, &at, file, ctx, warnings, &mut counts)?;
-        }
+        let entry = Entry::new(class, r.bbox.as_deref(), r.score);
+        let image = &mut images[slot];
+        add_entry(image, &entry, &at, file, ctx, warnings, &mut counts)?;
     }
     counts.warn(file, warnings);
     for (name, &slot) in &by_name {
-        if images[slot].is_none() {
-            unplaced.push((name.to_string(), rows[slot]));
+        if images[slot].image.is_none() {
+            unplaced.push((name.to_string(), images[slot].unplaced));
         }
     }
     unplaced.sort();
     Ok(Dataset {
         classes: ctx.classes.to_vec(),
-        images: images.into_iter().flatten().collect(),
+        images: images.into_iter().filter_map(|s| s.image).collect(),
     })
 }
 
@@ -401,6 +380,25 @@ struct Entry<'a> {
     class: &'a str,
     bbox: Option<&'a [f64]>,
     score: Option<f64>,
+}
+
+impl<'a> Entry<'a> {
+    fn new(class: &'a str, bbox: Option<&'a [f64]>, score: Option<f64>) -> Self {
+        Entry { class, bbox, score }
+    }
+}
+
+/// An image being read: `None` when it cannot be placed (no size is known for its pixel boxes),
+/// and then how many annotations named it, for the unplaced report.
+struct Slot {
+    image: Option<ImageLabels>,
+    unplaced: usize,
+}
+
+impl Slot {
+    fn new(image: Option<ImageLabels>) -> Self {
+        Slot { image, unplaced: 0 }
+    }
 }
 
 /// Things counted across a file, reported once each.
@@ -430,9 +428,10 @@ impl Counts {
     }
 }
 
-/// Adds one annotation to its image: a box for detection, an image class (once) otherwise.
+/// Adds one annotation to its image: a box for detection, an image class (once) otherwise. An
+/// image that cannot be placed counts it instead.
 fn add_entry(
-    im: &mut ImageLabels,
+    slot: &mut Slot,
     e: &Entry,
     at: &str,
     file: &Path,
@@ -440,6 +439,10 @@ fn add_entry(
     warnings: &mut Vec<String>,
     counts: &mut Counts,
 ) -> Result<(), FormatError> {
+    let Some(im) = slot.image.as_mut() else {
+        slot.unplaced += 1;
+        return Ok(());
+    };
     let score = match e.score {
         Some(s) if ctx.predictions => {
             if !(0.0..=1.0).contains(&s) {
@@ -667,7 +670,9 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
-    use crate::formats::testutil::{self, assert_box, bb, cls, detect_dataset, known};
+    use crate::formats::testutil::{
+        self, assert_box, assert_round_trip, bb, cls, detect_dataset, known,
+    };
 
     fn fixture(name: &str) -> PathBuf {
         testutil::fixture("coco", name)
@@ -772,22 +777,7 @@ mod tests {
         let back = import(&out, &ctx(Task::Detect, &ix, &[])).unwrap();
         assert!(back.warnings.is_empty(), "{:?}", back.warnings);
         assert_eq!(back.dataset.classes, ds.classes);
-        for (a, b) in back.dataset.images.iter().zip(&ds.images) {
-            assert_eq!((&a.key, a.width, a.height), (&b.key, b.width, b.height));
-            assert_eq!(a.labels.len(), b.labels.len());
-            for (la, lb) in a.labels.iter().zip(&b.labels) {
-                assert_eq!(la.class, lb.class);
-                let (ga, gb) = (la.bbox.unwrap(), lb.bbox.unwrap());
-                for (x, y) in [
-                    (ga.x0, gb.x0),
-                    (ga.y0, gb.y0),
-                    (ga.x1, gb.x1),
-                    (ga.y1, gb.y1),
-                ] {
-                    assert!((x - y).abs() < 1e-6, "{ga:?} vs {gb:?}");
-                }
-            }
-        }
+        assert_round_trip(&back.dataset.images, &ds.images, false);
         let out2 = dir.path().join("again.json");
         assert_eq!(export_to(&back.dataset, Task::Detect, false, &out2), first);
     }

@@ -2,12 +2,11 @@
 //! `a/b.txt`) holding its labels, one per line. An empty file is an image verified to show none of
 //! the classes. The format has no place for scores, so predictions export as plain labels.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::yolo::{SidecarPaths, same_image, strip_txt, txt_files};
-use super::{ExportCtx, FormatError, ImportCtx, Imported, read_lines, sidecar_path, write_file};
-use crate::model::{Dataset, ImageLabels, Label, Task};
+use super::yolo::{ClassNumbers, SidecarPaths, read_sidecars, txt_files, write_sidecars};
+use super::{ExportCtx, FormatError, ImportCtx, Imported, read_lines, sidecar_path};
+use crate::model::{Dataset, Label, Task};
 use crate::sanitize::{for_terminal, show_path};
 
 /// Reads every `*.txt` below a folder (images beside them are ignored) or one `.txt`.
@@ -21,31 +20,15 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     }
     let (_, files) = txt_files(path)?;
     let mut warnings = Vec::new();
+    let images = read_sidecars(path, &files, ctx, &mut warnings, |file, warnings| {
+        read_labels(file, ctx.task, warnings)
+    })?;
+    // The classes in the order they first appear.
     let mut classes: Vec<String> = Vec::new();
-    let mut images = Vec::new();
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    for (file, rel) in &files {
-        let name = strip_txt(rel);
-        let known = ctx.images.resolve(name);
-        let key = known.map_or_else(|| name.to_string(), |k| k.key.clone());
-        if let Some(prev) = seen.insert(key.clone(), file.clone()) {
-            return Err(same_image(file, &prev, &key));
+    for l in images.iter().flat_map(|im| &im.labels) {
+        if !classes.contains(&l.class) {
+            classes.push(l.class.clone());
         }
-        let labels = read_labels(file, ctx.task, &mut warnings)?;
-        for l in &labels {
-            if !classes.contains(&l.class) {
-                classes.push(l.class.clone());
-            }
-        }
-        images.push(ImageLabels {
-            key,
-            width: known.map_or(0, |k| k.width),
-            height: known.map_or(0, |k| k.height),
-            labels,
-        });
-    }
-    if images.is_empty() {
-        warnings.push(format!("{}: no .txt label files found", show_path(path)));
     }
     Ok(Imported {
         dataset: Dataset { classes, images },
@@ -107,12 +90,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
                 .into(),
         ));
     }
-    let order: HashMap<&str, usize> = ds
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
+    let numbers = ClassNumbers::new(&ds.classes);
     let mut paths = SidecarPaths::default();
     // Everything is checked before the first file is written, so a bad key leaves no half export.
     let mut files = Vec::with_capacity(ds.images.len());
@@ -122,17 +100,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
         let place = format!("image `{}`", for_terminal(&im.key));
         let mut idx = Vec::with_capacity(im.labels.len());
         for l in &im.labels {
-            let i = order.get(l.class.as_str()).ok_or_else(|| {
-                FormatError::invalid(
-                    &path,
-                    &place,
-                    format!(
-                        "class `{}` is not in the class list",
-                        for_terminal(&l.class)
-                    ),
-                )
-            })?;
-            idx.push(*i);
+            idx.push(numbers.of(&l.class, &path, &place)?);
         }
         idx.sort_unstable();
         idx.dedup();
@@ -152,10 +120,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
             .collect();
         files.push((path, text));
     }
-    for (path, text) in &files {
-        write_file(path, text.as_bytes())?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    write_sidecars(files)
 }
 
 #[cfg(test)]
@@ -163,6 +128,7 @@ mod tests {
     use super::*;
     use crate::formats::ImageIndex;
     use crate::formats::testutil::{self, cls, index, strings};
+    use crate::model::ImageLabels;
 
     fn fixtures() -> PathBuf {
         testutil::fixture("modelarts_txt", "")

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ImageIndex, KnownImage};
-use crate::model::{BBox, Dataset, ImageLabels, Label};
+use super::{ExportCtx, ImageIndex, ImportCtx, KnownImage};
+use crate::model::{BBox, Dataset, ImageLabels, Label, Task};
 
 /// `tests/fixtures/<format>/<name>`.
 pub fn fixture(format: &str, name: &str) -> PathBuf {
@@ -87,6 +87,48 @@ pub fn assert_box(got: Option<BBox>, want: impl Corners) {
         (got.3, want.3),
     ] {
         assert!((g - w).abs() < 1e-9, "got {got:?}, want {want:?}");
+    }
+}
+
+/// `back`, read back from an export of `want`, holds the same images in the same order with the
+/// same labels: boxes (and, with `scores`, scores) within the 1e-6 the formats write.
+pub fn assert_round_trip(back: &[ImageLabels], want: &[ImageLabels], scores: bool) {
+    assert_eq!(back.len(), want.len());
+    for (a, b) in back.iter().zip(want) {
+        assert_eq!((&a.key, a.width, a.height), (&b.key, b.width, b.height));
+        assert_eq!(a.labels.len(), b.labels.len(), "{}", a.key);
+        for (la, lb) in a.labels.iter().zip(&b.labels) {
+            assert_eq!(la.class, lb.class);
+            assert_eq!(la.bbox.is_some(), lb.bbox.is_some(), "{}", a.key);
+            if let (Some(p), Some(q)) = (la.bbox, lb.bbox) {
+                for (x, y) in [(p.x0, q.x0), (p.y0, q.y0), (p.x1, q.x1), (p.y1, q.y1)] {
+                    assert!((x - y).abs() < 1e-6, "{p:?} vs {q:?}");
+                }
+            }
+            if scores {
+                assert!((la.score.unwrap() - lb.score.unwrap()).abs() < 1e-6);
+            }
+        }
+    }
+}
+
+/// How a detect project imports: nothing known but the images of `images`.
+pub fn detect_import(images: &ImageIndex, predictions: bool) -> ImportCtx<'_> {
+    ImportCtx {
+        task: Task::Detect,
+        images,
+        classes: &[],
+        predictions,
+    }
+}
+
+/// How a detect project exports to `out`.
+pub fn detect_export(out: &Path, predictions: bool) -> ExportCtx<'_> {
+    ExportCtx {
+        task: Task::Detect,
+        out,
+        predictions,
+        url_prefix: "",
     }
 }
 

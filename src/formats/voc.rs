@@ -492,29 +492,14 @@ fn render(im: &ImageLabels, ctx: &ExportCtx) -> Result<String, FormatError> {
 mod tests {
     use super::*;
     use crate::formats::ImageIndex;
-    use crate::formats::testutil::{self, assert_box, bb, det, detect_dataset, known, read};
+    use crate::formats::testutil::{
+        self, assert_box, assert_round_trip, bb, det, detect_dataset, detect_export as ectx,
+        detect_import as ictx, known, read,
+    };
     use crate::model::Task;
 
     fn fixtures() -> PathBuf {
         testutil::fixture("voc", "")
-    }
-
-    fn ictx<'a>(images: &'a ImageIndex, predictions: bool) -> ImportCtx<'a> {
-        ImportCtx {
-            task: Task::Detect,
-            images,
-            classes: &[],
-            predictions,
-        }
-    }
-
-    fn ectx(out: &Path, predictions: bool) -> ExportCtx<'_> {
-        ExportCtx {
-            task: Task::Detect,
-            out,
-            predictions,
-            url_prefix: "",
-        }
     }
 
     #[test]
@@ -632,22 +617,7 @@ mod tests {
         assert!(back.warnings.is_empty(), "{:?}", back.warnings);
         assert_eq!(back.dataset.classes, ["knot", "crack"]);
         assert_eq!(back.dataset.images.len(), 3);
-        for (a, b) in back.dataset.images.iter().zip(&ds.images) {
-            assert_eq!((&a.key, a.width, a.height), (&b.key, b.width, b.height));
-            assert_eq!(a.labels.len(), b.labels.len());
-            for (la, lb) in a.labels.iter().zip(&b.labels) {
-                assert_eq!(la.class, lb.class);
-                let (ga, gb) = (la.bbox.unwrap(), lb.bbox.unwrap());
-                for (x, y) in [
-                    (ga.x0, gb.x0),
-                    (ga.y0, gb.y0),
-                    (ga.x1, gb.x1),
-                    (ga.y1, gb.y1),
-                ] {
-                    assert!((x - y).abs() < 1e-6, "{ga:?} vs {gb:?}");
-                }
-            }
-        }
+        assert_round_trip(&back.dataset.images, &ds.images, false);
         let out2 = dir.path().join("again");
         export(&back.dataset, &ectx(&out2, false)).unwrap();
         for r in rel {

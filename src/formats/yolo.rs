@@ -4,8 +4,8 @@
 //! score (as Ultralytics writes with `save_conf`). An empty `.txt` is an image verified to hold no
 //! object.
 //!
-//! The per-image file helpers here (`txt_files`, `SidecarPaths`) are
-//! shared with the other one-`.txt`-per-image format, ModelArts.
+//! The per-image file helpers here (`txt_files`, `read_sidecars`, `ClassNumbers`, `SidecarPaths`,
+//! `write_sidecars`) are shared with the other one-`.txt`-per-image format, ModelArts.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -52,29 +52,10 @@ pub fn import(path: &Path, ctx: &ImportCtx) -> Result<Imported, FormatError> {
     };
 
     let mut warnings = Vec::new();
-    let mut images = Vec::new();
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    for (file, rel) in &files {
-        if *file == classes_path {
-            continue;
-        }
-        let name = strip_txt(rel);
-        let known = ctx.images.resolve(name);
-        let key = known.map_or_else(|| name.to_string(), |k| k.key.clone());
-        if let Some(prev) = seen.insert(key.clone(), file.clone()) {
-            return Err(same_image(file, &prev, &key));
-        }
-        let labels = parse_labels(file, &classes, ctx.predictions, &mut warnings)?;
-        images.push(ImageLabels {
-            key,
-            width: known.map_or(0, |k| k.width),
-            height: known.map_or(0, |k| k.height),
-            labels,
-        });
-    }
-    if images.is_empty() {
-        warnings.push(format!("{}: no .txt label files found", show_path(path)));
-    }
+    let label_files = files.iter().filter(|(file, _)| *file != classes_path);
+    let images = read_sidecars(path, label_files, ctx, &mut warnings, |file, warnings| {
+        parse_labels(file, &classes, ctx.predictions, warnings)
+    })?;
     Ok(Imported {
         dataset: Dataset {
             classes: classes.names.to_vec(),
@@ -94,12 +75,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
             ctx.task
         )));
     }
-    let index: HashMap<&str, usize> = ds
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
+    let numbers = ClassNumbers::new(&ds.classes);
     let classes_path = ctx.out.join(CLASSES_FILE);
     let mut paths = SidecarPaths::default();
     paths.reserve(&classes_path, "the class list");
@@ -112,16 +88,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
         let mut text = String::new();
         for (n, l) in im.labels.iter().enumerate() {
             let place = format!("image `{}` label {}", for_terminal(&im.key), n + 1);
-            let idx = index.get(l.class.as_str()).ok_or_else(|| {
-                FormatError::invalid(
-                    &path,
-                    &place,
-                    format!(
-                        "class `{}` is not in the class list",
-                        for_terminal(&l.class)
-                    ),
-                )
-            })?;
+            let idx = numbers.of(&l.class, &path, &place)?;
             let b = l.bbox.ok_or_else(|| {
                 FormatError::invalid(&path, &place, "label has no box; yolo needs one per label")
             })?;
@@ -142,10 +109,7 @@ pub fn export(ds: &Dataset, ctx: &ExportCtx) -> Result<Vec<PathBuf>, FormatError
         }
         files.push((path, text));
     }
-    for (path, text) in &files {
-        write_file(path, text.as_bytes())?;
-    }
-    Ok(files.into_iter().map(|(p, _)| p).collect())
+    write_sidecars(files)
 }
 
 /// Centre and size of one axis as 6-decimal numbers, chosen so that the written box still lies
@@ -320,8 +284,75 @@ fn has_txt_ext(name: &str) -> bool {
     }
 }
 
+/// The images of one-`.txt`-per-image files (as [`txt_files`] lists them), each keyed by the
+/// project's image of the same name when there is one, with the labels `read` finds in its file.
+/// Two files describing one image are refused; no file at all is a warning.
+pub(super) fn read_sidecars<'a>(
+    path: &Path,
+    files: impl IntoIterator<Item = &'a (PathBuf, String)>,
+    ctx: &ImportCtx,
+    warnings: &mut Vec<String>,
+    mut read: impl FnMut(&Path, &mut Vec<String>) -> Result<Vec<Label>, FormatError>,
+) -> Result<Vec<ImageLabels>, FormatError> {
+    let mut images = Vec::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for (file, rel) in files {
+        let name = strip_txt(rel);
+        let known = ctx.images.resolve(name);
+        let key = known.map_or_else(|| name.to_string(), |k| k.key.clone());
+        if let Some(prev) = seen.insert(key.clone(), file.clone()) {
+            return Err(same_image(file, &prev, &key));
+        }
+        let labels = read(file, warnings)?;
+        images.push(ImageLabels {
+            key,
+            width: known.map_or(0, |k| k.width),
+            height: known.map_or(0, |k| k.height),
+            labels,
+        });
+    }
+    if images.is_empty() {
+        warnings.push(format!("{}: no .txt label files found", show_path(path)));
+    }
+    Ok(images)
+}
+
+/// Each class's number (its place in the project's list), as the per-image files write it.
+pub(super) struct ClassNumbers<'a>(HashMap<&'a str, usize>);
+
+impl<'a> ClassNumbers<'a> {
+    pub(super) fn new(classes: &'a [String]) -> Self {
+        ClassNumbers(
+            classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i))
+                .collect(),
+        )
+    }
+
+    /// The number of `class`, or the error for the label at `place` of `file`.
+    pub(super) fn of(&self, class: &str, file: &Path, place: &str) -> Result<usize, FormatError> {
+        self.0.get(class).copied().ok_or_else(|| {
+            FormatError::invalid(
+                file,
+                place,
+                format!("class `{}` is not in the class list", for_terminal(class)),
+            )
+        })
+    }
+}
+
+/// Writes the per-image files, all checked beforehand; returns their paths.
+pub(super) fn write_sidecars(files: Vec<(PathBuf, String)>) -> Result<Vec<PathBuf>, FormatError> {
+    for (path, text) in &files {
+        write_file(path, text.as_bytes())?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
 /// `a/b.txt` → `a/b`.
-pub(super) fn strip_txt(rel: &str) -> &str {
+fn strip_txt(rel: &str) -> &str {
     if has_txt_ext(rel) {
         &rel[..rel.len() - 4]
     } else {
@@ -330,7 +361,7 @@ pub(super) fn strip_txt(rel: &str) -> &str {
 }
 
 /// Two label files that resolved to the same project image.
-pub(super) fn same_image(file: &Path, prev: &Path, key: &str) -> FormatError {
+fn same_image(file: &Path, prev: &Path, key: &str) -> FormatError {
     FormatError::invalid(
         file,
         "file",

@@ -77,7 +77,7 @@ impl Shard {
 }
 
 /// `--shard auto` without a usable scheduler.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 #[error("{0}")]
 pub struct ShardEnvError(String);
 
@@ -226,10 +226,8 @@ mod tests {
         )
     }
 
-    fn auto(vars: &[(&str, &str)]) -> Result<Shard, String> {
-        Shard::from_scheduler(&env(vars))
-            .map(|(s, _)| s)
-            .map_err(|e| e.to_string())
+    fn auto(vars: &[(&str, &str)]) -> Result<Shard, ShardEnvError> {
+        Shard::from_scheduler(&env(vars)).map(|(s, _)| s)
     }
 
     #[test]
@@ -257,14 +255,20 @@ mod tests {
         assert_eq!(s, Ok(Shard { k: 1, n: 4 }));
         let s = auto(&[("JOB_COMPLETION_INDEX", "3"), ("JOB_COMPLETIONS", "4")]);
         assert_eq!(s, Ok(Shard { k: 4, n: 4 }));
-        let e = auto(&[("JOB_COMPLETION_INDEX", "4"), ("JOB_COMPLETIONS", "4")]).unwrap_err();
+        let e = auto(&[("JOB_COMPLETION_INDEX", "4"), ("JOB_COMPLETIONS", "4")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("index 4 of 4"), "{e}");
-        let e = auto(&[("JOB_COMPLETION_INDEX", "1")]).unwrap_err();
+        let e = auto(&[("JOB_COMPLETION_INDEX", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("JOB_COMPLETIONS is not") && e.contains("spec.completions"),
             "{e}"
         );
-        let e = auto(&[("JOB_COMPLETION_INDEX", "x1"), ("JOB_COMPLETIONS", "4")]).unwrap_err();
+        let e = auto(&[("JOB_COMPLETION_INDEX", "x1"), ("JOB_COMPLETIONS", "4")])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("JOB_COMPLETION_INDEX=`x1` is not a whole number"),
             "{e}"
@@ -282,10 +286,16 @@ mod tests {
         };
         assert_eq!(auto(&vars("5")), Ok(Shard { k: 1, n: 3 }));
         assert_eq!(auto(&vars("7")), Ok(Shard { k: 3, n: 3 }));
-        assert!(auto(&vars("8")).unwrap_err().contains("index 3 of 3"));
+        assert!(
+            auto(&vars("8"))
+                .unwrap_err()
+                .to_string()
+                .contains("index 3 of 3")
+        );
         assert!(
             auto(&vars("4"))
                 .unwrap_err()
+                .to_string()
                 .contains("not one of its tasks")
         );
         // --array=0-12:4 → tasks 0, 4, 8, 12.
@@ -298,8 +308,15 @@ mod tests {
             ])
         };
         assert_eq!(stepped("8"), Ok(Shard { k: 3, n: 4 }));
-        assert!(stepped("6").unwrap_err().contains("not one of its tasks"));
-        let e = auto(&[("SLURM_ARRAY_TASK_ID", "2")]).unwrap_err();
+        assert!(
+            stepped("6")
+                .unwrap_err()
+                .to_string()
+                .contains("not one of its tasks")
+        );
+        let e = auto(&[("SLURM_ARRAY_TASK_ID", "2")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SLURM_ARRAY_TASK_MIN is not"), "{e}");
     }
 
@@ -310,6 +327,7 @@ mod tests {
         assert!(
             auto(&[("RANK", "0")])
                 .unwrap_err()
+                .to_string()
                 .contains("WORLD_SIZE is not")
         );
         assert!(auto(&[("RANK", "0"), ("WORLD_SIZE", "0")]).is_err());
@@ -328,12 +346,14 @@ mod tests {
             (s, from.starts_with("JOB_COMPLETION_INDEX")),
             (Shard { k: 2, n: 4 }, true)
         );
-        let e = auto(&[both[0], both[1], ("RANK", "0"), ("WORLD_SIZE", "4")]).unwrap_err();
+        let e = auto(&[both[0], both[1], ("RANK", "0"), ("WORLD_SIZE", "4")])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("says 2/4") && e.contains("says 1/4") && e.contains("--shard K/N"),
             "{e}"
         );
-        let e = auto(&[]).unwrap_err();
+        let e = auto(&[]).unwrap_err().to_string();
         assert_eq!(e.lines().count(), 1);
         for v in [
             "JOB_COMPLETION_INDEX",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sanitize::check_relative_key;
+use crate::sanitize::{UnsafeKey, check_relative_key};
 
 pub const DEFAULT_IMAGES_CONTAINER: &str = "activelearningimages";
 pub const DEFAULT_LABELS_CONTAINER: &str = "activelearninglabels";
@@ -139,13 +139,19 @@ pub fn documented_toml(cfg: &RemoteConfig, remote_source: bool) -> String {
     out
 }
 
+/// `[remote] prefix` names no folder inside the container. The message quotes the name error,
+/// so it is kept as a field, not a source that the error line would repeat.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("[remote] prefix: {0}")]
+pub struct BadPrefix(pub UnsafeKey);
+
 /// A prefix is a folder: `a/b/`, never `..` or absolute.
-pub fn normalise_prefix(p: &str) -> Result<String, String> {
+pub fn normalise_prefix(p: &str) -> Result<String, BadPrefix> {
     let p = p.trim_matches('/');
     if p.is_empty() {
         return Ok(String::new());
     }
-    check_relative_key(p).map_err(|e| format!("[remote] prefix: {e}"))?;
+    check_relative_key(p).map_err(BadPrefix)?;
     Ok(format!("{p}/"))
 }
 
@@ -157,6 +163,11 @@ mod tests {
     fn prefixes() {
         assert_eq!(normalise_prefix("").unwrap(), "");
         assert_eq!(normalise_prefix("/a/b/").unwrap(), "a/b/");
-        assert!(normalise_prefix("../x").is_err());
+        let e = normalise_prefix("../x").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("[remote] prefix: path `../x` leaves"),
+            "{e}"
+        );
     }
 }

@@ -32,9 +32,10 @@ pub use backend::{BlobInfo, Page, PutMode, Remote, RemoteError, RemoteResult, li
 pub use config::{
     DEFAULT_IMAGES_CONTAINER, DEFAULT_LABELS_CONTAINER, RemoteConfig, documented_toml,
 };
-pub use pull::{PullOptions, PullReport, pull};
-pub use push::{BatchDoc, BatchImage, BatchLabel, PushReport, push, read_batches};
-pub use set::{RemoteSet, open, open_with_env};
+pub use journal::JournalError;
+pub use pull::{FetchError, PullError, PullOptions, PullReport, pull};
+pub use push::{BatchDoc, BatchImage, BatchLabel, PushError, PushReport, push, read_batches};
+pub use set::{OpenError, RemoteSet, open, open_with_env};
 
 /// Progress of a pull or push, for a bar or a status line.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,23 +6,76 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::candidates::{self, Candidates};
 use super::claim::{ClaimDoc, ClaimOutcome, is_done, release, try_claim};
-use super::journal::{PULL_JOURNAL, journal_path, read_json, write_json_atomic};
+use super::journal::{JournalError, PULL_JOURNAL, journal_path, read_json, write_json_atomic};
 use super::set::random_hex;
 use super::{Progress, RemoteError, RemoteResult, RemoteSet};
 use crate::formats::ald_csv::{self, Rows};
 use crate::formats::{FormatKind, ImportCtx};
+use crate::logging::causes;
 use crate::model::Task;
-use crate::project::{ClassMap, Project};
+use crate::project::{ClassMap, Project, ProjectError};
 use crate::queue::QueueParams;
 use crate::sanitize::for_terminal;
 use crate::sanitize::show_path;
-use crate::store::{NewClaim, Store, now_ms};
+use crate::store::{NewClaim, Store, StoreError, now_ms};
+
+/// Why a pull stopped. Claims already won are kept (in the journal) whenever the message says
+/// so, and `termtag pull` again resumes them.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// From `candidates.rs`, which still returns `anyhow` errors.
+    #[error(transparent)]
+    Candidates(anyhow::Error),
+    /// A claim request failed; `kept` claims won before it stay ours.
+    #[error("{source}{}", kept_note(.kept))]
+    Claim { source: RemoteError, kept: usize },
+    /// Downloads stopped on an outage or an unwritable cache; every claim is kept.
+    #[error("{} ({kept} claims are kept; {first}`termtag pull` again resumes)", causes(.source))]
+    Stopped {
+        source: FetchError,
+        kept: usize,
+        /// What to do before pulling again (`free space, then `), or nothing.
+        first: &'static str,
+    },
+}
+
+fn kept_note(kept: &usize) -> String {
+    if *kept == 0 {
+        String::new()
+    } else {
+        format!(" ({kept} claims won so far are kept; `termtag pull` again resumes)")
+    }
+}
+
+/// Why one image could not be brought into the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Its key names no place in the cache.
+    #[error(transparent)]
+    Key(#[from] ProjectError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// This machine cannot write the cache (disk full, permissions): not the image's fault.
+    #[error("{path}: cannot write")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The write was cancelled, or panicked.
+    #[error("{0}")]
+    Task(tokio::task::JoinError),
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
@@ -81,12 +134,14 @@ pub async fn pull(
     set: &RemoteSet,
     opts: &PullOptions,
     progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<PullReport> {
+) -> Result<PullReport, PullError> {
     let mut p = Pull::start(project, set, opts, progress)?;
     let cfg = &project.config;
     let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
-    let taken = candidates::taken(store, &p.journal.won)?;
-    let mut found = Candidates::find(set, taken, params, p.concurrency, progress).await?;
+    let taken = candidates::taken(store, &p.journal.won).map_err(PullError::Candidates)?;
+    let mut found = Candidates::find(set, taken, params, p.concurrency, progress)
+        .await
+        .map_err(PullError::Candidates)?;
     let won = p.claim(&mut found, opts.count).await?;
     p.report.remaining = found.remaining();
     p.report.listed = found.listed;
@@ -108,7 +163,7 @@ impl<'a> Pull<'a> {
         set: &'a RemoteSet,
         opts: &PullOptions,
         progress: &'a (dyn Fn(Progress) + Send + Sync),
-    ) -> Result<Pull<'a>> {
+    ) -> Result<Pull<'a>, JournalError> {
         let cfg = &project.config.remote;
         let ttl = opts.claim_ttl.unwrap_or_else(|| cfg.claim_ttl());
         let jpath = journal_path(&project.root, PULL_JOURNAL);
@@ -141,7 +196,7 @@ impl<'a> Pull<'a> {
         &mut self,
         candidates: &mut Candidates<'_>,
         count: usize,
-    ) -> Result<BTreeMap<String, String>> {
+    ) -> Result<BTreeMap<String, String>, PullError> {
         let set = self.set;
         let (batch, claimed_at, expires_at) = (
             self.journal.batch_id.clone(),
@@ -165,7 +220,10 @@ impl<'a> Pull<'a> {
         // Claims resumed from an interrupted pull count toward this one.
         let target = count.max(won.len());
         while won.len() < target {
-            let round = candidates.next_round(target - won.len()).await?;
+            let round = candidates
+                .next_round(target - won.len())
+                .await
+                .map_err(PullError::Candidates)?;
             if round.is_empty() {
                 break;
             }
@@ -210,18 +268,11 @@ impl<'a> Pull<'a> {
                 done: won.len(),
                 total: target,
             });
-            if let Some(e) = first_err {
-                return Err(anyhow!(
-                    "{e}{}",
-                    if won.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " ({} claims won so far are kept; `termtag pull` again resumes)",
-                            won.len()
-                        )
-                    }
-                ));
+            if let Some(source) = first_err {
+                return Err(PullError::Claim {
+                    source,
+                    kept: won.len(),
+                });
             }
         }
         Ok(won)
@@ -231,24 +282,25 @@ impl<'a> Pull<'a> {
     /// then rename). Returns the keys now in the cache, sorted. An image that vanished or has an
     /// unsafe name gives its claim back; an outage or an unwritable cache stops the pull with
     /// every claim kept for the next one.
-    async fn download(&mut self, won: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    async fn download(&mut self, won: &BTreeMap<String, String>) -> Result<Vec<String>, PullError> {
         let (project, set) = (self.project, self.set);
         let total = won.len();
         let counter = std::sync::atomic::AtomicUsize::new(0);
         let progress = self.progress;
-        let downloads: Vec<(String, Result<u64>)> = futures::stream::iter(won.keys().cloned())
-            .map(|key| {
-                let counter = &counter;
-                async move {
-                    let r = fetch_into_cache(project, set, &key).await;
-                    let done = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    progress(Progress::Downloading { done, total });
-                    (key, r)
-                }
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+        let downloads: Vec<(String, Result<u64, FetchError>)> =
+            futures::stream::iter(won.keys().cloned())
+                .map(|key| {
+                    let counter = &counter;
+                    async move {
+                        let r = fetch_into_cache(project, set, &key).await;
+                        let done = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        progress(Progress::Downloading { done, total });
+                        (key, r)
+                    }
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
         let mut keys = Vec::new();
         let mut outage = None;
         let mut local = None;
@@ -259,15 +311,12 @@ impl<'a> Pull<'a> {
                     keys.push(key);
                 }
                 // The network failed: keep the claim for the next run, which resumes.
-                Err(e)
-                    if e.downcast_ref::<RemoteError>()
-                        .is_some_and(RemoteError::is_transient) =>
-                {
-                    outage.get_or_insert(e);
+                Err(FetchError::Remote(e)) if e.is_transient() => {
+                    outage.get_or_insert(FetchError::Remote(e));
                 }
                 // This machine cannot write the cache (disk full, permissions): not the image's
                 // fault, so the claim is kept too, and the pull stops with one message.
-                Err(e) if e.downcast_ref::<std::io::Error>().is_some() => {
+                Err(e @ FetchError::Write { .. }) => {
                     local.get_or_insert(e);
                 }
                 Err(e) => {
@@ -276,9 +325,7 @@ impl<'a> Pull<'a> {
                         let _ = release(set, &key, Some(etag)).await;
                     }
                     self.journal.won.remove(&key);
-                    self.report
-                        .refused
-                        .push((for_terminal(&key), format!("{e:#}")));
+                    self.report.refused.push((for_terminal(&key), causes(&e)));
                 }
             }
         }
@@ -286,12 +333,13 @@ impl<'a> Pull<'a> {
         let stopped = outage
             .map(|e| (e, ""))
             .or(local.map(|e| (e, "free space, then ")));
-        if let Some((e, first)) = stopped {
+        if let Some((source, first)) = stopped {
             write_json_atomic(&self.jpath, &self.journal)?;
-            return Err(anyhow!(
-                "{e:#} ({} claims are kept; {first}`termtag pull` again resumes)",
-                self.journal.won.len()
-            ));
+            return Err(PullError::Stopped {
+                source,
+                kept: self.journal.won.len(),
+                first,
+            });
         }
         keys.sort();
         Ok(keys)
@@ -303,7 +351,7 @@ impl<'a> Pull<'a> {
         store: &mut Store,
         won: &BTreeMap<String, String>,
         keys: &[String],
-    ) -> Result<()> {
+    ) -> Result<(), StoreError> {
         (self.progress)(Progress::Step("recording"));
         let max_mp = self.project.config.max_megapixels;
         let images: Vec<crate::store::NewImage> = keys
@@ -345,7 +393,7 @@ impl<'a> Pull<'a> {
         store: &mut Store,
         (totag_name, totag): &(String, Rows),
         keys: &[String],
-    ) -> Result<()> {
+    ) -> Result<(), StoreError> {
         let project = self.project;
         if project.config.task != Task::Detect || keys.is_empty() {
             return Ok(());
@@ -403,14 +451,18 @@ impl<'a> Pull<'a> {
             Err(e) => self
                 .report
                 .warnings
-                .push(format!("predictions not imported: {e:#}")),
+                .push(format!("predictions not imported: {}", causes(&e))),
         }
         Ok(())
     }
 }
 
 /// Downloads one image into the cache; returns its size.
-async fn fetch_into_cache(project: &Project, set: &RemoteSet, key: &str) -> Result<u64> {
+async fn fetch_into_cache(
+    project: &Project,
+    set: &RemoteSet,
+    key: &str,
+) -> Result<u64, FetchError> {
     let dest = project.image_file(key)?;
     let blob = format!("{}{key}", set.prefix);
     let (bytes, _) = set.images.get(&blob).await?;
@@ -423,7 +475,42 @@ async fn fetch_into_cache(project: &Project, set: &RemoteSet, key: &str) -> Resu
         crate::fsutil::write_atomic(&dest2, &bytes)
     })
     .await
-    .map_err(|e| anyhow!("{e}"))?
-    .with_context(|| format!("{}: cannot write", show_path(&dest)))?;
+    .map_err(FetchError::Task)?
+    .map_err(|source| FetchError::Write {
+        path: show_path(&dest),
+        source,
+    })?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::error_line;
+
+    /// A stopped pull says the cause once, then what was kept and what to do, on one line.
+    #[test]
+    fn a_stopped_pull_names_the_file_its_cause_and_what_to_do_once() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let e = PullError::Stopped {
+            source: FetchError::Write {
+                path: "cache/a.jpg".into(),
+                source: full,
+            },
+            kept: 3,
+            first: "free space, then ",
+        };
+        assert_eq!(
+            error_line(&e),
+            "termtag: cache/a.jpg: cannot write: no storage space (3 claims are kept; free space, then `termtag pull` again resumes)"
+        );
+        let lost = PullError::Claim {
+            source: RemoteError::Conflict("claims/a.jpg".into()),
+            kept: 0,
+        };
+        assert_eq!(
+            error_line(&lost),
+            "termtag: claims/a.jpg: changed by someone else meanwhile (condition failed)"
+        );
+    }
 }

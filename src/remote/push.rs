@@ -6,22 +6,69 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::ald::{get_text, newest_csv, read_newest};
 use super::claim::{claimed_keys, release};
-use super::journal::{PUSH_JOURNAL, journal_path, read_json, write_json_atomic};
+use super::journal::{JournalError, PUSH_JOURNAL, journal_path, read_json, write_json_atomic};
 use super::set::random_hex;
 use super::{BlobInfo, Progress, PutMode, RemoteError, RemoteResult, RemoteSet, list_all};
-use crate::formats::ExportCtx;
-use crate::formats::ald_csv::{self, Rows};
+use crate::formats::ald_csv::{self, LosesFolder, Rows};
+use crate::formats::{ExportCtx, FormatError};
+use crate::logging::causes;
 use crate::model::{Dataset, ImageStatus, Task};
 use crate::project::Project;
 use crate::sanitize::for_terminal;
 use crate::sanitize::show_path;
-use crate::store::{Store, now_ms};
+use crate::store::{Store, StoreError, now_ms};
+
+/// Why a push stopped. Once its batch is built, the journal keeps it: `termtag push` again
+/// resumes where this one stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+    /// From `ald.rs`, which still returns `anyhow` errors.
+    #[error(transparent)]
+    Ald(anyhow::Error),
+    /// A step after the batch blob failed.
+    #[error("{} (`termtag push` again resumes this batch)", causes(.0))]
+    Resume(#[source] Box<PushError>),
+    #[error("batch {id}: cannot encode")]
+    Encode {
+        id: String,
+        source: serde_json::Error,
+    },
+    /// The newest `tagged` CSV (`name`) cannot take the batch's rows. The reason is quoted in the
+    /// middle of the message, so it is a field, not a source the error line would repeat.
+    #[error(
+        "{name}: its columns differ from termtag's tagged CSV ({why}); move it aside or fix it"
+    )]
+    TaggedLayout { name: String, why: LosesFolder },
+    /// The first tagged CSV takes the layout of the newest `totag` one (`name`), which cannot
+    /// take the batch's rows.
+    #[error("{name}: {why}; termtag cannot write its tagged CSV in the same layout")]
+    TotagLayout { name: String, why: LosesFolder },
+    #[error("{path}: cannot remove")]
+    RemoveJournal {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{name}: not a termtag batch")]
+    NotABatch {
+        name: String,
+        source: serde_json::Error,
+    },
+}
 
 /// Batches pushed this long before the newest `tagged` CSV are merged into the next one, so
 /// that two pushes at the same moment cannot drop each other's rows for good.
@@ -79,7 +126,7 @@ struct PushJournal {
 
 impl PushJournal {
     /// Records that step `stage` is done.
-    fn reached(&mut self, stage: u8, path: &Path) -> Result<()> {
+    fn reached(&mut self, stage: u8, path: &Path) -> Result<(), JournalError> {
         self.stage = stage;
         write_json_atomic(path, self)
     }
@@ -92,7 +139,7 @@ pub async fn push(
     store: &mut Store,
     set: &RemoteSet,
     progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<PushReport> {
+) -> Result<PushReport, PushError> {
     let jpath = journal_path(&project.root, PUSH_JOURNAL);
     let mut report = PushReport::default();
     let mut journal = match read_json::<PushJournal>(&jpath)? {
@@ -125,7 +172,7 @@ pub async fn push(
     report.images = journal.batch.images.len();
     report.labels = journal.batch.images.iter().map(|i| i.labels.len()).sum();
     let concurrency = project.config.remote.concurrency.max(1);
-    let resume = |e: anyhow::Error| anyhow!("{e:#} (`termtag push` again resumes this batch)");
+    let resume = |e: PushError| PushError::Resume(Box::new(e));
 
     if journal.stage < 1 {
         progress(Progress::Step("uploading the batch"));
@@ -163,8 +210,10 @@ pub async fn push(
     }
     let keys: Vec<String> = journal.claims.keys().cloned().collect();
     store.release_claims(&keys)?;
-    std::fs::remove_file(&jpath)
-        .with_context(|| format!("{}: cannot remove", show_path(&jpath)))?;
+    std::fs::remove_file(&jpath).map_err(|source| PushError::RemoveJournal {
+        path: show_path(&jpath),
+        source,
+    })?;
     if report.resumed {
         report.still_held = store.held_claims()?.len();
     }
@@ -172,8 +221,11 @@ pub async fn push(
 }
 
 /// Writes the batch blob once (a retry finds it there).
-async fn upload_batch(set: &RemoteSet, batch: &BatchDoc) -> Result<()> {
-    let body = serde_json::to_vec_pretty(batch)?;
+async fn upload_batch(set: &RemoteSet, batch: &BatchDoc) -> Result<(), PushError> {
+    let body = serde_json::to_vec_pretty(batch).map_err(|source| PushError::Encode {
+        id: batch.batch_id.clone(),
+        source,
+    })?;
     match set
         .labels
         .put(&set.batch_name(&batch.batch_id), body, PutMode::Create)
@@ -190,7 +242,7 @@ async fn mark_done(
     journal: &PushJournal,
     concurrency: usize,
     progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<()> {
+) -> Result<(), PushError> {
     let total = journal.claims.len();
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let batch_id = &journal.batch.batch_id;
@@ -228,7 +280,7 @@ async fn release_claims(
     set: &RemoteSet,
     claims: &BTreeMap<String, Option<String>>,
     concurrency: usize,
-) -> Result<Vec<String>> {
+) -> Result<Vec<String>, PushError> {
     let releases: Vec<(String, RemoteResult<()>)> = futures::stream::iter(claims.clone())
         .map(|(key, etag): (String, Option<String>)| async move {
             let r = release(set, &key, etag.as_deref()).await;
@@ -262,7 +314,7 @@ fn build_batch(
     store: &Store,
     set: &RemoteSet,
     keys: &BTreeMap<String, Option<String>>,
-) -> Result<BatchDoc> {
+) -> Result<BatchDoc, PushError> {
     let ds = store.dataset(false)?;
     let images: Vec<_> = ds
         .images
@@ -316,11 +368,15 @@ fn build_batch(
 /// Writes `tagged_<ms>.csv` (the newest one, plus recent batches, plus this batch),
 /// `totag_<ms>.csv` (the newest one without anything tagged) and `tagging_<ms>.csv` (the newest
 /// totag rows of images claimed now). Each with `If-None-Match: *`, so a retry rewrites nothing.
-async fn write_ald_csvs(set: &RemoteSet, batch: &BatchDoc, ms: i64) -> Result<Vec<String>> {
+async fn write_ald_csvs(
+    set: &RemoteSet,
+    batch: &BatchDoc,
+    ms: i64,
+) -> Result<Vec<String>, PushError> {
     if batch.tagged_csv.is_empty() {
         return Ok(Vec::new());
     }
-    let totag = read_newest(set, "totag").await?;
+    let totag = read_newest(set, "totag").await.map_err(PushError::Ald)?;
     let (tagged, tagged_keys) = merged_tagged(set, batch, ms, totag.as_ref()).await?;
     let mut files = vec![(format!("{}tagged_{ms}.csv", set.prefix), tagged)];
     if let Some((_, _, rows)) = &totag {
@@ -355,7 +411,7 @@ async fn merged_tagged(
     batch: &BatchDoc,
     ms: i64,
     totag: Option<&(i64, String, Rows)>,
-) -> Result<(Vec<u8>, HashSet<String>)> {
+) -> Result<(Vec<u8>, HashSet<String>), PushError> {
     let mut mine = Rows::parse(&batch.tagged_csv, Path::new("batch"))?;
     // Rows by image key; later sources replace earlier ones for the same image.
     let mut merged: BTreeMap<String, Vec<csv::StringRecord>> = BTreeMap::new();
@@ -367,19 +423,21 @@ async fn merged_tagged(
         merged.extend(fresh);
     }
     let mut since = i64::MIN;
-    let newest_tagged = newest_csv(set, "tagged").await?;
+    let newest_tagged = newest_csv(set, "tagged").await.map_err(PushError::Ald)?;
     if let Some((tms, name)) = &newest_tagged
         && *tms != ms
     {
-        let text = get_text(set.labels.as_ref(), name).await?;
+        let text = get_text(set.labels.as_ref(), name)
+            .await
+            .map_err(PushError::Ald)?;
         let rows = Rows::parse(&text, Path::new(name))?;
         // Keep the layout the project already uses.
-        mine = mine.conform(&rows.header).map_err(|e| {
-            anyhow!(
-                "{}: its columns differ from termtag's tagged CSV ({e}); move it aside or fix it",
-                for_terminal(name)
-            )
-        })?;
+        mine = mine
+            .conform(&rows.header)
+            .map_err(|why| PushError::TaggedLayout {
+                name: for_terminal(name),
+                why,
+            })?;
         add(&mut merged, rows);
         since = tms - MERGE_WINDOW_MS;
     } else if let Some((_, name, rows)) = totag {
@@ -388,12 +446,12 @@ async fn merged_tagged(
         let header = crate::formats::ald_csv::tagged_columns(folder)
             .into_iter()
             .collect();
-        mine = mine.conform(&header).map_err(|e| {
-            anyhow!(
-                "{}: {e}; termtag cannot write its tagged CSV in the same layout",
-                for_terminal(name)
-            )
-        })?;
+        mine = mine
+            .conform(&header)
+            .map_err(|why| PushError::TotagLayout {
+                name: for_terminal(name),
+                why,
+            })?;
     }
     // Batches pushed around the same time by others, which the newest CSV may lack.
     let bprefix = set.batch_name("");
@@ -412,7 +470,9 @@ async fn merged_tagged(
         .collect();
     recent.sort_by(|a, b| a.name.cmp(&b.name));
     for b in recent {
-        let text = get_text(set.labels.as_ref(), &b.name).await?;
+        let text = get_text(set.labels.as_ref(), &b.name)
+            .await
+            .map_err(PushError::Ald)?;
         if let Ok(doc) = serde_json::from_str::<BatchDoc>(&text)
             && !doc.tagged_csv.is_empty()
             && let Ok(rows) = Rows::parse(&doc.tagged_csv, Path::new("batch"))
@@ -439,16 +499,50 @@ async fn merged_tagged(
 }
 
 /// Reads back every pushed batch (for audits, tests and merging).
-pub async fn read_batches(set: &RemoteSet) -> Result<Vec<BatchDoc>> {
+pub async fn read_batches(set: &RemoteSet) -> Result<Vec<BatchDoc>, PushError> {
     let prefix = set.batch_name("");
     let prefix = prefix.trim_end_matches(".json");
     let mut out = Vec::new();
     for b in list_all(set.labels.as_ref(), prefix).await? {
-        let text = get_text(set.labels.as_ref(), &b.name).await?;
+        let text = get_text(set.labels.as_ref(), &b.name)
+            .await
+            .map_err(PushError::Ald)?;
         out.push(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a termtag batch", for_terminal(&b.name)))?,
+            serde_json::from_str(&text).map_err(|source| PushError::NotABatch {
+                name: for_terminal(&b.name),
+                source,
+            })?,
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::error_line;
+
+    /// A push stopped after its batch was uploaded says why, then that running it again resumes,
+    /// each once, on one line.
+    #[test]
+    fn a_resumable_push_says_its_cause_once_then_how_to_resume() {
+        let denied = RemoteError::Denied {
+            what: "done/a.jpg".into(),
+            msg: "403".into(),
+        };
+        let e = PushError::Resume(Box::new(PushError::Remote(denied.clone())));
+        let line = error_line(&e);
+        assert_eq!(
+            line,
+            format!("termtag: {denied} (`termtag push` again resumes this batch)")
+        );
+        let gone = PushError::RemoveJournal {
+            path: ".termtag/push-pending.json".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            error_line(&PushError::Resume(Box::new(gone))),
+            "termtag: .termtag/push-pending.json: cannot remove: permission denied (`termtag push` again resumes this batch)"
+        );
+    }
 }

@@ -4,14 +4,35 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
-
-use super::{Remote, auth, azure, local};
+use super::config::BadPrefix;
+use super::{Remote, RemoteError, auth, azure, local};
 use crate::project::{Project, STATE_DIR, is_remote};
 use crate::sanitize::show_path;
 use crate::store::now_ms;
 
 const INSTANCE_FILE: &str = "remote-id";
+
+/// Why the project's remote cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "this project has no remote: create it with `termtag init DIR --source https://ACCOUNT.blob.core.windows.net/CONTAINER`, or set `folder` under [remote] in termtag.toml"
+    )]
+    NoRemote,
+    #[error(transparent)]
+    Prefix(#[from] BadPrefix),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// This copy's id (`.termtag/remote-id`) cannot be saved; `action` is create or write.
+    #[error("{path}: cannot {action}")]
+    Instance {
+        path: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
 
 /// Where the images and the labels are, and who this annotator is.
 #[derive(Clone)]
@@ -39,15 +60,15 @@ impl RemoteSet {
 
 /// Opens the project's remote: `[remote] folder`, else the Azure container of `source`, with
 /// credentials from the process environment.
-pub fn open(project: &Project) -> Result<RemoteSet> {
+pub fn open(project: &Project) -> Result<RemoteSet, OpenError> {
     open_with_env(project, &auth::ProcessEnv)
 }
 
 /// [`open`] with credentials looked up in `env` (tests and tools that hold their own).
-pub fn open_with_env(project: &Project, env: &dyn auth::Env) -> Result<RemoteSet> {
+pub fn open_with_env(project: &Project, env: &dyn auth::Env) -> Result<RemoteSet, OpenError> {
     let cfg = &project.config.remote;
     let owner = format!("{}/{}", project.author(), instance_id(&project.root)?);
-    let prefix = super::config::normalise_prefix(&cfg.prefix).map_err(|e| anyhow!("{e}"))?;
+    let prefix = super::config::normalise_prefix(&cfg.prefix)?;
     if let Some(folder) = &cfg.folder {
         let root = project.root.join(folder);
         return Ok(RemoteSet {
@@ -59,15 +80,11 @@ pub fn open_with_env(project: &Project, env: &dyn auth::Env) -> Result<RemoteSet
         });
     }
     if !is_remote(&project.config.source) {
-        bail!(
-            "this project has no remote: create it with `termtag init DIR --source https://ACCOUNT.blob.core.windows.net/CONTAINER`, or set `folder` under [remote] in termtag.toml"
-        );
+        return Err(OpenError::NoRemote);
     }
-    let (endpoint, source_sas) =
-        auth::Endpoint::parse(&project.config.source).map_err(|e| anyhow!("{e}"))?;
+    let (endpoint, source_sas) = auth::Endpoint::parse(&project.config.source)?;
     let sas_file = cfg.sas_file.as_ref().map(|f| project.root.join(f));
-    let credential = auth::resolve(&endpoint, source_sas.as_deref(), sas_file.as_deref(), env)
-        .map_err(|e| anyhow!("{e}"))?;
+    let credential = auth::resolve(&endpoint, source_sas.as_deref(), sas_file.as_deref(), env)?;
     let images_container = endpoint
         .container
         .clone()
@@ -90,7 +107,7 @@ pub fn open_with_env(project: &Project, env: &dyn auth::Env) -> Result<RemoteSet
 }
 
 /// A random id for this copy of the project, made once.
-fn instance_id(root: &Path) -> Result<String> {
+fn instance_id(root: &Path) -> Result<String, OpenError> {
     let file = root.join(STATE_DIR).join(INSTANCE_FILE);
     if let Ok(s) = std::fs::read_to_string(&file) {
         let s = s.trim();
@@ -99,8 +116,17 @@ fn instance_id(root: &Path) -> Result<String> {
         }
     }
     let id = random_hex(8);
-    std::fs::create_dir_all(root.join(STATE_DIR))?;
-    std::fs::write(&file, &id).with_context(|| format!("{}: cannot write", show_path(&file)))?;
+    let dir = root.join(STATE_DIR);
+    let failed = |path: &Path, action| {
+        let path = show_path(path);
+        move |source| OpenError::Instance {
+            path,
+            action,
+            source,
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(failed(&dir, "create"))?;
+    std::fs::write(&file, &id).map_err(failed(&file, "write"))?;
     Ok(id)
 }
 

@@ -12,16 +12,49 @@ pub mod rounds;
 
 use std::collections::HashMap;
 
-use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::eval::{DetBox, GtBox};
-use crate::formats::{FormatKind, ImageIndex, ImportCtx};
-use crate::project::Project;
+use crate::formats::{FormatError, FormatKind, ImageIndex, ImportCtx};
+use crate::infer::InferError;
+use crate::project::{Project, ProjectError};
 use crate::queue::{Metric, Order, QueueImage, QueueParams};
 use crate::sanitize::show_path;
-use crate::store::{Filter, PredictedImage, Store};
+use crate::store::{Filter, PredictedImage, Store, StoreError};
+use crate::train::TrainError;
 use replay::Mistakes;
+
+/// Why a simulation could not run; each names the file, model or setting and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(
+        "{file}: names none of this project's images; give the truth of these images (or run `termtag refresh`)"
+    )]
+    NoTruth { file: String },
+    #[error(
+        "--rounds retrains each round: set [train] command in termtag.toml (it gets {{export}} and writes {{model}})"
+    )]
+    NoTrainCommand,
+    #[error("[train] command did not run")]
+    TrainDidNotRun,
+    #[error("{path}: cannot create")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("predicting with {model}: {source}")]
+    Predict { model: String, source: InferError },
+}
+
+pub type Result<T, E = SimulateError> = std::result::Result<T, E>;
 
 /// The review shares the report reads the curves at.
 pub const SHARES: [f64; 3] = [0.1, 0.2, 0.5];
@@ -305,10 +338,9 @@ pub fn load_truth(
         );
     }
     if out.is_empty() {
-        bail!(
-            "{}: names none of this project's images; give the truth of these images (or run `termtag refresh`)",
-            show_path(path)
-        );
+        return Err(SimulateError::NoTruth {
+            file: show_path(path),
+        });
     }
     if missing > 0 {
         errln!(

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use super::{Result, SimulateError};
 use serde::Serialize;
 
 use super::{Cases, Strategy, plot, strategy_order};
@@ -62,7 +62,10 @@ fn sandbox(
     cases: &Cases,
     keys: &HashMap<i64, String>,
 ) -> Result<(Store, HashMap<i64, i64>)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", show_path(dir)))?;
+    std::fs::create_dir_all(dir).map_err(|source| SimulateError::Create {
+        path: show_path(dir),
+        source,
+    })?;
     let mut sb = Store::open(&dir.join("labels.db"), "simulate")?;
     let classes = store.class_names()?;
     sb.add_classes(&classes)?;
@@ -205,14 +208,17 @@ fn one(
         };
         sb.import_labels(&ds, "simulate: the truth")?;
         let trained =
-            crate::train::train(project, &mut sb, false)?.context("[train] command did not run")?;
+            crate::train::train(project, &mut sb, false)?.ok_or(SimulateError::TrainDidNotRun)?;
         let opts_predict = crate::infer::PredictOptions {
             model: Some(trained.model.clone()),
             rerun: true,
             ..Default::default()
         };
         let pr = crate::infer::predict::predict(project, &mut sb, &opts_predict, &|_, _| {})
-            .map_err(|e| anyhow::anyhow!("predicting with {}: {e}", show_path(&trained.model)))?;
+            .map_err(|source| SimulateError::Predict {
+                model: show_path(&trained.model),
+                source,
+            })?;
         now = Cases::new(truth.clone(), &sb.predicted_images(Some(pr.run_id))?);
         let ap = ap50(&now, &classes);
         say(&format!(
@@ -265,9 +271,7 @@ pub fn run(
     say: &dyn Fn(&str),
 ) -> Result<RoundsReport> {
     if project.config.train.command.is_none() {
-        bail!(
-            "--rounds retrains each round: set [train] command in termtag.toml (it gets {{export}} and writes {{model}})"
-        );
+        return Err(SimulateError::NoTrainCommand);
     }
     let keys: HashMap<i64, String> = store
         .image_briefs(&Filter::default())?
@@ -336,9 +340,11 @@ pub fn run(
     })
 }
 
-pub fn print(r: &RoundsReport, json: bool) -> Result<()> {
+/// Prints the report; its errors are the terminal's own, so a reader gone away (`| head`) stays
+/// a broken pipe.
+pub fn print(r: &RoundsReport, json: bool) -> std::io::Result<()> {
     if json {
-        outln!("{}", serde_json::to_string(r).context("JSON")?)?;
+        outln!("{}", serde_json::to_string(r)?)?;
         return Ok(());
     }
     outln!(

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::formats::KnownImage;
 use crate::model::{BBox, Dataset, ImageLabels, ImageStatus, Label, Origin, validate_label_name};
 
-pub use filter::{Filter, glob_match};
+pub use filter::{Filter, FilterError, glob_match};
 pub use infer::{
     ImageResult, ModelRun, NewPrediction, PendingImage, PredictedImage, StoredPrediction,
     TRAINED_ADAPTER,
@@ -66,6 +66,35 @@ fn sql_message(e: &rusqlite::Error) -> String {
         }
         e => e.to_string(),
     }
+}
+
+/// Inserts the images whose key is not known yet, with `status` (or `broken` when probing
+/// failed); returns how many were inserted.
+fn insert_images(tx: &Transaction, images: &[NewImage], status: ImageStatus) -> Result<usize> {
+    let now = now_ms();
+    let mut st = tx.prepare(
+        "INSERT OR IGNORE INTO image (key, width, height, orientation, size, added_at, status, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut added = 0;
+    for im in images {
+        let status = if im.error.is_some() {
+            ImageStatus::Broken
+        } else {
+            status
+        };
+        added += st.execute(params![
+            im.key,
+            im.width,
+            im.height,
+            im.orientation,
+            im.size as i64,
+            now,
+            status.as_str(),
+            im.error
+        ])?;
+    }
+    Ok(added)
 }
 
 fn invalid(msg: impl std::fmt::Display) -> StoreError {
@@ -363,27 +392,7 @@ impl Store {
     /// Adds images whose key is not yet known, in one transaction; returns how many were added.
     pub fn add_images(&mut self, images: &[NewImage]) -> Result<usize> {
         let tx = self.conn.transaction()?;
-        let now = now_ms();
-        let mut added = 0;
-        {
-            let mut st = tx.prepare(
-                "INSERT OR IGNORE INTO image (key, width, height, orientation, size, added_at, status, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for im in images {
-                let status = if im.error.is_some() { "broken" } else { "new" };
-                added += st.execute(params![
-                    im.key,
-                    im.width,
-                    im.height,
-                    im.orientation,
-                    im.size as i64,
-                    now,
-                    status,
-                    im.error
-                ])?;
-            }
-        }
+        let added = insert_images(&tx, images, ImageStatus::New)?;
         if added > 0 {
             journal(
                 &tx,
@@ -874,25 +883,35 @@ impl Store {
     }
 }
 
+/// A store in a temporary folder (kept while the folder lives) with the classes knot and defect
+/// and the 100×50 images `keys`, and the id of the first, for the store's unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("labels.db"), "alice").unwrap();
-        s.add_classes(&["knot".into(), "defect".into()]).unwrap();
-        s.add_images(&[NewImage {
-            key: "a.jpg".into(),
+fn test_store(keys: &[&str]) -> (tempfile::TempDir, Store, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("labels.db"), "alice").unwrap();
+    s.add_classes(&["knot".into(), "defect".into()]).unwrap();
+    let images: Vec<NewImage> = keys
+        .iter()
+        .map(|key| NewImage {
+            key: key.to_string(),
             width: 100,
             height: 50,
             orientation: 1,
             size: 10,
             error: None,
-        }])
-        .unwrap();
-        let id = s.images(&Filter::default()).unwrap()[0].id;
-        (dir, s, id)
+        })
+        .collect();
+    s.add_images(&images).unwrap();
+    let id = s.images(&Filter::default()).unwrap()[0].id;
+    (dir, s, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store, i64) {
+        test_store(&["a.jpg"])
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::{Result, Store, journal, now_ms};
+use super::{Result, Store, insert_images, journal};
 use crate::model::ImageStatus;
 use crate::store::NewImage;
 
@@ -74,30 +74,8 @@ impl Store {
         claims: &[NewClaim],
     ) -> Result<usize> {
         let tx = self.conn.transaction()?;
-        let now = now_ms();
-        let mut added = 0;
+        let added = insert_images(&tx, images, ImageStatus::Claimed)?;
         {
-            let mut ins = tx.prepare(
-                "INSERT OR IGNORE INTO image (key, width, height, orientation, size, added_at, status, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for im in images {
-                let status = if im.error.is_some() {
-                    "broken"
-                } else {
-                    "claimed"
-                };
-                added += ins.execute(params![
-                    im.key,
-                    im.width,
-                    im.height,
-                    im.orientation,
-                    im.size as i64,
-                    now,
-                    status,
-                    im.error
-                ])?;
-            }
             let mut mark = tx
                 .prepare("UPDATE image SET status = 'claimed' WHERE key = ?1 AND status = 'new'")?;
             let mut claim = tx.prepare(

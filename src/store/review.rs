@@ -446,34 +446,26 @@ fn write_edit(tx: &Transaction, author: &str, image_id: i64, edit: &ImageEdit) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Filter, ImageResult, NewImage, NewPrediction};
+    use crate::store::{Filter, ImageResult, NewPrediction};
 
     fn store() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("labels.db"), "alice").unwrap();
-        s.add_classes(&["knot".into(), "defect".into()]).unwrap();
-        let image = |key: &str| NewImage {
-            key: key.into(),
-            width: 100,
-            height: 50,
-            orientation: 1,
-            size: 10,
-            error: None,
-        };
-        s.add_images(&[image("a.jpg"), image("b.jpg")]).unwrap();
-        let id = s.images(&Filter::default()).unwrap()[0].id;
-        (dir, s, id)
+        crate::store::test_store(&["a.jpg", "b.jpg"])
+    }
+
+    /// The box of the test knots: 0.2 wide from `x0`.
+    fn knot_box(x0: f64) -> BBox {
+        BBox {
+            x0,
+            y0: 0.1,
+            x1: x0 + 0.2,
+            y1: 0.5,
+        }
     }
 
     fn knot(x0: f64) -> EditLabel {
         EditLabel {
             class: "knot".into(),
-            bbox: Some(BBox {
-                x0,
-                y0: 0.1,
-                x1: x0 + 0.2,
-                y1: 0.5,
-            }),
+            bbox: Some(knot_box(x0)),
             origin: Origin::Human,
             score: None,
         }
@@ -615,12 +607,7 @@ mod tests {
         let run = s.create_model_run("m.onnx", "abc", "yolo", "cfg").unwrap();
         let pred = |x0: f64, score: f64| NewPrediction {
             class_id: knot_id,
-            bbox: Some(BBox {
-                x0,
-                y0: 0.1,
-                x1: x0 + 0.2,
-                y1: 0.5,
-            }),
+            bbox: Some(knot_box(x0)),
             score,
         };
         s.write_predictions(
@@ -679,12 +666,7 @@ mod tests {
                 labels: [0.1, 0.5]
                     .map(|x0| Label {
                         class: "knot".into(),
-                        bbox: Some(BBox {
-                            x0,
-                            y0: 0.1,
-                            x1: x0 + 0.2,
-                            y1: 0.5,
-                        }),
+                        bbox: Some(knot_box(x0)),
                         score: Some(0.9),
                     })
                     .to_vec(),

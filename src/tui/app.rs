@@ -8,19 +8,56 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
 use crossterm::event::{Event, KeyEventKind};
 
 use crate::model::ImageStatus;
-use crate::project::Project;
+use crate::project::{Project, ProjectError};
 use crate::queue::{Metric, QueueImage, QueueParams, Ranked};
-use crate::store::{Filter, ImageBrief, Store};
+use crate::store::{Filter, FilterError, ImageBrief, Store, StoreError};
 use crate::theme::Theme;
 
 use super::graphics::{self, GraphicsChoice, Job, Overlay, Picture, Reply, Request, Shown};
 use super::keymap::{Key, Keymap};
-use super::state::{Effect, Mode, Msg, QueueItem, State, update};
+use super::state::{Effect, Mode, Msg, QueueItem, State, SyncFailed, update};
 use super::view::{self, Ui};
+
+/// Why the review screen could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(
+        "the review screen needs a terminal: run termtag in one (or use the commands: termtag --help)"
+    )]
+    NoTerminal,
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot set up the terminal")]
+    Setup(#[source] std::io::Error),
+    #[error("cannot listen for signals")]
+    Signals(#[source] std::io::Error),
+    /// `0` names the thread: the input reader, the signal listener, the store worker.
+    #[error("cannot start the {0}")]
+    Thread(&'static str, #[source] std::io::Error),
+    /// Reading the terminal's size or writing a frame failed (the terminal went away).
+    #[error(transparent)]
+    Terminal(#[from] std::io::Error),
+    #[error("the store worker stopped unexpectedly: see .termtag/termtag.log")]
+    WorkerDied,
+    /// The store's failure as the screen showed it.
+    #[error("the label store failed, so editing stopped: {0} (what was shown as saved is saved)")]
+    StoreFailed(String),
+}
+
+/// Why a store effect failed: its message goes to the status line, as a store failure when the
+/// effect was a write.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+}
 
 /// Everything that wakes the loop.
 enum AppEvent {
@@ -77,23 +114,22 @@ impl QueueCache {
         filter_text: &str,
         params: &QueueParams,
         threshold: f64,
-    ) -> Result<Vec<QueueItem>, String> {
-        let err = |e: crate::store::StoreError| e.to_string();
-        let version = store.data_version().map_err(err)?;
+    ) -> Result<Vec<QueueItem>, EffectError> {
+        let version = store.data_version()?;
         if version != self.data_version {
             *self = QueueCache {
                 data_version: version,
                 ..QueueCache::default()
             };
         }
-        let mut filter = Filter::parse(filter_text).map_err(|e| e.to_string())?;
+        let mut filter = Filter::parse(filter_text)?;
         filter.proposals_from = threshold;
         if self.rows.as_ref().is_none_or(|(f, _)| f != filter_text) {
-            let rows = store.image_briefs(&filter).map_err(err)?;
+            let rows = store.image_briefs(&filter)?;
             self.rows = Some((filter_text.to_string(), rows));
         }
         if self.predictions.is_none() {
-            self.predictions = Some(store.queue_images().map_err(err)?);
+            self.predictions = Some(store.queue_images()?);
             self.scored.clear();
         }
         let (Some((_, rows)), Some(predictions)) = (&self.rows, &self.predictions) else {
@@ -146,7 +182,6 @@ pub fn queue_items(
 /// Carries out one store effect; the message it returns goes back to `update()`. Every write
 /// is answered, once its transaction committed or failed.
 pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option<Msg> {
-    let err = |e: crate::store::StoreError| e.to_string();
     let write = effect.is_write();
     if write {
         // Edits, undo and redo also decide proposals (dismissed / superseded), which the cached
@@ -154,13 +189,13 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
         let labels_only = matches!(effect, Effect::MarkBroken { .. });
         ctx.cache.borrow_mut().written(labels_only);
     }
-    let result: Result<Option<Msg>, String> = (|| {
+    let result: Result<Option<Msg>, EffectError> = (|| {
         Ok(match effect {
             Effect::Load { id } => Some(Msg::Loaded {
                 id,
-                edit: store.image_edit(id).map_err(err)?,
-                proposals: store.proposals(id, ctx.threshold).map_err(err)?,
-                classes: store.class_names().map_err(err)?,
+                edit: store.image_edit(id)?,
+                proposals: store.proposals(id, ctx.threshold)?,
+                classes: store.class_names()?,
             }),
             Effect::Save {
                 id,
@@ -168,20 +203,20 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                 edit,
                 note,
             } => {
-                store.apply_edit(id, &action, &edit).map_err(err)?;
+                store.apply_edit(id, &action, &edit)?;
                 Some(Msg::Saved { note })
             }
             Effect::MarkBroken { id, error } => {
-                store.mark_broken(id, &error).map_err(err)?;
+                store.mark_broken(id, &error)?;
                 Some(Msg::Saved { note: None })
             }
             Effect::Undo => Some(Msg::Replayed {
                 undo: true,
-                replay: store.undo().map_err(err)?,
+                replay: store.undo()?,
             }),
             Effect::Redo => Some(Msg::Replayed {
                 undo: false,
-                replay: store.redo().map_err(err)?,
+                replay: store.redo()?,
             }),
             Effect::Query { filter, metric } => {
                 let params = QueueParams {
@@ -194,20 +229,20 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                     .queue(store, &filter, &params, ctx.threshold)?;
                 Some(Msg::Queue(items))
             }
-            Effect::Stats => Some(Msg::Stats(store.stats().map_err(err)?)),
+            Effect::Stats => Some(Msg::Stats(store.stats()?)),
             Effect::Previous { id } => Some(Msg::Previous {
                 id,
-                from: store.last_reviewed(id).map_err(err)?,
+                from: store.last_reviewed(id)?,
             }),
             Effect::ActiveTime { id, ms } => {
-                store.add_active_time(id, ms).map_err(err)?;
+                store.add_active_time(id, ms)?;
                 None
             }
             Effect::Prefetch { .. } | Effect::Sync { .. } => None,
             Effect::GalleryLabels { ids } => {
                 let mut out = Vec::new();
                 for id in ids {
-                    let edit = store.image_edit(id).map_err(err)?;
+                    let edit = store.image_edit(id)?;
                     out.push((id, edit.labels.into_iter().map(|l| l.class).collect()));
                 }
                 Some(Msg::GalleryLabels(out))
@@ -221,7 +256,7 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
             } => {
                 let mut edits = Vec::new();
                 for id in ids {
-                    let mut edit = store.image_edit(id).map_err(err)?;
+                    let mut edit = store.image_edit(id)?;
                     if only {
                         edit.labels.clear();
                     }
@@ -237,15 +272,15 @@ pub fn store_effect(store: &mut Store, ctx: &StoreCtx, effect: Effect) -> Option
                     edit.status = ImageStatus::Reviewed;
                     edits.push((id, edit));
                 }
-                store.apply_edits(&edits, "tag").map_err(err)?;
+                store.apply_edits(&edits, "tag")?;
                 Some(Msg::Saved { note })
             }
         })
     })();
     match result {
         Ok(msg) => msg,
-        Err(e) if write => Some(Msg::StoreFailed(e)),
-        Err(e) => Some(Msg::Error(e)),
+        Err(e) if write => Some(Msg::StoreFailed(e.to_string())),
+        Err(e) => Some(Msg::Error(e.to_string())),
     }
 }
 
@@ -315,12 +350,10 @@ pub fn key_to_msg(state: &State, keymap: &Keymap, ev: &crossterm::event::KeyEven
 }
 
 /// Runs the review screen until the user quits.
-pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
+pub fn run(project: &Project, choice: GraphicsChoice) -> Result<(), AppError> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        bail!(
-            "the review screen needs a terminal: run termtag in one (or use the commands: termtag --help)"
-        );
+        return Err(AppError::NoTerminal);
     }
     let store = project.store()?;
     let (theme, keymap, mut problems) = ui_config(project);
@@ -329,7 +362,7 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
     let ctx = StoreCtx::for_project(project, classes.len());
     let metric = ctx.queue.metric;
 
-    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let mut terminal = ratatui::try_init().map_err(AppError::Setup)?;
     // From here every way out, early errors and panics included, restores the terminal.
     let screen = Screen::take();
     let setup = graphics::detect(choice);
@@ -362,7 +395,8 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
                     break;
                 }
             }
-        })?;
+        })
+        .map_err(|e| AppError::Thread("input reader", e))?;
     let signals = listen_for_signals(tx.clone())?;
     let (store_tx, worker) = spawn_store_worker(store, ctx, tx.clone())?;
     let gfx_tx_reply = tx.clone();
@@ -423,10 +457,10 @@ pub fn run(project: &Project, choice: GraphicsChoice) -> Result<()> {
         }
     }
     if worker_died {
-        bail!("the store worker stopped unexpectedly: see .termtag/termtag.log");
+        return Err(AppError::WorkerDied);
     }
-    if let Some(e) = &state.store_error {
-        bail!("the label store failed, so editing stopped: {e} (what was shown as saved is saved)");
+    if let Some(e) = state.store_error.take() {
+        return Err(AppError::StoreFailed(e));
     }
     if let Some(sig) = signal {
         tracing::info!(sig, "review screen stopped by a signal after saving");
@@ -468,10 +502,10 @@ impl Drop for Screen {
 
 /// SIGTERM, SIGHUP (the SSH link dropped) and SIGINT become events of the loop, which then
 /// leaves as `q` does: after the pending writes are committed.
-fn listen_for_signals(tx: Sender<AppEvent>) -> Result<signal_hook::iterator::Handle> {
+fn listen_for_signals(tx: Sender<AppEvent>) -> Result<signal_hook::iterator::Handle, AppError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
-        .context("cannot listen for signals")?;
+        .map_err(AppError::Signals)?;
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("termtag-signals".into())
@@ -481,7 +515,8 @@ fn listen_for_signals(tx: Sender<AppEvent>) -> Result<signal_hook::iterator::Han
                     break;
                 }
             }
-        })?;
+        })
+        .map_err(|e| AppError::Thread("signal listener", e))?;
     Ok(handle)
 }
 
@@ -493,23 +528,29 @@ fn spawn_sync(project: &Project, pull: bool, tx: Sender<AppEvent>) {
         config: project.config.clone(),
     };
     let done_tx = tx.clone();
-    let run = move || -> Result<String> {
-        let mut store = project.store()?;
+    // The jobs are the commands' own, whose errors are joined at the command edge (`anyhow`).
+    let failed = |e: &(dyn std::error::Error + 'static)| {
+        SyncFailed(crate::remote::auth::redact(&crate::logging::causes(e)))
+    };
+    let run = move || -> Result<String, SyncFailed> {
+        let mut store = project.store().map_err(|e| failed(&e))?;
         let verb = if pull { "pull" } else { "push" };
         let progress = |p: crate::remote::Progress| {
             let _ = tx.send(AppEvent::Msg(Msg::SyncProgress(format!("{verb}: {p}"))));
         };
-        Ok(if pull {
+        let report = if pull {
             let count = crate::commands::pull::DEFAULT_COUNT;
-            crate::commands::pull::job(&project, &mut store, count, &progress)?.to_string()
+            crate::commands::pull::job(&project, &mut store, count, &progress)
+                .map(|r| r.to_string())
         } else {
-            crate::commands::push::job(&project, &mut store, &progress)?.to_string()
-        })
+            crate::commands::push::job(&project, &mut store, &progress).map(|r| r.to_string())
+        };
+        report.map_err(|e| failed(&*e))
     };
     let spawned = std::thread::Builder::new()
         .name("termtag-sync".into())
         .spawn(move || {
-            let result = run().map_err(|e| crate::remote::auth::redact(&format!("{e:#}")));
+            let result = run();
             let _ = done_tx.send(AppEvent::Msg(Msg::SyncDone { pull, result }));
         });
     if let Err(e) = spawned {
@@ -524,7 +565,7 @@ fn spawn_store_worker(
     mut store: Store,
     ctx: StoreCtx,
     tx: Sender<AppEvent>,
-) -> Result<(Sender<Effect>, std::thread::JoinHandle<()>)> {
+) -> Result<(Sender<Effect>, std::thread::JoinHandle<()>), AppError> {
     let (etx, erx) = mpsc::channel::<Effect>();
     let handle = std::thread::Builder::new()
         .name("termtag-store".into())
@@ -556,7 +597,7 @@ fn spawn_store_worker(
                 }
             }
         })
-        .context("cannot start the store worker")?;
+        .map_err(|e| AppError::Thread("store worker", e))?;
     Ok((etx, handle))
 }
 
@@ -571,7 +612,7 @@ fn event_loop(
     project: &Project,
     ui_base: &Ui,
     signal: &mut Option<i32>,
-) -> Result<()> {
+) -> Result<(), AppError> {
     let mut picture: Option<Picture> = None;
     // Graphics bytes for the next frame, in the order the worker made them.
     let mut pending: Vec<u8> = Vec::new();

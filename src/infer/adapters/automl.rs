@@ -8,7 +8,7 @@
 //!   (multi-label), ImageNet-normalised input; class names from `labels.json`.
 
 use super::classify::{Scores, class_scores, scores_for};
-use super::{Adapter, AdapterCtx, Misfit, RawPred, image_input, size_text};
+use super::{Adapter, AdapterCtx, Misfit, RawPred, image_input, no_output, size_text};
 use crate::infer::InferError;
 use crate::infer::config::{AdapterKind, Normalize};
 use crate::infer::preprocess::{Fit, Geometry, InputSpec};
@@ -125,7 +125,6 @@ impl Adapter for Automl {
         b: usize,
         geom: &Geometry,
     ) -> Result<Vec<RawPred>, InferError> {
-        let missing = |n: String| InferError::Run(format!("the model gave no {n} output"));
         match self.head {
             Head::Rcnn { batch } => {
                 if b >= batch {
@@ -133,7 +132,9 @@ impl Adapter for Automl {
                 }
                 let get = |p: &str| {
                     let n = format!("{p}_{b}");
-                    outs.iter().find(|o| o.name == n).ok_or_else(|| missing(n))
+                    outs.iter()
+                        .find(|o| o.name == n)
+                        .ok_or_else(|| no_output(&n))
                 };
                 let (boxes, labels, scores) = (get("boxes")?, get("labels")?, get("scores")?);
                 let n = scores
@@ -159,7 +160,7 @@ impl Adapter for Automl {
                 Ok(out)
             }
             Head::Yolo => {
-                let o = outs.first().ok_or_else(|| missing("(n, 6)".into()))?;
+                let o = outs.first().ok_or_else(|| no_output("(n, 6)"))?;
                 let rows: &[f32] = if o.shape.len() == 3 {
                     let per = o.shape[1] * 6;
                     o.data.get(b * per..(b + 1) * per).unwrap_or(&[])
@@ -180,7 +181,7 @@ impl Adapter for Automl {
                     .collect())
             }
             Head::Classify(scores) => {
-                let o = outs.first().ok_or_else(|| missing("logits".into()))?;
+                let o = outs.first().ok_or_else(|| no_output("logits"))?;
                 let c = o.shape.get(1).copied().unwrap_or(0);
                 let row = o.data.get(b * c..(b + 1) * c).ok_or_else(|| {
                     InferError::Run(format!("logits {:?} smaller than batch {}", o.shape, b + 1))

@@ -178,6 +178,11 @@ pub(crate) fn find<'o>(outs: &'o [Output], name: &str) -> Option<&'o Output> {
     outs.iter().find(|o| base_name(&o.name) == name)
 }
 
+/// The model's outputs lack `what` (a name, or a shape for a model whose outputs are unnamed).
+pub(crate) fn no_output(what: &str) -> InferError {
+    InferError::Run(format!("the model gave no {what} output"))
+}
+
 /// `detection_boxes:0` → `detection_boxes`.
 pub(crate) fn base_name(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)

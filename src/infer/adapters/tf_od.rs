@@ -2,7 +2,9 @@
 //! (ymin, xmin, ymax, xmax, normalised), `detection_scores`, `detection_classes` (class ids as
 //! floats) and `num_detections`. Resizing and NMS happen inside the graph.
 
-use super::{Adapter, AdapterCtx, Misfit, RawPred, base_name, find, image_input, size_text};
+use super::{
+    Adapter, AdapterCtx, Misfit, RawPred, base_name, find, image_input, no_output, size_text,
+};
 use crate::infer::InferError;
 use crate::infer::config::{AdapterKind, Normalize};
 use crate::infer::preprocess::{Fit, Geometry, InputSpec};
@@ -53,9 +55,7 @@ impl Adapter for TfOd {
         b: usize,
         geom: &Geometry,
     ) -> Result<Vec<RawPred>, InferError> {
-        let get = |n: &str| {
-            find(outs, n).ok_or_else(|| InferError::Run(format!("the model gave no {n} output")))
-        };
+        let get = |n: &str| find(outs, n).ok_or_else(|| no_output(n));
         let boxes = get("detection_boxes")?;
         let scores = get("detection_scores")?;
         let classes = get("detection_classes")?;

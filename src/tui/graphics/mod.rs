@@ -187,8 +187,8 @@ pub fn detect(choice: GraphicsChoice) -> Setup {
         match sixel_in_tmux(&tmux_display("#{version}|#{sixel_support}")) {
             Ok(how) => why.push_str(&format!("; {how}")),
             Err(w) => {
-                why = w.clone();
-                warning = Some(w);
+                why = w.to_string();
+                warning = Some(why.clone());
                 kind = Kind::Halfblocks;
             }
         }
@@ -242,8 +242,8 @@ fn tmux(args: &[&str], last: &str) -> String {
 /// Sixel inside tmux, from tmux's answer to `#{version}|#{sixel_support}`: tmux 3.4 and later,
 /// when built with sixel, keeps sixel pictures in the pane and draws them itself (`Ok`, how);
 /// older tmux, or one built without it, drops them, and tmux cannot place a passed-through sixel
-/// at a pane's cell, so halfblocks are drawn instead (`Err`, the message saying so).
-pub fn sixel_in_tmux(answer: &str) -> Result<String, String> {
+/// at a pane's cell, so halfblocks are drawn instead (`Err`, saying so).
+pub fn sixel_in_tmux(answer: &str) -> Result<String, NoTmuxSixel> {
     let (version, support) = answer.split_once('|').unwrap_or((answer, ""));
     let version = crate::sanitize::for_terminal(version.trim());
     let version = if version.is_empty() {
@@ -259,9 +259,17 @@ pub fn sixel_in_tmux(answer: &str) -> Result<String, String> {
     } else {
         "sixel needs tmux 3.4 or later built with it"
     };
-    Err(format!(
-        "inside tmux {version} ({why}): drawing halfblocks; kitty or iTerm2 with `tmux set -g allow-passthrough on`, or sixel outside tmux, show real pixels"
-    ))
+    Err(NoTmuxSixel { version, why })
+}
+
+/// This tmux drops sixel pictures; `version` is sanitised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "inside tmux {version} ({why}): drawing halfblocks; kitty or iTerm2 with `tmux set -g allow-passthrough on`, or sixel outside tmux, show real pixels"
+)]
+pub struct NoTmuxSixel {
+    version: String,
+    why: &'static str,
 }
 
 /// What the screen wants the terminal to show: one display-size picture at a cell position with
@@ -874,17 +882,14 @@ mod tests {
     #[test]
     fn sixel_inside_tmux_only_where_tmux_draws_it() {
         assert!(sixel_in_tmux("3.4|1").unwrap().contains("tmux 3.4"));
-        let old = sixel_in_tmux("3.3a|").unwrap_err();
+        let no = |answer| sixel_in_tmux(answer).unwrap_err().to_string();
+        let old = no("3.3a|");
         assert!(
             old.contains("tmux 3.3a") && old.contains("3.4 or later"),
             "{old}"
         );
-        assert!(
-            sixel_in_tmux("3.5a|0")
-                .unwrap_err()
-                .contains("built without sixel")
-        );
-        assert!(sixel_in_tmux("").unwrap_err().contains("version unknown"));
+        assert!(no("3.5a|0").contains("built without sixel"));
+        assert!(no("").contains("version unknown"));
     }
 
     #[test]

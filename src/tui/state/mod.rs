@@ -219,7 +219,7 @@ pub enum Msg {
     /// A pull or push ended: a summary, or why it failed.
     SyncDone {
         pull: bool,
-        result: Result<String, String>,
+        result: Result<String, SyncFailed>,
     },
     /// The picture of an image could not be decoded: it is recorded broken and skipped.
     PictureFailed {
@@ -228,6 +228,12 @@ pub enum Msg {
     },
     Error(String),
 }
+
+/// Why a background pull or push failed: its error line, the causes joined and secrets redacted
+/// on the sync thread, since the error itself can be neither cloned nor compared as a [`Msg`] is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SyncFailed(pub String);
 
 /// Work `update()` asks the app to do on its workers.
 #[derive(Debug, Clone, PartialEq)]
