@@ -153,7 +153,7 @@ pub fn predict_stream(
     // What this shard's earlier runs finished.
     let t = Instant::now();
     let state = rt.block_on(async {
-        fleet::ensure_labels(set).await?;
+        set.ensure_labels().await.map_err(fleet::FleetError::from)?;
         fleet::read_shard(set, &run, shard, concurrency).await
     })?;
     report.resume = t.elapsed();

@@ -5,11 +5,23 @@ use std::collections::HashMap;
 
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
-
-use super::{Remote, RemoteSet, list_all};
+use super::{Remote, RemoteError, RemoteSet, list_all};
+use crate::formats::FormatError;
 use crate::formats::ald_csv::Rows;
 use crate::sanitize::for_terminal;
+
+/// Why an active-learning-detect CSV in the labels container cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AldError {
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("{0}: not UTF-8 text; move it aside or save it as UTF-8")]
+    NotText(String),
+}
+
+type Result<T> = std::result::Result<T, AldError>;
 
 /// The newest `<kind>_<ms>.csv` in the labels container, with its ms.
 pub(super) async fn newest_csv(set: &RemoteSet, kind: &str) -> Result<Option<(i64, String)>> {
@@ -29,7 +41,7 @@ pub(super) async fn newest_csv(set: &RemoteSet, kind: &str) -> Result<Option<(i6
 
 pub(super) async fn get_text(remote: &dyn Remote, name: &str) -> Result<String> {
     let (bytes, _) = remote.get(name).await?;
-    String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", for_terminal(name)))
+    String::from_utf8(bytes).map_err(|_| AldError::NotText(for_terminal(name)))
 }
 
 /// The newest `<kind>` CSV: its ms, its name and its rows.

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::ald::{lookup, read_newest};
 use super::claim::{claimed_keys, done_keys, is_done};
-use super::{Progress, RemoteError, RemoteResult, RemoteSet, fleet, list_all};
+use super::pull::PullError;
+use super::{Progress, RemoteResult, RemoteSet, fleet, list_all};
 use crate::formats::ald_csv::Rows;
 use crate::model::ImageStatus;
 use crate::queue::{QueueImage, QueueParams, Scored, review_queue, score};
@@ -27,7 +27,10 @@ use crate::store::Store;
 /// Images this pull may not take whatever the remote says: held or reviewed here, or claimed by
 /// an interrupted pull (`pending`, re-asserted first). Read before the pull awaits anything: a
 /// store cannot be shared across threads.
-pub(super) fn taken(store: &Store, pending: &BTreeMap<String, String>) -> Result<HashSet<String>> {
+pub(super) fn taken(
+    store: &Store,
+    pending: &BTreeMap<String, String>,
+) -> Result<HashSet<String>, crate::store::StoreError> {
     let mut taken: HashSet<String> = store
         .image_statuses()?
         .into_iter()
@@ -79,9 +82,9 @@ impl<'a> Candidates<'a> {
         params: QueueParams,
         concurrency: usize,
         progress: &'a (dyn Fn(Progress) + Send + Sync),
-    ) -> Result<Candidates<'a>> {
+    ) -> Result<Candidates<'a>, PullError> {
         progress(Progress::Step("listing"));
-        ensure_labels(set).await?;
+        set.ensure_labels().await?;
         let newest = read_newest(set, "totag").await?;
         let totag_ms = newest.as_ref().map(|(ms, _, _)| *ms);
         let mut totag = newest.map(|(_, name, rows)| (name, rows));
@@ -89,8 +92,11 @@ impl<'a> Candidates<'a> {
         if let Some((run, rows)) = fleet::newest_run_rows(set, totag_ms, concurrency).await? {
             totag = Some(match totag {
                 Some((_, older)) => {
-                    let rows = fleet::overlay(rows, older)
-                        .map_err(|e| anyhow!("{}: {e}", for_terminal(&run)))?;
+                    let rows =
+                        fleet::overlay(rows, older).map_err(|why| fleet::FleetError::Layout {
+                            name: for_terminal(&run),
+                            why,
+                        })?;
                     (run, rows)
                 }
                 None => (run, rows),
@@ -192,7 +198,7 @@ impl<'a> Candidates<'a> {
     }
 
     /// Up to `need` more keys to try to claim, in order; empty when none are left.
-    pub(super) async fn next_round(&mut self, need: usize) -> Result<Vec<String>> {
+    pub(super) async fn next_round(&mut self, need: usize) -> Result<Vec<String>, PullError> {
         let mut round = Vec::new();
         while !self.listed && round.len() < need {
             let start = self.next;
@@ -264,7 +270,7 @@ impl<'a> Candidates<'a> {
     }
 
     /// Lists the images container and ranks every free image in it.
-    async fn list(&mut self) -> Result<()> {
+    async fn list(&mut self) -> Result<(), PullError> {
         let set = self.set;
         let blobs = list_all(set.images.as_ref(), &set.prefix).await?;
         (self.progress)(Progress::Listing { found: blobs.len() });
@@ -292,14 +298,5 @@ impl<'a> Candidates<'a> {
         self.next = 0;
         self.listed = true;
         Ok(())
-    }
-}
-
-/// Creates the labels container on the first pull of a new project.
-async fn ensure_labels(set: &RemoteSet) -> Result<()> {
-    match set.labels.list_page(&set.prefix, None).await {
-        Err(RemoteError::NoContainer { .. }) => Ok(set.labels.ensure_exists().await?),
-        Err(e) => Err(e.into()),
-        Ok(_) => Ok(()),
     }
 }

@@ -37,8 +37,14 @@ pub enum FleetError {
     BadPart { name: String, why: String },
     #[error("{name}: {why}")]
     Csv { name: String, why: String },
-    #[error("{0}")]
-    Ald(String),
+    #[error(transparent)]
+    Ald(#[from] super::ald::AldError),
+    /// A part's or an older `totag`'s rows cannot be laid under the full header.
+    #[error("{name}: {why}")]
+    Layout {
+        name: String,
+        why: ald_csv::LosesFolder,
+    },
 }
 
 /// One part: what one shard predicted since its previous part.
@@ -100,15 +106,6 @@ pub struct ShardState {
     pub finished: bool,
 }
 
-/// Creates the labels container when a fleet's first machine finds none.
-pub async fn ensure_labels(set: &RemoteSet) -> Result<(), FleetError> {
-    match set.labels.list_page(&set.prefix, None).await {
-        Err(RemoteError::NoContainer { .. }) => Ok(set.labels.ensure_exists().await?),
-        Err(e) => Err(e.into()),
-        Ok(_) => Ok(()),
-    }
-}
-
 /// Reads one part: its rows (under the full header) and its broken images.
 async fn read_part(set: &RemoteSet, name: &str) -> Result<(Rows, PartDoc), FleetError> {
     let (bytes, _) = set.labels.get(name).await?;
@@ -120,7 +117,7 @@ async fn read_part(set: &RemoteSet, name: &str) -> Result<(Rows, PartDoc), Fleet
     let rows = Rows::parse(&doc.totag, Path::new(name))
         .map_err(|e| bad(e.to_string()))?
         .conform(&full_header())
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
     Ok((rows, doc))
 }
 
@@ -253,10 +250,7 @@ pub async fn merge_when_done(
     // ALD hands out what its newest `totag` lists: not the images being tagged or tagged.
     let mut taken: HashSet<String> = HashSet::new();
     for kind in ["tagging", "tagged"] {
-        if let Some((_, _, r)) = super::ald::read_newest(set, kind)
-            .await
-            .map_err(|e| FleetError::Ald(format!("{e:#}")))?
-        {
+        if let Some((_, _, r)) = super::ald::read_newest(set, kind).await? {
             taken.extend(r.rows.into_iter().map(|(k, _)| k));
         }
     }
@@ -271,7 +265,7 @@ pub async fn merge_when_done(
     let folder = rows.rows.iter().any(|(k, _)| k.contains('/'));
     let rows = rows
         .conform(&csv::StringRecord::from(ald_csv::totag_columns(folder)))
-        .map_err(|why| FleetError::Csv {
+        .map_err(|why| FleetError::Layout {
             name: for_terminal(&dir),
             why,
         })?;
@@ -359,7 +353,7 @@ pub async fn newest_run_rows(
 
 /// `newer` laid over `older`: `newer`'s rows, then `older`'s rows of images `newer` lacks,
 /// under the full header.
-pub fn overlay(newer: Rows, older: Rows) -> Result<Rows, String> {
+pub fn overlay(newer: Rows, older: Rows) -> Result<Rows, ald_csv::LosesFolder> {
     let older = older.conform(&full_header())?;
     let newer = newer.conform(&full_header())?;
     let have: HashSet<String> = newer.rows.iter().map(|(k, _)| k.clone()).collect();

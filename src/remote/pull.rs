@@ -34,9 +34,12 @@ pub enum PullError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Remote(#[from] RemoteError),
-    /// From `candidates.rs`, which still returns `anyhow` errors.
+    /// The labels container's active-learning-detect CSVs.
     #[error(transparent)]
-    Candidates(anyhow::Error),
+    Ald(#[from] super::ald::AldError),
+    /// A fleet's prediction parts.
+    #[error(transparent)]
+    Fleet(#[from] super::fleet::FleetError),
     /// A claim request failed; `kept` claims won before it stay ours.
     #[error("{source}{}", kept_note(.kept))]
     Claim { source: RemoteError, kept: usize },
@@ -138,10 +141,8 @@ pub async fn pull(
     let mut p = Pull::start(project, set, opts, progress)?;
     let cfg = &project.config;
     let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
-    let taken = candidates::taken(store, &p.journal.won).map_err(PullError::Candidates)?;
-    let mut found = Candidates::find(set, taken, params, p.concurrency, progress)
-        .await
-        .map_err(PullError::Candidates)?;
+    let taken = candidates::taken(store, &p.journal.won)?;
+    let mut found = Candidates::find(set, taken, params, p.concurrency, progress).await?;
     let won = p.claim(&mut found, opts.count).await?;
     p.report.remaining = found.remaining();
     p.report.listed = found.listed;
@@ -220,10 +221,7 @@ impl<'a> Pull<'a> {
         // Claims resumed from an interrupted pull count toward this one.
         let target = count.max(won.len());
         while won.len() < target {
-            let round = candidates
-                .next_round(target - won.len())
-                .await
-                .map_err(PullError::Candidates)?;
+            let round = candidates.next_round(target - won.len()).await?;
             if round.is_empty() {
                 break;
             }

@@ -37,9 +37,8 @@ pub enum PushError {
     Format(#[from] FormatError),
     #[error(transparent)]
     Csv(#[from] csv::Error),
-    /// From `ald.rs`, which still returns `anyhow` errors.
     #[error(transparent)]
-    Ald(anyhow::Error),
+    Ald(#[from] super::ald::AldError),
     /// A step after the batch blob failed.
     #[error("{} (`termtag push` again resumes this batch)", causes(.0))]
     Resume(#[source] Box<PushError>),
@@ -376,7 +375,7 @@ async fn write_ald_csvs(
     if batch.tagged_csv.is_empty() {
         return Ok(Vec::new());
     }
-    let totag = read_newest(set, "totag").await.map_err(PushError::Ald)?;
+    let totag = read_newest(set, "totag").await?;
     let (tagged, tagged_keys) = merged_tagged(set, batch, ms, totag.as_ref()).await?;
     let mut files = vec![(format!("{}tagged_{ms}.csv", set.prefix), tagged)];
     if let Some((_, _, rows)) = &totag {
@@ -423,13 +422,11 @@ async fn merged_tagged(
         merged.extend(fresh);
     }
     let mut since = i64::MIN;
-    let newest_tagged = newest_csv(set, "tagged").await.map_err(PushError::Ald)?;
+    let newest_tagged = newest_csv(set, "tagged").await?;
     if let Some((tms, name)) = &newest_tagged
         && *tms != ms
     {
-        let text = get_text(set.labels.as_ref(), name)
-            .await
-            .map_err(PushError::Ald)?;
+        let text = get_text(set.labels.as_ref(), name).await?;
         let rows = Rows::parse(&text, Path::new(name))?;
         // Keep the layout the project already uses.
         mine = mine
@@ -470,9 +467,7 @@ async fn merged_tagged(
         .collect();
     recent.sort_by(|a, b| a.name.cmp(&b.name));
     for b in recent {
-        let text = get_text(set.labels.as_ref(), &b.name)
-            .await
-            .map_err(PushError::Ald)?;
+        let text = get_text(set.labels.as_ref(), &b.name).await?;
         if let Ok(doc) = serde_json::from_str::<BatchDoc>(&text)
             && !doc.tagged_csv.is_empty()
             && let Ok(rows) = Rows::parse(&doc.tagged_csv, Path::new("batch"))
@@ -504,9 +499,7 @@ pub async fn read_batches(set: &RemoteSet) -> Result<Vec<BatchDoc>, PushError> {
     let prefix = prefix.trim_end_matches(".json");
     let mut out = Vec::new();
     for b in list_all(set.labels.as_ref(), prefix).await? {
-        let text = get_text(set.labels.as_ref(), &b.name)
-            .await
-            .map_err(PushError::Ald)?;
+        let text = get_text(set.labels.as_ref(), &b.name).await?;
         out.push(
             serde_json::from_str(&text).map_err(|source| PushError::NotABatch {
                 name: for_terminal(&b.name),

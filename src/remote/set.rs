@@ -56,6 +56,16 @@ impl RemoteSet {
     pub(super) fn batch_name(&self, id: &str) -> String {
         format!("{}termtag/batches/{id}.json", self.prefix)
     }
+
+    /// Creates the labels container when the first pull of a project, or a fleet's first
+    /// machine, finds none.
+    pub async fn ensure_labels(&self) -> super::RemoteResult<()> {
+        match self.labels.list_page(&self.prefix, None).await {
+            Err(super::RemoteError::NoContainer { .. }) => self.labels.ensure_exists().await,
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
+    }
 }
 
 /// Opens the project's remote: `[remote] folder`, else the Azure container of `source`, with
