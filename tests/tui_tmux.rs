@@ -102,9 +102,11 @@ fn review_in_tmux_and_survive_kill_9() {
     let t = Tmux::new("restart");
     t.start(&f);
     t.wait_for("REVIEW");
-    // The unreviewed b.png leads the queue now, with the box drawn before the kill.
-    let s = t.wait_for("b.png");
-    assert!(s.contains("defect"), "{s}");
+    // The unreviewed b.png leads the queue now, with the box drawn before the kill (its name
+    // shows with the queue, its labels a moment later, when the store worker has loaded them).
+    t.wait_for("b.png");
+    let s = t.wait_for("defect");
+    assert!(s.contains("b.png"), "{s}");
     // Help and quit.
     t.keys(&["?"]);
     t.wait_for("keys (Esc closes)");
