@@ -327,7 +327,7 @@ impl Config {
             "queue",
             &self.queue,
             self.queue.is_empty(),
-            "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n",
+            "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n# diversity = true   # near-duplicate pictures take turns\n# similarity = 0.8   # grey-thumbnail correlation that makes two pictures near-duplicates\n",
         ));
         out.push_str(&table(
             "train",

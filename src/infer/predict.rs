@@ -207,9 +207,10 @@ fn settings_hash(
     h.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// What the inference loop gets from the workers.
+/// What the inference loop gets from the workers: a prepared image comes with its
+/// near-duplicate signature, taken from the picture while it is decoded.
 enum Job {
-    Ready(usize, Prepared),
+    Ready(usize, Prepared, crate::diversity::Signature),
     Broken(usize, String),
 }
 
@@ -413,10 +414,13 @@ fn run_pipeline(
                         .map_err(|e| e.to_string())
                         .and_then(|p| {
                             preprocess::decode_image(&p, max_megapixels, long_side)
-                                .and_then(|img| preprocess::prepare(&img, spec, &mut resizer))
+                                .and_then(|img| {
+                                    let sig = crate::diversity::signature(&img);
+                                    Ok((preprocess::prepare(&img, spec, &mut resizer)?, sig))
+                                })
                                 .map_err(|e| e.to_string())
                         }) {
-                        Ok(p) => Job::Ready(i, p),
+                        Ok((p, sig)) => Job::Ready(i, p, sig),
                         Err(e) => Job::Broken(i, e),
                     };
                     if tx.send(job).is_err() {
@@ -428,6 +432,7 @@ fn run_pipeline(
         drop(tx);
 
         let mut pending: Vec<(i64, ImageResult)> = Vec::new();
+        let mut sigs: Vec<(i64, crate::diversity::Signature)> = Vec::new();
         let mut last_commit = Instant::now();
         let mut batch: Vec<(usize, Prepared)> = Vec::with_capacity(spec.batch);
         let mut done = 0u64;
@@ -449,7 +454,8 @@ fn run_pipeline(
         };
         for job in rx.iter() {
             match job {
-                Job::Ready(i, p) => {
+                Job::Ready(i, p, sig) => {
+                    sigs.push((todo[i].id, sig));
                     // One call takes images of one size (models of any size get one at a time).
                     if batch.first().is_some_and(|(_, f)| {
                         (f.geom.in_w, f.geom.in_h) != (p.geom.in_w, p.geom.in_h)
@@ -470,7 +476,9 @@ fn run_pipeline(
             }
             if pending.len() >= COMMIT_IMAGES || last_commit.elapsed() >= COMMIT_EVERY {
                 store.write_predictions(run_id, &pending)?;
+                store.write_signatures(&sigs)?;
                 pending.clear();
+                sigs.clear();
                 last_commit = Instant::now();
             }
         }
@@ -478,6 +486,7 @@ fn run_pipeline(
             run(&mut batch, &mut pending, report, &mut done)?;
         }
         store.write_predictions(run_id, &pending)?;
+        store.write_signatures(&sigs)?;
         Ok(())
     })
 }
