@@ -7,7 +7,8 @@
 //! the demo's boards of one kind of wood do, ≤ 0.69). Times the hashed
 //! grouping (`Groups::new`, one thread, median of 3) and the review queue with diversity on,
 //! and measures against the pairwise grouping: exactly (all cores) up to 20,000 pictures, else
-//! the pair recall on 300 sampled pictures compared with every other.
+//! the pair recall on 300 sampled pictures compared with every other. Also: the signatures
+//! written to a label store and read back and grouped, as the review screen's store worker does.
 //!
 //! `DIVERSITY_STORE=path/labels.db` also compares the two groupings on the signatures stored in
 //! a project (e.g. the planted boards of scripts/simulate/bench.sh). Asserts nothing.
@@ -18,7 +19,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use termtag::diversity::{DEFAULT_SIMILARITY, Groups, Signature, signature};
 use termtag::model::ImageStatus;
-use termtag::queue::{Diversity, QueueConfig, QueueImage, QueueParams, Scored, review_queue, score};
+use termtag::queue::{
+    Diversity, QueueConfig, QueueImage, QueueParams, Scored, review_queue, score,
+};
 
 fn main() {
     let sizes: Vec<usize> = std::env::args()
@@ -30,8 +33,18 @@ fn main() {
     } else {
         sizes
     };
+    // What predict's decode workers add per picture.
+    let photo = image::RgbImage::from_fn(1024, 768, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x * y) % 256) as u8])
+    });
+    let t = Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(signature(std::hint::black_box(&photo)));
+    }
+    println!("signature of a 1024×768 picture: {:.2} ms", ms(t) / 20.0);
     if let Ok(path) = std::env::var("DIVERSITY_STORE") {
-        let store = termtag::store::Store::open(std::path::Path::new(&path), "bench").expect("store");
+        let store =
+            termtag::store::Store::open(std::path::Path::new(&path), "bench").expect("store");
         let sigs = store.signatures().expect("signatures");
         println!("{path}: {} stored signatures", sigs.len());
         compare(&sigs, true);
@@ -47,6 +60,9 @@ fn main() {
             );
             compare(&sigs, n <= 20_000);
             queue(&sigs);
+            if shared == 0.0 {
+                from_store(&sigs);
+            }
         }
     }
 }
@@ -135,7 +151,8 @@ fn queue(sigs: &[(i64, Signature)]) {
             decided: false,
         })
         .collect();
-    let rows: Vec<(i64, ImageStatus)> = sigs.iter().map(|(id, _)| (*id, ImageStatus::New)).collect();
+    let rows: Vec<(i64, ImageStatus)> =
+        sigs.iter().map(|(id, _)| (*id, ImageStatus::New)).collect();
     let scored = score(&images, &p);
     let t = Instant::now();
     let plain = review_queue(&rows, &scored, false, &p).len();
@@ -151,6 +168,43 @@ fn queue(sigs: &[(i64, Signature)]) {
     println!(
         "  review_queue of {plain} images: {without:.0} ms with no groups known, {:.0} ms with the groups ({diverse} placed)",
         ms(t)
+    );
+}
+
+/// What the review screen's store worker does with diversity on: read every stored signature
+/// and group them.
+fn from_store(sigs: &[(i64, Signature)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store =
+        termtag::store::Store::open(&dir.path().join("labels.db"), "bench").expect("store");
+    let images: Vec<termtag::store::NewImage> = sigs
+        .iter()
+        .map(|(id, _)| termtag::store::NewImage {
+            key: format!("img{id:07}.png"),
+            width: 64,
+            height: 48,
+            orientation: 1,
+            size: 1,
+            error: None,
+        })
+        .collect();
+    store.add_images(&images).expect("images");
+    let t = Instant::now();
+    store.write_signatures(sigs).expect("write");
+    let wrote = ms(t);
+    let mut times = Vec::new();
+    let mut groups = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        groups = Groups::from_store(&store, DEFAULT_SIMILARITY)
+            .expect("read")
+            .count();
+        times.push(ms(t));
+    }
+    println!(
+        "  store: {} signatures written in {wrote:.0} ms; read and grouped in {:.0} ms (median of 3, {groups} groups)",
+        sigs.len(),
+        median(times)
     );
 }
 
@@ -178,7 +232,7 @@ fn waves(rng: &mut Rng) -> Vec<Wave> {
             [
                 (rng.unit() - 0.5) * 1.2,
                 (rng.unit() - 0.5) * 1.2,
-                rng.unit() * 6.28,
+                rng.unit() * std::f32::consts::TAU,
                 rng.unit(),
             ]
         })
@@ -186,7 +240,9 @@ fn waves(rng: &mut Rng) -> Vec<Wave> {
 }
 
 fn field(w: &[Wave], x: f32, y: f32) -> f32 {
-    w.iter().map(|w| w[3] * (w[0] * x + w[1] * y + w[2]).sin()).sum()
+    w.iter()
+        .map(|w| w[3] * (w[0] * x + w[1] * y + w[2]).sin())
+        .sum()
 }
 
 /// `bases` pictures, each `shared` of one common picture and the rest its own, drawn `copies`

@@ -135,16 +135,15 @@ pub fn backfill(
             .collect();
         out.unreadable += chunk.len() - files.len();
         let refs: Vec<(i64, &Path)> = files.iter().map(|(i, p)| (*i, p.as_path())).collect();
-        let sigs: Vec<(i64, Signature)> =
-            signatures_of_files(&refs, project.config.max_megapixels)
-                .into_iter()
-                .filter_map(|(id, s)| {
-                    if s.is_none() {
-                        out.unreadable += 1;
-                    }
-                    Some((id, s?))
-                })
-                .collect();
+        let sigs: Vec<(i64, Signature)> = signatures_of_files(&refs, project.config.max_megapixels)
+            .into_iter()
+            .filter_map(|(id, s)| {
+                if s.is_none() {
+                    out.unreadable += 1;
+                }
+                Some((id, s?))
+            })
+            .collect();
         store.write_signatures(&sigs)?;
         out.added += sigs.len();
         progress(out.added as u64 + out.unreadable as u64, total);
@@ -199,7 +198,7 @@ impl Union {
 /// Bits per image drawn from the pooled thumbnail, from which each table takes its key.
 const POOL_BITS: usize = 128;
 /// Hash tables: a pair is compared when it shares the key of any one of them.
-const TABLES: usize = 24;
+const TABLES: usize = 20;
 /// Within one bucket, each image is compared with at most this many that follow it (a bucket
 /// of thousands of pictures, e.g. blank frames, would otherwise cost a square).
 const BUCKET_WINDOW: usize = 64;
@@ -214,20 +213,22 @@ const POOLED: usize = (SIG_W as usize / 4) * (SIG_H as usize / 4);
 impl Groups {
     /// Groups `sigs` (image id, signature): images whose signatures correlate at least
     /// `min_similarity` are joined, transitively. Not every pair is compared: random-hyperplane
-    /// LSH over the 8×6-pooled signature gives each image 128 bits; 24 tables each key images by
-    /// a fixed random choice of `b` of those bits (`b` ≈ log₂ n − 3, so a bucket of unrelated
-    /// pictures holds about 8); only images sharing a bucket, and whose 128 bits are not far
-    /// apart, are compared, at full resolution.
-    /// A pair correlating 0.9 shares a table's key with probability ≈ 0.86^b, so most of the
-    /// 24 tables miss it and one is enough; copies in a group need only be linked through each
-    /// other. [`Groups::exact`] is the pairwise reference.
+    /// LSH over the 8×6-pooled signature gives each image 128 bits; 20 tables each key images by
+    /// a fixed random choice of `b` of those bits (`b` ≈ log₂ n − 1, so unrelated pictures
+    /// rarely share a bucket); only images sharing a bucket, and whose 128 bits are not far
+    /// apart, are compared, at full resolution. Copies of a picture differ in about 8 to 16 of
+    /// the 128 bits, so each table keys a pair of them alike with a chance of (1 − d/128)^b: one
+    /// table of 20 is enough, and copies in a group need only be linked through each other.
+    /// Pairs just at the threshold can be missed (the recall is measured by
+    /// `benches/diversity.rs`); [`Groups::exact`] is the pairwise reference.
     pub fn new(sigs: &[(i64, Signature)], min_similarity: f32) -> Groups {
         let sorted = sorted_by_id(sigs);
         let n = sorted.len();
         let mut union = Union::new(n);
         let norms: Vec<f32> = sorted.iter().map(|(_, s)| norm(&s.0)).collect();
         let planes = hyperplanes();
-        let bits: Vec<[u64; POOL_BITS / 64]> = sorted.iter().map(|(_, s)| hash(s, &planes)).collect();
+        let bits: Vec<[u64; POOL_BITS / 64]> =
+            sorted.iter().map(|(_, s)| hash(s, &planes)).collect();
         let similar = |a: usize, b: usize| {
             let (na, nb) = (norms[a], norms[b]);
             let apart: u32 = bits[a]
@@ -241,23 +242,26 @@ impl Groups {
                 && dot(&sorted[a].1.0, &sorted[b].1.0) as f32 >= min_similarity * na * nb
         };
         let key_bits = ((n.max(2) as f64).log2().round() as usize)
-            .saturating_sub(3)
-            .clamp(6, 20);
+            .saturating_sub(1)
+            .clamp(6, 24);
         let mut rng = SplitMix(0x5eed_d1ce);
-        let mut keyed: Vec<(u32, u32)> = Vec::with_capacity(n);
+        // Key in the high half, position in the low one: one sort groups the buckets.
+        let mut keyed: Vec<u64> = Vec::with_capacity(n);
         for _ in 0..TABLES {
             let picks = pick_bits(&mut rng, key_bits);
             keyed.clear();
             keyed.extend(bits.iter().enumerate().map(|(i, b)| {
-                let key = picks.iter().enumerate().fold(0u32, |k, (j, &bit)| {
-                    k | ((((b[bit / 64] >> (bit % 64)) & 1) as u32) << j)
+                let key = picks.iter().enumerate().fold(0u64, |k, (j, &bit)| {
+                    k | (((b[bit / 64] >> (bit % 64)) & 1) << j)
                 });
-                (key, i as u32)
+                key << 32 | i as u64
             }));
             keyed.sort_unstable();
-            for bucket in keyed.chunk_by(|a, b| a.0 == b.0) {
-                for (x, &(_, a)) in bucket.iter().enumerate() {
-                    for &(_, b) in bucket.iter().skip(x + 1).take(BUCKET_WINDOW) {
+            for bucket in keyed.chunk_by(|a, b| a >> 32 == b >> 32) {
+                for (x, &a) in bucket.iter().enumerate() {
+                    let a = a as u32;
+                    for &b in bucket.iter().skip(x + 1).take(BUCKET_WINDOW) {
+                        let b = b as u32;
                         if union.root(a) != union.root(b) && similar(a as usize, b as usize) {
                             union.join(a, b);
                         }
@@ -384,10 +388,15 @@ impl SplitMix {
     }
 }
 
-fn hyperplanes() -> Vec<[f32; POOLED]> {
+/// The hyperplanes' normals, by coordinate: `planes[d][k]` is coordinate `d` of normal `k`
+/// (laid out so that [`hash`] runs over the 128 sides at once).
+fn hyperplanes() -> Vec<[f32; POOL_BITS]> {
     let mut rng = SplitMix(0x0d1f_f5ee_d5ee_d123);
-    (0..POOL_BITS)
+    let normals: Vec<[f32; POOLED]> = (0..POOL_BITS)
         .map(|_| std::array::from_fn(|_| rng.normal()))
+        .collect();
+    (0..POOLED)
+        .map(|d| std::array::from_fn(|k| normals[k][d]))
         .collect()
 }
 
@@ -402,18 +411,25 @@ fn pick_bits(rng: &mut SplitMix, k: usize) -> Vec<usize> {
     all
 }
 
-/// The signature's side of each hyperplane, over its 4×4-cell averages.
-fn hash(s: &Signature, planes: &[[f32; POOLED]]) -> [u64; POOL_BITS / 64] {
-    let (w, cw) = (SIG_W as usize, SIG_W as usize / 4);
-    let mut pooled = [0f32; POOLED];
-    for (i, v) in s.0.iter().enumerate() {
-        let (x, y) = (i % w, i / w);
-        pooled[(y / 4) * cw + x / 4] += f32::from(*v);
+/// The signature's side of each hyperplane, over its 4×4-cell sums.
+fn hash(s: &Signature, planes: &[[f32; POOL_BITS]]) -> [u64; POOL_BITS / 64] {
+    let cw = SIG_W as usize / 4;
+    let mut pooled = [0i32; POOLED];
+    for (y, row) in s.0.chunks_exact(SIG_W as usize).enumerate() {
+        for (cx, cell) in row.chunks_exact(4).enumerate() {
+            pooled[(y / 4) * cw + cx] += cell.iter().map(|v| i32::from(*v)).sum::<i32>();
+        }
+    }
+    let mut side = [0f32; POOL_BITS];
+    for (row, v) in planes.iter().zip(pooled) {
+        let v = v as f32;
+        for (acc, p) in side.iter_mut().zip(row) {
+            *acc += p * v;
+        }
     }
     let mut out = [0u64; POOL_BITS / 64];
-    for (k, p) in planes.iter().enumerate() {
-        let side: f32 = p.iter().zip(&pooled).map(|(a, b)| a * b).sum();
-        if side >= 0.0 {
+    for (k, v) in side.iter().enumerate() {
+        if *v >= 0.0 {
             out[k / 64] |= 1 << (k % 64);
         }
     }
@@ -433,7 +449,7 @@ pub(crate) fn planted(bases: usize, copies: usize, seed: u64) -> Vec<(i64, Signa
                 [
                     (rng.unit() as f32 - 0.5) * 1.2,
                     (rng.unit() as f32 - 0.5) * 1.2,
-                    rng.unit() as f32 * 6.28,
+                    rng.unit() as f32 * std::f32::consts::TAU,
                     rng.unit() as f32,
                 ]
             })
@@ -531,7 +547,11 @@ mod tests {
             sa.similarity(&so)
         );
         let flat = signature(&image::RgbImage::from_pixel(40, 30, image::Rgb([9, 9, 9])));
-        assert_eq!(flat.similarity(&flat), 0.0, "a flat picture is like nothing");
+        assert_eq!(
+            flat.similarity(&flat),
+            0.0,
+            "a flat picture is like nothing"
+        );
         let sigs = [(5, sa.clone()), (1, sc), (9, so)];
         for g in [
             Groups::new(&sigs, DEFAULT_SIMILARITY),
@@ -553,7 +573,11 @@ mod tests {
         let sigs = planted(60, 5, 7);
         let exact = Groups::exact(&sigs, DEFAULT_SIMILARITY);
         let hashed = Groups::new(&sigs, DEFAULT_SIMILARITY);
-        assert_eq!(exact.count(), 60, "the planted copies are what the exact grouping finds");
+        assert_eq!(
+            exact.count(),
+            60,
+            "the planted copies are what the exact grouping finds"
+        );
         assert_eq!(hashed.members(), exact.members());
         assert_eq!(hashed, exact);
     }

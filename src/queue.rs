@@ -852,7 +852,9 @@ mod tests {
         let sigs = crate::diversity::planted(6, 4, 11);
         let groups = crate::diversity::Groups::new(&sigs, crate::diversity::DEFAULT_SIMILARITY);
         assert_eq!(groups.count(), 6, "{groups:?}");
-        let want: Vec<Vec<i64>> = (0..6).map(|b| (1..=4).map(|c| b * 4 + c).collect()).collect();
+        let want: Vec<Vec<i64>> = (0..6)
+            .map(|b| (1..=4).map(|c| b * 4 + c).collect())
+            .collect();
         assert_eq!(groups.members(), want);
         let imgs: Vec<QueueImage> = (1..=24)
             .map(|id| boxes(id, &[("a", 0.1 + 0.03 * id as f64)]))

@@ -263,10 +263,21 @@ fn with_diversity_the_screen_and_termtag_queue_agree_and_pull_ranks_without_sign
     let cli = cli_order_with(dirs[0].path(), &["--diversity"]);
     let cli_keys: Vec<String> = cli.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(cli_keys, diverse[..6]);
-    assert_eq!(sl.signatures().unwrap().len(), N as usize, "filled in and stored");
-    assert_eq!(screen(&pl, &mut sl), diverse, "the stored signatures reach the screen");
+    assert_eq!(
+        sl.signatures().unwrap().len(),
+        N as usize,
+        "filled in and stored"
+    );
+    assert_eq!(
+        screen(&pl, &mut sl),
+        diverse,
+        "the stored signatures reach the screen"
+    );
     // The setting alone does it for `termtag queue` too.
-    let again: Vec<String> = cli_order(dirs[0].path()).into_iter().map(|(k, _)| k).collect();
+    let again: Vec<String> = cli_order(dirs[0].path())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(again, diverse[..6]);
 
     let b = Backend::local(dirs[1].path());

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
+use crate::diversity::{Groups, Signature};
 use crate::eval::{DetBox, GtBox};
 use crate::formats::{FormatKind, ImageIndex, ImportCtx};
 use crate::project::Project;
-use crate::diversity::{Groups, Signature};
 use crate::queue::{Diversity, Metric, Order, QueueImage, QueueParams};
 use crate::sanitize::show_path;
 use crate::store::{Filter, PredictedImage, Store};

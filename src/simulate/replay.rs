@@ -96,10 +96,7 @@ pub fn found_curve(
 }
 
 /// All mistakes there are to find, counted as [`found_curve`] counts them.
-pub fn total_mistakes(
-    mistakes: &HashMap<i64, usize>,
-    groups: Option<&Groups>,
-) -> usize {
+pub fn total_mistakes(mistakes: &HashMap<i64, usize>, groups: Option<&Groups>) -> usize {
     let Some(groups) = groups else {
         return mistakes.values().sum();
     };
