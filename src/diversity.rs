@@ -340,6 +340,15 @@ impl Groups {
         }
     }
 
+    /// Turns each group has had: how many of `ids` (the reviewed pictures) it holds.
+    pub fn served(&self, ids: impl IntoIterator<Item = i64>) -> HashMap<u32, u32> {
+        let mut out: HashMap<u32, u32> = HashMap::new();
+        for g in ids.into_iter().filter_map(|id| self.get(id)) {
+            *out.entry(g).or_insert(0) += 1;
+        }
+        out
+    }
+
     /// Pairs of images in one group: how two groupings are compared (recall of one against the
     /// other counts the pairs both join).
     pub fn same_group(&self, a: i64, b: i64) -> bool {
@@ -472,13 +481,13 @@ pub(crate) fn planted(bases: usize, copies: usize, seed: u64) -> Vec<(i64, Signa
 }
 
 /// Round-robin over near-duplicate groups: the order is kept, except that an image whose group
-/// already has k images above it waits until every group's k-th turn has come. Images in no
-/// group count as groups of their own.
-pub fn diversify(ranked: Vec<Ranked>, groups: &Groups) -> Vec<Ranked> {
+/// already has k images above it (or reviewed: `served`, turns taken per group) waits until
+/// every group's k-th turn has come. Images in no group count as groups of their own.
+pub fn diversify(ranked: Vec<Ranked>, groups: &Groups, served: &HashMap<u32, u32>) -> Vec<Ranked> {
     if groups.is_empty() {
         return ranked;
     }
-    let mut seen: HashMap<u32, u32> = HashMap::new();
+    let mut seen: HashMap<u32, u32> = served.clone();
     let mut turns: Vec<(u32, usize, Ranked)> = ranked
         .into_iter()
         .enumerate()
@@ -519,9 +528,16 @@ mod tests {
     fn round_robin_over_groups() {
         // 1, 2, 3 are copies; 4 and 5 alone.
         let g = groups_of(&[(1, 0), (2, 0), (3, 0), (4, 3), (5, 4)]);
-        let out = diversify(vec![r(1), r(2), r(4), r(3), r(5)], &g);
+        let out = diversify(vec![r(1), r(2), r(4), r(3), r(5)], &g, &HashMap::new());
         let ids: Vec<i64> = out.iter().map(|r| r.id).collect();
         assert_eq!(ids, vec![1, 4, 5, 2, 3]);
+        // A copy of 1, 2 and 3 was reviewed already: their group has had its first turn.
+        let served = g.served([9, 1]);
+        assert_eq!(served, [(0, 1)].into());
+        let g = groups_of(&[(1, 0), (2, 0), (3, 0), (4, 3), (5, 4), (9, 0)]);
+        let out = diversify(vec![r(2), r(4), r(3), r(5)], &g, &g.served([9]));
+        let ids: Vec<i64> = out.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![4, 5, 2, 3]);
     }
 
     #[test]

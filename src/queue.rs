@@ -372,6 +372,15 @@ pub fn score<'a>(images: impl IntoIterator<Item = &'a QueueImage>, p: &QueuePara
 /// ranked images and within the empty bucket) and the empty policy; images whose proposals are
 /// all decided follow. The random order is the baseline: no balance, no diversity.
 pub fn arrange(scored: impl IntoIterator<Item = Ranked>, p: &QueueParams) -> Vec<Ranked> {
+    arrange_served(scored, p, &std::collections::HashMap::new())
+}
+
+/// [`arrange`], where near-duplicate groups have had `served` turns already (reviewed pictures).
+fn arrange_served(
+    scored: impl IntoIterator<Item = Ranked>,
+    p: &QueueParams,
+    served: &std::collections::HashMap<u32, u32>,
+) -> Vec<Ranked> {
     let (decided, scored): (Vec<Ranked>, Vec<Ranked>) = scored.into_iter().partition(|r| r.decided);
     let (mut ranked, empty): (Vec<Ranked>, Vec<Ranked>) =
         scored.into_iter().partition(|r| r.value.is_some());
@@ -394,8 +403,8 @@ pub fn arrange(scored: impl IntoIterator<Item = Ranked>, p: &QueueParams) -> Vec
     }
     let empty = match &p.diversity {
         Some(d) => {
-            ranked = crate::diversity::diversify(ranked, &d.groups);
-            crate::diversity::diversify(empty, &d.groups)
+            ranked = crate::diversity::diversify(ranked, &d.groups, served);
+            crate::diversity::diversify(empty, &d.groups, served)
         }
         None => empty,
     };
@@ -480,7 +489,9 @@ pub struct Placed {
 /// image as [`score`] gives it, in id order; images not in `rows` are ignored), then waiting
 /// images the model has not seen, then skipped ones, then reviewed ones, and broken ones when
 /// `with_broken`; each of the last three groups in the order of `rows`. With `p.diversity`,
-/// near-duplicates take turns as far as its groups know the images (those with a signature).
+/// near-duplicates take turns as far as its groups know the images (those with a signature), and
+/// a group with a reviewed picture among `rows` has had that turn: its copies do not come back
+/// to the top once one of them is done.
 pub fn review_queue<R: QueueRow>(
     rows: &[R],
     scored: &[Ranked],
@@ -499,18 +510,30 @@ pub fn review_queue<R: QueueRow>(
             predicted.push(r.clone());
         }
     }
+    let served = match &p.diversity {
+        Some(d) => d.groups.served(
+            rows.iter()
+                .filter(|r| r.status() == ImageStatus::Reviewed)
+                .map(QueueRow::id),
+        ),
+        None => Default::default(),
+    };
     let mut out: Vec<Placed> = Vec::with_capacity(rows.len());
-    out.extend(arrange(predicted, p).into_iter().filter_map(|rk| {
-        let place = match rk.value {
-            Some(v) => Place::Ranked(v),
-            None if rk.decided => Place::Decided,
-            None => Place::Empty,
-        };
-        Some(Placed {
-            row: slots.get(rk.id)?,
-            place,
-        })
-    }));
+    out.extend(
+        arrange_served(predicted, p, &served)
+            .into_iter()
+            .filter_map(|rk| {
+                let place = match rk.value {
+                    Some(v) => Place::Ranked(v),
+                    None if rk.decided => Place::Decided,
+                    None => Place::Empty,
+                };
+                Some(Placed {
+                    row: slots.get(rk.id)?,
+                    place,
+                })
+            }),
+    );
     for (row, r) in rows.iter().enumerate() {
         if waiting(r.status()) && !seen[row] {
             out.push(Placed {
@@ -883,6 +906,18 @@ mod tests {
             .map(|x| rows[x.row].0)
             .collect();
         assert_eq!(placed, turns);
+        // Once a copy of the first picture is reviewed, its group has had its first turn: the
+        // other copies wait behind every other group's first picture (the reviewed one is last).
+        let mut rows = rows;
+        rows[0].1 = ImageStatus::Reviewed;
+        let placed: Vec<i64> = review_queue(&rows, &score(&imgs, &p), false, &p)
+            .iter()
+            .map(|x| rows[x.row].0)
+            .collect();
+        let mut want: Vec<i64> = vec![5, 9, 13, 17, 21];
+        want.extend((1..=3).flat_map(|c| (0..6).map(move |b| b * 4 + c + 1)));
+        want.push(1);
+        assert_eq!(placed, want);
     }
 
     #[test]
