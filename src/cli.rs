@@ -147,6 +147,10 @@ pub enum Command {
         /// Seed of the random order.
         #[arg(long)]
         seed: Option<u64>,
+        /// Near-duplicate pictures take turns (as `[queue] diversity = true`); computes the
+        /// signatures of waiting pictures that have none first.
+        #[arg(long)]
+        diversity: bool,
         /// Only images matching this filter, e.g. 'score=0.3..0.6' or 'boxes=5..' (the terms
         /// of `images list --filter`).
         #[arg(long, default_value = "")]
@@ -234,7 +238,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub diversity: bool,
     /// Pictures whose 32×24 grey thumbnails correlate at least this much are near-duplicates.
-    #[arg(long, default_value_t = crate::simulate::diversity::DEFAULT_SIMILARITY)]
+    #[arg(long, default_value_t = crate::diversity::DEFAULT_SIMILARITY)]
     pub near_similarity: f32,
     /// Print the figures as JSON.
     #[arg(long)]
@@ -371,8 +375,11 @@ pub fn run(cli: Cli) -> Result<()> {
             order,
             empty,
             seed,
+            diversity,
             filter,
-        } => commands::queue::run(&project, &store, &filter, metric, limit, order, empty, seed)?,
+        } => commands::queue::run(
+            &project, &mut store, &filter, metric, limit, order, empty, seed, diversity,
+        )?,
         Command::Eval {
             run,
             out,

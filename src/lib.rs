@@ -28,6 +28,7 @@ pub mod cli;
 pub mod commands;
 pub mod decode;
 pub mod demo;
+pub mod diversity;
 pub mod eval;
 pub mod formats;
 pub mod fsutil;

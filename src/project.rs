@@ -29,8 +29,9 @@ pub enum ProjectError {
     /// `termtag.toml` does not parse; `detail` is toml's first line with the line number.
     #[error("{file}: {detail}")]
     ConfigSyntax { file: String, detail: String },
-    #[error("{file}: prelabel_threshold and min_confidence must be between 0 and 1")]
-    ConfigRange { file: String },
+    /// A setting that is a share or a score is outside 0..1.
+    #[error("{file}: {key} must be between 0 and 1")]
+    ConfigRange { file: String, key: &'static str },
     #[error(
         "no {CONFIG_FILE} in {dir} or any parent folder: create a project with `termtag init DIR --task detect --classes a,b`"
     )]
@@ -225,7 +226,7 @@ const PRELABEL_EXAMPLES: [(&str, &str); 4] = [
     ),
     (
         "queue",
-        "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n",
+        "# Review order: least_confidence | mean_confidence | margin | entropy | uncertain_count.\n# metric = \"least_confidence\"\n# empty = \"last\"   # images with no detection: first | last | interleave | skip\n# diversity = true   # near-duplicate pictures take turns\n# similarity = 0.8   # grey-thumbnail correlation that makes two pictures near-duplicates\n",
     ),
     (
         "train",
@@ -251,11 +252,18 @@ impl Config {
                 detail: format!("{place}{msg}"),
             }
         })?;
-        if !(0.0..=1.0).contains(&cfg.prelabel_threshold)
-            || !(0.0..=1.0).contains(&cfg.min_confidence)
-        {
+        let shares = [
+            ("prelabel_threshold", cfg.prelabel_threshold),
+            ("min_confidence", cfg.min_confidence),
+            (
+                "[queue] similarity",
+                cfg.queue.similarity.map_or(0.0, f64::from),
+            ),
+        ];
+        if let Some((key, _)) = shares.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
             return Err(ProjectError::ConfigRange {
                 file: show_path(file),
+                key,
             });
         }
         Ok(cfg)
@@ -874,6 +882,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("segment"), "{e}");
+
+        // Shares and scores outside 0..1 name their key.
+        for (from, to, key) in [
+            (
+                "min_confidence = 0.1",
+                "min_confidence = 1.5",
+                "min_confidence",
+            ),
+            (
+                "[queue]\n",
+                "[queue]\nsimilarity = 8\n",
+                "[queue] similarity",
+            ),
+        ] {
+            assert!(text.contains(from), "{text}");
+            let e = Config::parse(&text.replacen(from, to, 1), Path::new("termtag.toml"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("termtag.toml: {key} must be between 0 and 1"));
+        }
     }
 
     #[test]

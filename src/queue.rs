@@ -116,6 +116,14 @@ pub struct QueueConfig {
     /// Seed of the random order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Near-duplicates take turns: a picture waits while a near-copy of it is higher in the
+    /// queue, until every group has had its turn (`termtag queue --diversity` for one listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diversity: Option<bool>,
+    /// Pictures whose grey 32×24 thumbnails correlate at least this much are near-duplicates
+    /// (default 0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 impl QueueConfig {
@@ -157,6 +165,38 @@ pub struct QueueParams {
     pub seed: u64,
     /// Number of project classes (classification entropy averages over them).
     pub num_classes: usize,
+    /// Near-duplicates in turns (`[queue] diversity`); `None` when off.
+    pub diversity: Option<Diversity>,
+}
+
+/// The diversity option of the queue: the similarity that makes two pictures near-duplicates,
+/// and the groups found among the pictures that have a signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diversity {
+    pub similarity: f32,
+    /// Keyed by the store's image ids. Empty until a caller that holds the store fills it
+    /// ([`Diversity::load`]): pictures with no signature (not decoded yet; for `pull`, not
+    /// downloaded yet) are groups of their own, so where no picture has one the order is the
+    /// metric's.
+    pub groups: Arc<crate::diversity::Groups>,
+}
+
+impl Diversity {
+    pub fn new(similarity: f32) -> Diversity {
+        Diversity {
+            similarity,
+            groups: Arc::default(),
+        }
+    }
+
+    /// The groups of the signatures in `store`.
+    pub fn load(&mut self, store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+        self.groups = Arc::new(crate::diversity::Groups::from_store(
+            store,
+            self.similarity,
+        )?);
+        Ok(())
+    }
 }
 
 impl QueueParams {
@@ -171,6 +211,12 @@ impl QueueParams {
             order: Order::Uncertain,
             seed: cfg.seed.unwrap_or(0),
             num_classes,
+            diversity: cfg.diversity.unwrap_or(false).then(|| {
+                Diversity::new(
+                    cfg.similarity
+                        .unwrap_or(crate::diversity::DEFAULT_SIMILARITY),
+                )
+            }),
         }
     }
 }
@@ -332,9 +378,19 @@ pub fn score<'a>(images: impl IntoIterator<Item = &'a QueueImage>, p: &QueuePara
 }
 
 /// The rest of [`order`]: ranks `scored` (in image-id order, as [`score`] gives it) by value,
-/// then applies the class balance and the empty policy; images whose proposals are all decided
-/// follow.
+/// then applies the class balance, the diversity option (near-duplicates in turns, within the
+/// ranked images and within the empty bucket) and the empty policy; images whose proposals are
+/// all decided follow. The random order is the baseline: no balance, no diversity.
 pub fn arrange(scored: impl IntoIterator<Item = Ranked>, p: &QueueParams) -> Vec<Ranked> {
+    arrange_served(scored, p, &std::collections::HashMap::new())
+}
+
+/// [`arrange`], where near-duplicate groups have had `served` turns already (reviewed pictures).
+fn arrange_served(
+    scored: impl IntoIterator<Item = Ranked>,
+    p: &QueueParams,
+    served: &std::collections::HashMap<u32, u32>,
+) -> Vec<Ranked> {
     let (decided, scored): (Vec<Ranked>, Vec<Ranked>) = scored.into_iter().partition(|r| r.decided);
     let (mut ranked, empty): (Vec<Ranked>, Vec<Ranked>) =
         scored.into_iter().partition(|r| r.value.is_some());
@@ -355,6 +411,13 @@ pub fn arrange(scored: impl IntoIterator<Item = Ranked>, p: &QueueParams) -> Vec
     if !p.balance.is_empty() {
         ranked = balance(ranked, &p.balance);
     }
+    let empty = match &p.diversity {
+        Some(d) => {
+            ranked = crate::diversity::diversify(ranked, &d.groups, served);
+            crate::diversity::diversify(empty, &d.groups, served)
+        }
+        None => empty,
+    };
     let mut out: Vec<Ranked> = match p.empty {
         EmptyPolicy::Last => ranked.into_iter().chain(empty).collect(),
         EmptyPolicy::First => empty.into_iter().chain(ranked).collect(),
@@ -435,7 +498,10 @@ pub struct Placed {
 /// waiting images ranked by model uncertainty as [`arrange`] orders `scored` (every predicted
 /// image as [`score`] gives it, in id order; images not in `rows` are ignored), then waiting
 /// images the model has not seen, then skipped ones, then reviewed ones, and broken ones when
-/// `with_broken`; each of the last three groups in the order of `rows`.
+/// `with_broken`; each of the last three groups in the order of `rows`. With `p.diversity`,
+/// near-duplicates take turns as far as its groups know the images (those with a signature), and
+/// a group with a reviewed picture among `rows` has had that turn: its copies do not come back
+/// to the top once one of them is done.
 pub fn review_queue<R: QueueRow>(
     rows: &[R],
     scored: &[Ranked],
@@ -454,18 +520,30 @@ pub fn review_queue<R: QueueRow>(
             predicted.push(r.clone());
         }
     }
+    let served = match &p.diversity {
+        Some(d) => d.groups.served(
+            rows.iter()
+                .filter(|r| r.status() == ImageStatus::Reviewed)
+                .map(QueueRow::id),
+        ),
+        None => Default::default(),
+    };
     let mut out: Vec<Placed> = Vec::with_capacity(rows.len());
-    out.extend(arrange(predicted, p).into_iter().filter_map(|rk| {
-        let place = match rk.value {
-            Some(v) => Place::Ranked(v),
-            None if rk.decided => Place::Decided,
-            None => Place::Empty,
-        };
-        Some(Placed {
-            row: slots.get(rk.id)?,
-            place,
-        })
-    }));
+    out.extend(
+        arrange_served(predicted, p, &served)
+            .into_iter()
+            .filter_map(|rk| {
+                let place = match rk.value {
+                    Some(v) => Place::Ranked(v),
+                    None if rk.decided => Place::Decided,
+                    None => Place::Empty,
+                };
+                Some(Placed {
+                    row: slots.get(rk.id)?,
+                    place,
+                })
+            }),
+    );
     for (row, r) in rows.iter().enumerate() {
         if waiting(r.status()) && !seen[row] {
             out.push(Placed {
@@ -785,6 +863,61 @@ mod tests {
                 assert_eq!(slots.get(missing), None);
             }
         }
+    }
+
+    /// Planted near-duplicates: 6 smooth random pictures drawn 4 times each with small noise
+    /// (ids 1..=24, copies adjacent), the copies of one picture ranked next to each other (ids in
+    /// order, least confidence falling with the id). The signatures group them 6 × 4, and with
+    /// diversity the queue's top 6 holds one picture of each group, in rank order; then the
+    /// second copies, and so on. Without it the top 4 are copies of one picture.
+    #[test]
+    fn diversity_takes_one_picture_per_near_duplicate_group_first() {
+        let sigs = crate::diversity::planted(6, 4, 11);
+        let groups = crate::diversity::Groups::new(&sigs, crate::diversity::DEFAULT_SIMILARITY);
+        assert_eq!(groups.count(), 6, "{groups:?}");
+        let want: Vec<Vec<i64>> = (0..6)
+            .map(|b| (1..=4).map(|c| b * 4 + c).collect())
+            .collect();
+        assert_eq!(groups.members(), want);
+        let imgs: Vec<QueueImage> = (1..=24)
+            .map(|id| boxes(id, &[("a", 0.1 + 0.03 * id as f64)]))
+            .collect();
+        let mut p = params(Metric::LeastConfidence);
+        assert_eq!(ids(&order(&imgs, &p))[..4], [1, 2, 3, 4]);
+        let cfg = QueueConfig {
+            diversity: Some(true),
+            ..QueueConfig::default()
+        };
+        p.diversity = QueueParams::new(&cfg, 0.1, 2).diversity;
+        // No groups known yet (no signatures): the metric's order.
+        assert_eq!(ids(&order(&imgs, &p)), (1..=24).collect::<Vec<i64>>());
+        if let Some(d) = &mut p.diversity {
+            d.groups = Arc::new(groups);
+        }
+        let got = ids(&order(&imgs, &p));
+        let turns: Vec<i64> = (1..=4)
+            .flat_map(|c| (0..6).map(move |b| b * 4 + c))
+            .collect();
+        assert_eq!(got, turns);
+        // The same through the review queue the screen, `termtag queue` and `pull` share.
+        let rows: Vec<(i64, ImageStatus)> = (1..=24).map(|id| (id, ImageStatus::New)).collect();
+        let placed: Vec<i64> = review_queue(&rows, &score(&imgs, &p), false, &p)
+            .iter()
+            .map(|x| rows[x.row].0)
+            .collect();
+        assert_eq!(placed, turns);
+        // Once a copy of the first picture is reviewed, its group has had its first turn: the
+        // other copies wait behind every other group's first picture (the reviewed one is last).
+        let mut rows = rows;
+        rows[0].1 = ImageStatus::Reviewed;
+        let placed: Vec<i64> = review_queue(&rows, &score(&imgs, &p), false, &p)
+            .iter()
+            .map(|x| rows[x.row].0)
+            .collect();
+        let mut want: Vec<i64> = vec![5, 9, 13, 17, 21];
+        want.extend((1..=3).flat_map(|c| (0..6).map(move |b| b * 4 + c + 1)));
+        want.push(1);
+        assert_eq!(placed, want);
     }
 
     #[test]

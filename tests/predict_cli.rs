@@ -99,6 +99,12 @@ fn predict_writes_boxes_marks_broken_and_resumes() {
         );
     }
     assert_eq!(fx.count("SELECT count(*) FROM image WHERE status = 'broken' AND key = 'c.png' AND error LIKE 'cannot decode%'"), 1);
+    // The decode workers took each decoded picture's near-duplicate signature (768 bytes).
+    assert_eq!(
+        fx.count("SELECT count(*) FROM image_signature s JOIN image i ON i.id = s.image_id WHERE i.key IN ('a.png', 'sub/b.png') AND length(s.sig) = 768"),
+        2
+    );
+    assert_eq!(fx.count("SELECT count(*) FROM image_signature"), 2);
 
     // Resume: a new image is the only work; the run continues (same model content).
     write_image(&fx.images().join("d.png"), 256, 128);
@@ -112,6 +118,7 @@ fn predict_writes_boxes_marks_broken_and_resumes() {
     );
     assert_eq!(fx.count("SELECT count(*) FROM model_run"), 1);
     assert_eq!(fx.count("SELECT count(*) FROM predicted"), 3);
+    assert_eq!(fx.count("SELECT count(*) FROM image_signature"), 3);
     let out = fx.ok(&["predict", "--model", &model("tf_od.onnx")]);
     assert!(out.contains("0 images predicted"), "{out}");
     assert_eq!(fx.count("SELECT count(*) FROM prediction"), 6);

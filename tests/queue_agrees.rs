@@ -38,10 +38,15 @@ fn queue_settings(p: &mut Project) {
 
 /// A project holding the same images locally, with the totag CSV imported as predictions.
 fn local_project(dir: &Path) -> (Project, Store) {
+    local_project_of(dir, &png)
+}
+
+/// [`local_project`] with the pictures `picture(i)`.
+fn local_project_of(dir: &Path, picture: &dyn Fn(u32) -> Vec<u8>) -> (Project, Store) {
     let src = dir.join("images");
     std::fs::create_dir_all(&src).unwrap();
     for i in 0..N {
-        std::fs::write(src.join(format!("img_{i:03}.png")), png(i)).unwrap();
+        std::fs::write(src.join(format!("img_{i:03}.png")), picture(i)).unwrap();
     }
     let classes = vec!["can".to_string(), "bottle".to_string()];
     let mut p = Project::init(dir, Task::Detect, &classes, src.to_str()).unwrap();
@@ -80,10 +85,15 @@ fn screen_order(p: &Project, s: &mut Store) -> Vec<(String, ImageStatus)> {
 
 /// `termtag queue` in the project: (key, value column) per line.
 fn cli_order(dir: &Path) -> Vec<(String, String)> {
+    cli_order_with(dir, &[])
+}
+
+fn cli_order_with(dir: &Path, more: &[&str]) -> Vec<(String, String)> {
     let out = Command::new(env!("CARGO_BIN_EXE_termtag"))
         .args([
             "queue", "--metric", "margin", "--empty", "first", "--limit", "0",
         ])
+        .args(more)
         .current_dir(dir)
         .output()
         .unwrap();
@@ -204,4 +214,93 @@ fn an_image_whose_proposals_are_all_decided_is_not_called_empty() {
     let cli_keys: Vec<&str> = cli.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(cli_keys, keys[..6]);
     assert_eq!(screen[5].1, ImageStatus::New);
+}
+
+/// Distinct 64×48 pictures (waves of another direction each), except that img_005 is img_002
+/// a little brighter with a little noise: a near-duplicate.
+fn waves(i: u32) -> Vec<u8> {
+    let (k, copy) = if i == 5 { (2, true) } else { (i, false) };
+    let angle = k as f32 * 0.7;
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        let t = (angle.cos() * x as f32 + angle.sin() * y as f32) * (0.15 + 0.02 * k as f32);
+        let mut v = 128.0 + 90.0 * (t + k as f32).sin();
+        if copy {
+            v += 6.0 + ((x * 31 + y * 17) % 5) as f32;
+        }
+        let v = v.clamp(0.0, 255.0) as u8;
+        image::Rgb([v, v, v.saturating_sub(20)])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// With `[queue] diversity` on: `termtag queue --diversity` fills in the signatures (the
+/// pictures were imported with their predictions, so `predict` computed none) and moves
+/// img_005, the near-copy of img_002, behind the other ranked images; the screen, finding the
+/// signatures stored, shows the same order. Before they exist, the screen shows the metric's
+/// order. `pull` has no signature for pictures it has not downloaded: it claims the head of the
+/// metric's order.
+#[test]
+fn with_diversity_the_screen_and_termtag_queue_agree_and_pull_ranks_without_signatures() {
+    let keys = |v: &[u32]| -> Vec<String> { v.iter().map(|i| format!("img_{i:03}.png")).collect() };
+    let plain = keys(&[3, 6, 2, 5, 0, 1, 4, 7]);
+    let diverse = keys(&[3, 6, 2, 0, 1, 5, 4, 7]);
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let (mut pl, mut sl) = local_project_of(dirs[0].path(), &waves);
+    pl.config.queue.diversity = Some(true);
+    std::fs::write(
+        dirs[0].path().join("termtag.toml"),
+        pl.config.to_documented_toml(),
+    )
+    .unwrap();
+    let screen = |p: &Project, s: &mut Store| -> Vec<String> {
+        screen_order(p, s).into_iter().map(|(k, _)| k).collect()
+    };
+    assert_eq!(screen(&pl, &mut sl), plain, "no signatures yet");
+
+    let cli = cli_order_with(dirs[0].path(), &["--diversity"]);
+    let cli_keys: Vec<String> = cli.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(cli_keys, diverse[..6]);
+    assert_eq!(
+        sl.signatures().unwrap().len(),
+        N as usize,
+        "filled in and stored"
+    );
+    assert_eq!(
+        screen(&pl, &mut sl),
+        diverse,
+        "the stored signatures reach the screen"
+    );
+    // The setting alone does it for `termtag queue` too.
+    let again: Vec<String> = cli_order(dirs[0].path())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(again, diverse[..6]);
+
+    let b = Backend::local(dirs[1].path());
+    let mut pr = b.project(dirs[2].path());
+    queue_settings(&mut pr);
+    pr.config.queue.diversity = Some(true);
+    let set = b.open(&pr);
+    let mut sr = pr.store().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async {
+        b.seed(&set, N, Some(TOTAG)).await;
+        let opts = PullOptions {
+            count: 5,
+            ..Default::default()
+        };
+        remote::pull(&pr, &mut sr, &set, &opts, &|_| {})
+            .await
+            .unwrap()
+    });
+    let mut head = plain[..5].to_vec();
+    head.sort();
+    assert_eq!(r.claimed, head);
 }

@@ -5,21 +5,26 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::Result;
 
 use crate::project::Project;
-use crate::queue::{EmptyPolicy, Metric, Order, Place, Placed, QueueParams, review_queue, score};
+use crate::queue::{
+    Diversity, EmptyPolicy, Metric, Order, Place, Placed, QueueParams, review_queue, score,
+};
 use crate::sanitize::for_terminal;
 use crate::store::Store;
 
-/// `termtag queue`.
+/// `termtag queue`. With the diversity option (`--diversity` or `[queue] diversity`), the
+/// waiting pictures without a signature are decoded first (on all cores), so that every
+/// near-duplicate is known; the review screen then finds them stored.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     project: &Project,
-    store: &Store,
+    store: &mut Store,
     filter: &str,
     metric: Option<Metric>,
     limit: usize,
     order_by: Option<Order>,
     empty: Option<EmptyPolicy>,
     seed: Option<u64>,
+    diversity: bool,
 ) -> Result<()> {
     let filter = &super::project_filter(project, filter)?;
     let cfg = &project.config;
@@ -36,6 +41,28 @@ pub fn run(
     }
     if let Some(s) = seed {
         p.seed = s;
+    }
+    if diversity && p.diversity.is_none() {
+        p.diversity = Some(Diversity::new(
+            cfg.queue
+                .similarity
+                .unwrap_or(crate::diversity::DEFAULT_SIMILARITY),
+        ));
+    }
+    if let Some(d) = &mut p.diversity {
+        let bar = super::progress::bar("signatures {bar:30} {pos}/{len} pictures ({eta} left)");
+        let filled = crate::diversity::backfill(project, store, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+        bar.finish_and_clear();
+        if filled.unreadable > 0 {
+            errln!(
+                "note: {} pictures could not be read (or are not pulled yet): each counts as a group of its own",
+                filled.unreadable
+            );
+        }
+        d.load(store)?;
     }
     // The review screen's queue (the same reads, the same ordering), as far as the model
     // placed it: keys only for the lines printed.
@@ -86,8 +113,16 @@ pub fn run(
             top.join(", ")
         )?;
     }
+    let near = match &p.diversity {
+        Some(d) => format!(
+            ", near-duplicates in turns: {} groups of {} pictures",
+            d.groups.count(),
+            d.groups.len()
+        ),
+        None => String::new(),
+    };
     errln!(
-        "{} of {} images waiting for review shown ({}, {} order, empty images {}){}",
+        "{} of {} images waiting for review shown ({}, {} order, empty images {}{near}){}",
         shown.min(ranked.len()),
         ranked.len(),
         p.metric.as_str(),

@@ -44,7 +44,7 @@ pub fn run(project: &Project, store: &Store, args: &SimulateArgs) -> Result<()> 
     }
     let cfg = &project.config;
     let params = QueueParams::new(&cfg.queue, cfg.min_confidence, store.class_names()?.len());
-    let groups = if args.diversity {
+    let diversity = if args.diversity {
         Some(near_duplicate_groups(
             project,
             store,
@@ -73,7 +73,7 @@ pub fn run(project: &Project, store: &Store, args: &SimulateArgs) -> Result<()> 
             run,
             &params,
             &strategies,
-            groups.as_ref(),
+            diversity.as_ref(),
             &opts,
             &|line| errln!("{}", for_terminal(line)),
         )?;
@@ -91,20 +91,18 @@ pub fn run(project: &Project, store: &Store, args: &SimulateArgs) -> Result<()> 
         &params,
         cfg.prelabel_threshold,
         &strategies,
-        groups.as_ref(),
+        diversity.as_ref(),
     );
     let report = ReplayReport {
         run,
         images: cases.ids.len(),
         mistakes,
-        counted: if groups.is_some() {
+        counted: if diversity.is_some() {
             "once per near-duplicate group"
         } else {
             "per image"
         },
-        groups: groups
-            .as_ref()
-            .map(|g| g.values().collect::<std::collections::HashSet<_>>().len()),
+        groups: diversity.as_ref().map(|d| d.groups.count()),
         seeds,
         shares: SHARES.to_vec(),
         lines,

@@ -18,6 +18,7 @@ use super::preprocess::{self, InputData, Layout, Prepared};
 use super::session::{self, Model};
 use super::shard::Shard;
 use super::{InferError, runtime, sha256_file};
+use crate::diversity::Signature;
 use crate::project::Project;
 use crate::sanitize::{for_terminal, show_path};
 use crate::store::{ImageResult, NewPrediction, PendingImage, Store};
@@ -466,6 +467,8 @@ pub(crate) struct Finished {
     pub result: ImageResult,
     /// Upright pixel size of the full image; (0, 0) when it could not be decoded.
     pub size: (u32, u32),
+    /// The near-duplicate signature; none when it could not be decoded.
+    pub signature: Option<Signature>,
 }
 
 /// Where the pipeline's results go: the store, or immutable parts in the labels container.
@@ -482,18 +485,35 @@ struct StoreSink<'a> {
 
 impl ResultSink for StoreSink<'_> {
     fn commit(&mut self, done: Vec<Finished>) -> Result<(), InferError> {
-        let rows: Vec<(i64, ImageResult)> = done
-            .into_iter()
-            .map(|f| (self.todo[f.index].id, f.result))
-            .collect();
+        let mut rows: Vec<(i64, ImageResult)> = Vec::with_capacity(done.len());
+        let mut sigs: Vec<(i64, Signature)> = Vec::with_capacity(done.len());
+        for f in done {
+            let id = self.todo[f.index].id;
+            if let Some(sig) = f.signature {
+                sigs.push((id, sig));
+            }
+            rows.push((id, f.result));
+        }
         self.store.write_predictions(self.run_id, &rows)?;
+        self.store.write_signatures(&sigs)?;
         Ok(())
     }
 }
 
+/// A decoded image, packed for the model.
+struct Ready {
+    /// Index in the run's key list.
+    index: usize,
+    prepared: Prepared,
+    /// Upright pixel size of the full image.
+    size: (u32, u32),
+    /// Its near-duplicate signature, taken from the picture while it was decoded.
+    signature: Signature,
+}
+
 /// What the inference loop gets from the workers.
 enum Job {
-    Ready(usize, Prepared, (u32, u32)),
+    Ready(Ready),
     Broken(usize, String),
 }
 
@@ -538,11 +558,19 @@ pub(crate) fn run_pipeline(
                     let job = match bytes.and_then(|b| {
                         preprocess::decode_bytes(&b, max_megapixels, long_side)
                             .and_then(|(img, size)| {
-                                preprocess::prepare(&img, spec, &mut resizer).map(|p| (p, size))
+                                // The near-duplicate signature, from the picture at hand.
+                                let signature = crate::diversity::signature(&img);
+                                let prepared = preprocess::prepare(&img, spec, &mut resizer)?;
+                                Ok(Ready {
+                                    index: i,
+                                    prepared,
+                                    size,
+                                    signature,
+                                })
                             })
                             .map_err(|e| e.to_string())
                     }) {
-                        Ok((p, size)) => Job::Ready(i, p, size),
+                        Ok(r) => Job::Ready(r),
                         Err(e) => Job::Broken(i, e),
                     };
                     if tx.send(job).is_err() {
@@ -555,38 +583,37 @@ pub(crate) fn run_pipeline(
 
         let mut pending: Vec<Finished> = Vec::new();
         let mut last_commit = Instant::now();
-        let mut batch: Vec<(usize, Prepared, (u32, u32))> = Vec::with_capacity(spec.batch);
+        let mut batch: Vec<Ready> = Vec::with_capacity(spec.batch);
         let mut done = 0u64;
-        let mut run = |batch: &mut Vec<(usize, Prepared, (u32, u32))>,
+        let mut run = |batch: &mut Vec<Ready>,
                        pending: &mut Vec<Finished>,
                        report: &mut PredictReport,
                        done: &mut u64|
          -> Result<(), InferError> {
             let results = infer_batch(batch, &spec, adapter, model, resolver, report)?;
-            for ((i, _, size), preds) in batch.iter().zip(results) {
-                report.predictions += preds.len();
-                pending.push(Finished {
-                    index: *i,
-                    result: ImageResult::Predicted(preds),
-                    size: *size,
-                });
-            }
             report.processed += batch.len();
             *done += batch.len() as u64;
+            for (r, preds) in batch.drain(..).zip(results) {
+                report.predictions += preds.len();
+                pending.push(Finished {
+                    index: r.index,
+                    result: ImageResult::Predicted(preds),
+                    size: r.size,
+                    signature: Some(r.signature),
+                });
+            }
             progress(*done);
-            batch.clear();
             Ok(())
         };
         for job in rx.iter() {
             match job {
-                Job::Ready(i, p, size) => {
+                Job::Ready(r) => {
                     // One call takes images of one size (models of any size get one at a time).
-                    if batch.first().is_some_and(|(_, f, _)| {
-                        (f.geom.in_w, f.geom.in_h) != (p.geom.in_w, p.geom.in_h)
-                    }) {
+                    let (g, f) = (r.prepared.geom, batch.first().map(|f| f.prepared.geom));
+                    if f.is_some_and(|f| (f.in_w, f.in_h) != (g.in_w, g.in_h)) {
                         run(&mut batch, &mut pending, report, &mut done)?;
                     }
-                    batch.push((i, p, size));
+                    batch.push(r);
                     if batch.len() >= spec.batch {
                         run(&mut batch, &mut pending, report, &mut done)?;
                     }
@@ -597,6 +624,7 @@ pub(crate) fn run_pipeline(
                         index: i,
                         result: ImageResult::Broken(why),
                         size: (0, 0),
+                        signature: None,
                     });
                     done += 1;
                     progress(done);
@@ -621,26 +649,27 @@ pub(crate) fn run_pipeline(
 
 /// One inference call over a batch of same-size images; a fixed batch dimension gets padding.
 fn infer_batch(
-    batch: &[(usize, Prepared, (u32, u32))],
+    batch: &[Ready],
     spec: &preprocess::InputSpec,
     adapter: &dyn Adapter,
     model: &mut Model,
     resolver: &mut ClassResolver,
     report: &mut PredictReport,
 ) -> Result<Vec<Vec<NewPrediction>>, InferError> {
-    let g = batch[0].1.geom;
+    let g = batch[0].prepared.geom;
     let n = if spec.fixed_batch {
         spec.batch
     } else {
         batch.len()
     };
-    let mut data = batch[0].1.data.clone();
-    for (_, p, _) in &batch[1..] {
-        data.extend(&p.data);
+    let first = &batch[0].prepared.data;
+    let mut data = first.clone();
+    for r in &batch[1..] {
+        data.extend(&r.prepared.data);
     }
-    let per = batch[0].1.data.len();
+    let per = first.len();
     for _ in batch.len()..n {
-        data.extend(&match &batch[0].1.data {
+        data.extend(&match first {
             InputData::U8(_) => InputData::U8(vec![0; per]),
             InputData::F32(_) => InputData::F32(vec![0.0; per]),
         });
@@ -657,8 +686,8 @@ fn infer_batch(
     batch
         .iter()
         .enumerate()
-        .map(|(b, (_, p, _))| {
-            let raw = adapter.decode(&outs, b, &p.geom)?;
+        .map(|(b, r)| {
+            let raw = adapter.decode(&outs, b, &r.prepared.geom)?;
             Ok(raw
                 .into_iter()
                 .filter_map(|r| {

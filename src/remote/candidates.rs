@@ -146,6 +146,9 @@ impl<'a> Candidates<'a> {
     /// predictions; what the queue leaves out (`empty = "skip"`, no prediction) follows, so
     /// that every image is pulled in the end; unclaimed before (possibly expired) claimed.
     /// `by_name` finds a row by file name where the CSV's folder is not the container's.
+    /// `[queue] diversity` changes nothing here: pictures not downloaded have no signature, so
+    /// the params' near-duplicate groups are empty (and the ids below are positions in `keys`,
+    /// not the store's image ids those groups would be keyed by).
     fn rank(
         &self,
         mut keys: Vec<&String>,

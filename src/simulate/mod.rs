@@ -2,10 +2,11 @@
 //! random order, and which metric does it best, on the user's own data? Review is replayed with
 //! the truth (reviewed labels, or a labels file) as the annotator, in each metric's queue order
 //! and in seeded random orders ([`replay`]); `--rounds` runs the whole loop, labelling and
-//! retraining ([`rounds`]); `--diversity` adds near-duplicate round-robin ([`diversity`]).
+//! retraining ([`rounds`]); `--diversity` adds the review queue's own near-duplicate option
+//! ([`crate::diversity`], applied by [`crate::queue::arrange`]), so that the figures are those of
+//! what users get.
 //! The command itself (flags, table, plot) is [`crate::commands::simulate`].
 
-pub mod diversity;
 pub mod plot;
 pub mod replay;
 pub mod rounds;
@@ -14,11 +15,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::diversity::{Groups, Signature};
 use crate::eval::{DetBox, GtBox};
 use crate::formats::{FormatError, FormatKind, ImageIndex, ImportCtx};
 use crate::infer::InferError;
 use crate::project::{Project, ProjectError};
-use crate::queue::{Metric, Order, QueueImage, QueueParams};
+use crate::queue::{Diversity, Metric, Order, QueueImage, QueueParams};
 use crate::sanitize::show_path;
 use crate::store::{Filter, PredictedImage, Store, StoreError};
 use crate::train::TrainError;
@@ -159,28 +161,32 @@ impl Cases {
     }
 }
 
-/// The review order of `strategy` over `images`.
+/// The review order of `strategy` over `images`: the review queue's ordering, with the
+/// diversity option (its groups in `diversity`) on for the diverse strategies only.
 pub fn strategy_order(
     strategy: Strategy,
     images: &[QueueImage],
     params: &QueueParams,
-    groups: Option<&HashMap<i64, usize>>,
+    diversity: Option<&Diversity>,
 ) -> Vec<i64> {
     let mut p = params.clone();
+    p.diversity = None;
     match strategy {
-        Strategy::Metric(m) | Strategy::Diverse(m) => {
+        Strategy::Metric(m) => {
             p.metric = m;
             p.order = Order::Uncertain;
+        }
+        Strategy::Diverse(m) => {
+            p.metric = m;
+            p.order = Order::Uncertain;
+            p.diversity = diversity.cloned();
         }
         Strategy::Random(seed) => {
             p.order = Order::Random;
             p.seed = seed;
         }
     }
-    let mut ranked = crate::queue::order(images, &p);
-    if let (Strategy::Diverse(_), Some(g)) = (strategy, groups) {
-        ranked = diversity::diversify(ranked, g);
-    }
+    let ranked = crate::queue::order(images, &p);
     let all: Vec<i64> = images.iter().map(|i| i.id).collect();
     replay::complete(ranked.into_iter().map(|r| r.id), &all)
 }
@@ -217,8 +223,9 @@ pub fn replay_all(
     params: &QueueParams,
     shown_from: f64,
     strategies: &[Strategy],
-    groups: Option<&HashMap<i64, usize>>,
+    diversity: Option<&Diversity>,
 ) -> (Mistakes, Vec<Line>) {
+    let groups = diversity.map(|d| &*d.groups);
     let per_image = cases.mistakes(shown_from);
     let mut all = Mistakes::default();
     for m in per_image.values() {
@@ -229,7 +236,7 @@ pub fn replay_all(
     let images = cases.queue_images();
     let n = images.len();
     let curve_of = |s: Strategy| -> Vec<f64> {
-        let order = strategy_order(s, &images, params, groups);
+        let order = strategy_order(s, &images, params, diversity);
         replay::found_curve(&order, &counts, groups)
             .into_iter()
             .map(|f| f as f64 / total)
@@ -361,33 +368,42 @@ pub fn strategies(metrics: &[Metric], diversity: bool, seeds: u64) -> Vec<Strate
     out
 }
 
-/// Near-duplicate groups of the case images, from their pictures.
+/// The queue's diversity option over the case images: their signatures as stored (by `termtag
+/// predict`), those missing computed from the pictures (not stored: the replay only reads the
+/// store), grouped as the review queue groups them.
 pub fn near_duplicate_groups(
     project: &Project,
     store: &Store,
     ids: &[i64],
     min_similarity: f32,
-) -> Result<HashMap<i64, usize>> {
+) -> Result<Diversity> {
+    let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    let mut sigs: Vec<(i64, Signature)> = store
+        .signatures()?
+        .into_iter()
+        .filter(|(id, _)| wanted.contains(id))
+        .collect();
+    let have: std::collections::HashSet<i64> = sigs.iter().map(|(id, _)| *id).collect();
     let keys: HashMap<i64, String> = store
         .image_briefs(&Filter::default())?
         .into_iter()
         .map(|b| (b.id, b.key))
         .collect();
     let mut files = Vec::new();
-    for id in ids {
+    for id in ids.iter().filter(|id| !have.contains(id)) {
         if let Some(key) = keys.get(id) {
             files.push((*id, project.image_file(key)?));
         }
     }
     let refs: Vec<(i64, &std::path::Path)> = files.iter().map(|(i, p)| (*i, p.as_path())).collect();
-    let sigs = diversity::signatures(&refs, project.config.max_megapixels);
-    let unreadable = sigs.iter().filter(|(_, s)| s.is_none()).count();
+    let computed = crate::diversity::signatures_of_files(&refs, project.config.max_megapixels);
+    let unreadable = computed.iter().filter(|(_, s)| s.is_none()).count();
     if unreadable > 0 {
         errln!("note: {unreadable} pictures could not be read and count as groups of their own");
     }
-    let known: Vec<(i64, Vec<f32>)> = sigs
-        .into_iter()
-        .filter_map(|(id, s)| Some((id, s?)))
-        .collect();
-    Ok(diversity::groups(&known, min_similarity))
+    sigs.extend(computed.into_iter().filter_map(|(id, s)| Some((id, s?))));
+    Ok(Diversity {
+        similarity: min_similarity,
+        groups: std::sync::Arc::new(Groups::new(&sigs, min_similarity)),
+    })
 }

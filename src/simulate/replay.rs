@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::diversity::Groups;
 use crate::eval::{DetBox, GtBox};
 
 /// Matches at or above this IoU are the same object.
@@ -73,17 +74,17 @@ pub fn image_mistakes(truth: &[GtBox], preds: &[DetBox], shown_from: f64) -> Mis
 pub fn found_curve(
     order: &[i64],
     mistakes: &HashMap<i64, usize>,
-    groups: Option<&HashMap<i64, usize>>,
+    groups: Option<&Groups>,
 ) -> Vec<usize> {
-    let mut counted: HashMap<usize, usize> = HashMap::new();
+    let mut counted: HashMap<u32, usize> = HashMap::new();
     let mut found = 0;
     let mut curve = Vec::with_capacity(order.len() + 1);
     curve.push(0);
     for id in order {
         let m = mistakes.get(id).copied().unwrap_or(0);
-        match groups.and_then(|g| g.get(id)) {
+        match groups.and_then(|g| g.get(*id)) {
             Some(g) => {
-                let c = counted.entry(*g).or_insert(0);
+                let c = counted.entry(g).or_insert(0);
                 found += m.saturating_sub(*c);
                 *c = (*c).max(m);
             }
@@ -95,19 +96,16 @@ pub fn found_curve(
 }
 
 /// All mistakes there are to find, counted as [`found_curve`] counts them.
-pub fn total_mistakes(
-    mistakes: &HashMap<i64, usize>,
-    groups: Option<&HashMap<i64, usize>>,
-) -> usize {
+pub fn total_mistakes(mistakes: &HashMap<i64, usize>, groups: Option<&Groups>) -> usize {
     let Some(groups) = groups else {
         return mistakes.values().sum();
     };
-    let mut best: HashMap<usize, usize> = HashMap::new();
+    let mut best: HashMap<u32, usize> = HashMap::new();
     let mut loose = 0;
     for (id, m) in mistakes {
-        match groups.get(id) {
+        match groups.get(*id) {
             Some(g) => {
-                let b = best.entry(*g).or_insert(0);
+                let b = best.entry(g).or_insert(0);
                 *b = (*b).max(*m);
             }
             None => loose += m,
@@ -153,7 +151,7 @@ mod tests {
     fn group_counting() {
         // Images 1 and 2 are copies (group 0) holding 2 and 3 mistakes; image 3 holds 1.
         let m: HashMap<i64, usize> = [(1, 2), (2, 3), (3, 1)].into_iter().collect();
-        let g: HashMap<i64, usize> = [(1, 0), (2, 0), (3, 1)].into_iter().collect();
+        let g: Groups = [(1, 0), (2, 0), (3, 1)].into_iter().collect();
         assert_eq!(found_curve(&[1, 2, 3], &m, None), vec![0, 2, 5, 6]);
         assert_eq!(found_curve(&[1, 2, 3], &m, Some(&g)), vec![0, 2, 3, 4]);
         assert_eq!(found_curve(&[2, 1, 3], &m, Some(&g)), vec![0, 3, 3, 4]);

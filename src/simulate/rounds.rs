@@ -14,7 +14,7 @@ use super::{Cases, Strategy, plot, strategy_order};
 use crate::eval::GtBox;
 use crate::model::{Dataset, ImageLabels, Label};
 use crate::project::{Project, STATE_DIR};
-use crate::queue::QueueParams;
+use crate::queue::{Diversity, QueueParams};
 use crate::sanitize::show_path;
 use crate::store::{Filter, NewImage, Store};
 
@@ -140,7 +140,7 @@ fn one(
     keys: &HashMap<i64, String>,
     strategy: Strategy,
     params: &QueueParams,
-    groups: Option<&HashMap<i64, usize>>,
+    diversity: Option<&Diversity>,
     opts: &RoundOptions,
     say: &dyn Fn(&str),
 ) -> Result<Vec<Point>> {
@@ -161,10 +161,9 @@ fn one(
             Some((sid, moved))
         })
         .collect();
-    let groups: Option<HashMap<i64, usize>> = groups.map(|g| {
-        g.iter()
-            .filter_map(|(id, grp)| Some((*to_sb.get(id)?, *grp)))
-            .collect()
+    let diversity: Option<Diversity> = diversity.map(|d| Diversity {
+        similarity: d.similarity,
+        groups: std::sync::Arc::new(d.groups.map_ids(|id| to_sb.get(&id).copied())),
     });
     let sb_keys: HashMap<i64, String> = to_sb.iter().map(|(m, s)| (*s, keys[m].clone())).collect();
     let mut now = Cases::new(truth.clone(), &sb.predicted_images(None)?);
@@ -182,7 +181,7 @@ fn one(
         if waiting.is_empty() {
             break;
         }
-        let picked: Vec<i64> = strategy_order(strategy, &waiting, params, groups.as_ref())
+        let picked: Vec<i64> = strategy_order(strategy, &waiting, params, diversity.as_ref())
             .into_iter()
             .take(opts.batch)
             .collect();
@@ -266,7 +265,7 @@ pub fn run(
     run: i64,
     params: &QueueParams,
     strategies: &[Strategy],
-    groups: Option<&HashMap<i64, usize>>,
+    diversity: Option<&Diversity>,
     opts: &RoundOptions,
     say: &dyn Fn(&str),
 ) -> Result<RoundsReport> {
@@ -291,7 +290,7 @@ pub fn run(
             other => other.name(),
         });
         let points = one(
-            project, &dir, store, cases, &keys, *s, params, groups, opts, say,
+            project, &dir, store, cases, &keys, *s, params, diversity, opts, say,
         )?;
         match s {
             Strategy::Random(_) => random.push(points),

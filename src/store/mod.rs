@@ -6,6 +6,7 @@ mod infer;
 mod remote;
 mod review;
 mod schema;
+mod signature;
 mod speed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

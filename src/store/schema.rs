@@ -158,6 +158,15 @@ CREATE TABLE review_time (
     PRIMARY KEY (image_id, author)
 );
 "#,
+    // 6: each picture's near-duplicate signature (`diversity::signature`: 768 bytes, its 32×24
+    // grey thumbnail), written where the picture is decoded anyway (`termtag predict`) or by a
+    // backfill; `[queue] diversity` groups the pictures by it.
+    r#"
+CREATE TABLE image_signature (
+    image_id INTEGER PRIMARY KEY REFERENCES image(id) ON DELETE CASCADE,
+    sig      BLOB NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -104,6 +104,10 @@ struct QueueCache {
     scored: HashMap<Metric, Vec<Ranked>>,
     /// The image rows of the last filter (its text, as typed).
     rows: Option<(String, Vec<ImageBrief>)>,
+    /// Near-duplicate groups of the stored signatures, with `[queue] diversity` on. Reviewing
+    /// writes no signature, so only another connection's commit (`termtag predict`, `termtag
+    /// queue --diversity` filling them in) drops them.
+    groups: Option<std::sync::Arc<crate::diversity::Groups>>,
 }
 
 impl QueueCache {
@@ -132,14 +136,24 @@ impl QueueCache {
             self.predictions = Some(store.queue_images()?);
             self.scored.clear();
         }
+        let mut params = std::borrow::Cow::Borrowed(params);
+        if let Some(d) = &params.diversity {
+            if self.groups.is_none() {
+                let g = crate::diversity::Groups::from_store(store, d.similarity)?;
+                self.groups = Some(std::sync::Arc::new(g));
+            }
+            if let Some(d) = &mut params.to_mut().diversity {
+                d.groups = self.groups.clone().unwrap_or_default();
+            }
+        }
         let (Some((_, rows)), Some(predictions)) = (&self.rows, &self.predictions) else {
             unreachable!("both read above");
         };
         let scored = self
             .scored
             .entry(params.metric)
-            .or_insert_with(|| crate::queue::score(predictions, params));
-        Ok(queue_items(scored, rows, &filter, params))
+            .or_insert_with(|| crate::queue::score(predictions, &params));
+        Ok(queue_items(scored, rows, &filter, &params))
     }
 
     /// Forgets what a write by this worker may have changed: a `labels_only` write (a broken
