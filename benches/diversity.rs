@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use termtag::rng::SplitMix;
 
 use rayon::prelude::*;
 use termtag::diversity::{DEFAULT_SIMILARITY, Groups, Signature, signature};
@@ -208,32 +209,16 @@ fn from_store(sigs: &[(i64, Signature)]) {
     );
 }
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
 type Wave = [f32; 4];
 
-fn waves(rng: &mut Rng) -> Vec<Wave> {
+fn waves(rng: &mut SplitMix) -> Vec<Wave> {
     (0..8)
         .map(|_| {
             [
-                (rng.unit() - 0.5) * 1.2,
-                (rng.unit() - 0.5) * 1.2,
-                rng.unit() * std::f32::consts::TAU,
-                rng.unit(),
+                (rng.unit_f32() - 0.5) * 1.2,
+                (rng.unit_f32() - 0.5) * 1.2,
+                rng.unit_f32() * std::f32::consts::TAU,
+                rng.unit_f32(),
             ]
         })
         .collect()
@@ -248,20 +233,20 @@ fn field(w: &[Wave], x: f32, y: f32) -> f32 {
 /// `bases` pictures, each `shared` of one common picture and the rest its own, drawn `copies`
 /// times with a gain in [0.9, 1.1] and uniform noise of ±6 grey levels; ids 1.., copies adjacent.
 fn planted(bases: usize, copies: usize, shared: f32, seed: u64) -> Vec<(i64, Signature)> {
-    let common = waves(&mut Rng(seed ^ 0xc0ffee));
+    let common = waves(&mut SplitMix(seed ^ 0xc0ffee));
     (0..bases)
         .into_par_iter()
         .flat_map_iter(|b| {
-            let mut rng = Rng(seed.wrapping_mul(1_000_003).wrapping_add(b as u64));
+            let mut rng = SplitMix(seed.wrapping_mul(1_000_003).wrapping_add(b as u64));
             let own = waves(&mut rng);
             let common = &common;
             (0..copies)
                 .map(|c| {
-                    let gain = 0.9 + 0.2 * rng.unit();
+                    let gain = 0.9 + 0.2 * rng.unit_f32();
                     let img = image::RgbImage::from_fn(64, 48, |x, y| {
                         let (x, y) = (x as f32, y as f32);
                         let v = shared * field(common, x, y) + (1.0 - shared) * field(&own, x, y);
-                        let noise = (rng.unit() - 0.5) * 12.0;
+                        let noise = (rng.unit_f32() - 0.5) * 12.0;
                         let g = (128.0 + 25.0 * v * gain + noise).clamp(0.0, 255.0) as u8;
                         image::Rgb([g, g, g])
                     });

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::project::Project;
 use crate::queue::Ranked;
+use crate::rng::SplitMix;
 use crate::store::{Store, StoreError};
 
 /// Thumbnail size of the signature.
@@ -375,30 +376,8 @@ fn sorted_by_id(sigs: &[(i64, Signature)]) -> Vec<&(i64, Signature)> {
     sorted
 }
 
-/// splitmix64, so that the hyperplanes and the tables are the same on every machine.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box–Muller): hyperplanes must be isotropic for the angle to set the
-    /// chance that a bit differs.
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-}
-
-/// The hyperplanes' normals, by coordinate: `planes[d][k]` is coordinate `d` of normal `k`
+/// The hyperplanes' normals (standard normal coordinates: isotropic, so the angle between two
+/// signatures sets the chance that a bit differs), by coordinate: `planes[d][k]` is coordinate `d` of normal `k`
 /// (laid out so that [`hash`] runs over the 128 sides at once).
 fn hyperplanes() -> Vec<[f32; POOL_BITS]> {
     let mut rng = SplitMix(0x0d1f_f5ee_d5ee_d123);
@@ -414,7 +393,7 @@ fn hyperplanes() -> Vec<[f32; POOL_BITS]> {
 fn pick_bits(rng: &mut SplitMix, k: usize) -> Vec<usize> {
     let mut all: Vec<usize> = (0..POOL_BITS).collect();
     for i in 0..k {
-        let j = i + (rng.next() % (POOL_BITS - i) as u64) as usize;
+        let j = i + (rng.next_u64() % (POOL_BITS - i) as u64) as usize;
         all.swap(i, j);
     }
     all.truncate(k);

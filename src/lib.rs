@@ -39,6 +39,7 @@ pub mod model;
 pub mod project;
 pub mod queue;
 pub mod remote;
+pub mod rng;
 pub mod sanitize;
 pub mod simulate;
 pub mod store;

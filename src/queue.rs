@@ -26,6 +26,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::ImageStatus;
+use crate::rng::SplitMix;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
@@ -339,23 +340,6 @@ fn top_class(img: &QueueImage, min_confidence: f64) -> Option<Arc<str>> {
         .map(|s| s.class.clone())
 }
 
-/// splitmix64: a small, well-mixed generator, so the random order needs no dependency and is
-/// the same on every machine for one seed.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Orders `images` for review. Ties keep image-id order.
 pub fn order<'a>(images: impl IntoIterator<Item = &'a QueueImage>, p: &QueueParams) -> Vec<Ranked> {
     arrange(score(images, p), p)
@@ -398,7 +382,7 @@ fn arrange_served(
         let mut all: Vec<Ranked> = ranked.into_iter().chain(empty).chain(decided).collect();
         let mut rng = SplitMix(p.seed);
         for i in (1..all.len()).rev() {
-            let j = rng.below(i + 1);
+            let j = rng.below(i as u64 + 1) as usize;
             all.swap(i, j);
         }
         return all;
@@ -805,7 +789,7 @@ mod tests {
     #[test]
     fn values_match_the_reference_and_order_is_the_full_sort() {
         let mut rng = SplitMix(42);
-        let mut unit = || (rng.next() % 21) as f64 / 20.0;
+        let mut unit = || (rng.next_u64() % 21) as f64 / 20.0;
         let imgs: Vec<QueueImage> = (0..3000)
             .map(|id| {
                 let n = (unit() * 5.0) as usize;

@@ -5,6 +5,7 @@ mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
+use termtag::rng::SplitMix;
 
 use common::tmux::Tmux;
 use common::{Fixture, write_image};
@@ -321,22 +322,6 @@ fn sighup_with_pending_edits_saves_them_then_exits() {
     );
 }
 
-/// A small deterministic generator for the kill trials (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// What a screen showed as done.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Done {
@@ -394,7 +379,7 @@ fn kill_9_at_random_moments_keeps_what_was_shown_done() {
     }
     detect_with_predictions(&f, &rows);
     let keys = ["x", "x", "x", "Enter", "Enter", "Enter", "l", "l", "]", "["];
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix(seed);
     let mut shown: Vec<Done> = Vec::new();
     for trial in 0..trials {
         let t = Tmux::new(&format!("kill{trial}"));

@@ -4,33 +4,27 @@
 //! labelled, so a model has something to be unsure about.
 
 use crate::model::{BBox, ImageLabels, Label};
+use crate::rng::SplitMix;
 
 pub const WIDTH: u32 = 384;
 pub const HEIGHT: u32 = 256;
 pub const CLASSES: [&str; 2] = ["knot", "defect"];
 
-/// SplitMix64: a fixed, dependency-free sequence, so the boards never change with a crate update.
-struct Rng(u64);
+/// The boards' random numbers ([`SplitMix`]: they never change with a crate update).
+struct Rng(SplitMix);
 
 impl Rng {
     fn new(seed: u64, index: u64) -> Rng {
-        let mut r = Rng(seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        r.next();
-        r
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut r = SplitMix(seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        r.next_u64();
+        Rng(r)
     }
     /// Uniform in [lo, hi).
     fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+        lo + (hi - lo) * self.0.unit_f32()
     }
     fn below(&mut self, n: u32) -> u32 {
-        (self.next() % u64::from(n)) as u32
+        self.0.below(u64::from(n)) as u32
     }
 }
 
@@ -246,7 +240,7 @@ pub fn board(seed: u64, index: u32) -> Board {
             let ring = 0.5 + 0.5 * (phase * std::f32::consts::TAU).sin();
             let late = ring.powi(6); // thin dark latewood lines
             let fine = 0.5 + 0.5 * (x * 0.9 + t * 3.1).sin() * (y * 0.37).cos();
-            let noise = (rng.next() & 0xff) as f32 / 255.0 - 0.5;
+            let noise = (rng.0.next_u64() & 0xff) as f32 / 255.0 - 0.5;
             let mut shade = 1.0 - 0.22 * late - 0.05 * fine + 0.035 * noise;
             let mut color = base;
             for k in &all_knots {
