@@ -75,6 +75,15 @@ struct Fleet {
 impl Fleet {
     /// `n` images of `side` pixels, plus a broken PNG and a file that is no image.
     fn new(b: Backend, n: u32, side: u32) -> Fleet {
+        let mut images: Vec<(String, Vec<u8>)> =
+            (0..n).map(|i| (key(i), picture(i, side))).collect();
+        images.push(("broken.png".into(), b"not a png at all".to_vec()));
+        images.push(("notes.txt".into(), b"not an image".to_vec()));
+        Fleet::seeded(b, images)
+    }
+
+    /// The images container holding `images` (name, bytes).
+    fn seeded(b: Backend, images: Vec<(String, Vec<u8>)>) -> Fleet {
         common::need_runtime();
         let root = tempfile::tempdir().unwrap();
         let seeder = b.project(&root.path().join("seeder"));
@@ -83,13 +92,10 @@ impl Fleet {
         rt.block_on(async {
             set.images.ensure_exists().await.unwrap();
             set.labels.ensure_exists().await.unwrap();
-            let puts = (0..n).map(|i| {
+            let puts = images.into_iter().map(|(name, body)| {
                 let images = set.images.clone();
                 async move {
-                    images
-                        .put(&key(i), picture(i, side), PutMode::Overwrite)
-                        .await
-                        .unwrap();
+                    images.put(&name, body, PutMode::Overwrite).await.unwrap();
                 }
             });
             use futures::StreamExt as _;
@@ -97,15 +103,6 @@ impl Fleet {
                 .buffer_unordered(16)
                 .collect::<Vec<()>>()
                 .await;
-            for (name, body) in [
-                ("broken.png", b"not a png at all".to_vec()),
-                ("notes.txt", b"not an image".to_vec()),
-            ] {
-                set.images
-                    .put(name, body, PutMode::Overwrite)
-                    .await
-                    .unwrap();
-            }
         });
         Fleet { b, root, set, rt }
     }
@@ -478,6 +475,111 @@ fn pull_ranks_the_shards_that_finished(b: Backend) {
     );
 }
 
+/// Near-duplicates: `PHOTOS` photos, `COPIES` copies each.
+const PHOTOS: u32 = 7;
+const COPIES: u32 = 5;
+
+fn copy_key(g: u32, c: u32) -> String {
+    format!("photo{g}_copy{c}.png")
+}
+
+/// Copy `c` of photo `g`: 64×64, the photo's own pattern of 8×8-pixel blocks in the green
+/// channel (unrelated between photos) with a few grey levels of noise per copy, and one red
+/// pixel of level 200 + 6g + c, so that square_yolo scores a photo's copies alike (within 0.05)
+/// and photo 0's copies are the least certain of all. Red stays below the model's threshold
+/// elsewhere, so the pattern changes no score.
+fn copy_picture(g: u32, c: u32) -> Vec<u8> {
+    let mix = |a: u32, b: u32, x: u32| {
+        let mut r = termtag::rng::SplitMix(u64::from(a) << 40 | u64::from(b) << 20 | u64::from(x));
+        r.below(1 << 16) as u32
+    };
+    let level = (200 + g * 6 + c) as u8;
+    let img = image::RgbImage::from_fn(64, 64, |x, y| {
+        if (x, y) == (40, 20) {
+            return image::Rgb([level, 0, 0]);
+        }
+        let block = mix(g, 1_000, (y / 8) * 8 + x / 8) % 200 + 30;
+        let noise = mix(g, 2_000 + c, y * 64 + x) % 13;
+        image::Rgb([40, (block + noise - 6) as u8, 30])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// Two shards predict `PHOTOS` × `COPIES` near-duplicates. An annotator without `[queue]
+/// diversity` pulls `COPIES` and gets every copy of the least certain photo; one with it pulls
+/// `COPIES` of the rest and gets one copy of each of `COPIES` other photos (the least certain
+/// copy of each), as the review queue would order them, from the signatures in the run's
+/// `signatures.json`; those signatures land in that annotator's store.
+fn pull_takes_near_duplicates_in_turns(b: Backend) {
+    let images: Vec<(String, Vec<u8>)> = (0..PHOTOS)
+        .flat_map(|g| (0..COPIES).map(move |c| (copy_key(g, c), copy_picture(g, c))))
+        .collect();
+    let f = Fleet::seeded(b, images);
+    let shards: Vec<Child> = (1..=2).map(|k| f.shard(k, 2, Some(8))).collect();
+    for s in shards {
+        ok(s.wait_with_output().unwrap(), "predict --stream");
+    }
+    // Every part carries its images' signatures, and the merged run keeps them beside its CSV.
+    for (name, doc) in f.parts() {
+        let rows = Rows::parse(&doc.totag, Path::new(&name)).unwrap();
+        let keys: BTreeSet<&String> = rows.rows.iter().map(|(k, _)| k).collect();
+        let signed: BTreeSet<&String> = doc.signatures.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, signed, "{name}");
+    }
+    assert_eq!(f.totags().len(), 1);
+    let sidecars: Vec<String> = f.rt.block_on(async {
+        list_all(f.set.labels.as_ref(), "termtag/predictions/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .filter(|n| n.ends_with("/signatures.json"))
+            .collect()
+    });
+    assert_eq!(sidecars.len(), 1, "{sidecars:?}");
+    let doc: termtag::remote::fleet::SignaturesDoc =
+        serde_json::from_slice(&f.rt.block_on(f.set.labels.get(&sidecars[0])).unwrap().0).unwrap();
+    assert_eq!(doc.signatures.len(), (PHOTOS * COPIES) as usize);
+
+    let photo = |k: &String| k.split('_').next().unwrap().to_string();
+    let pull = |dir: &Path| {
+        ok(
+            f.cmd(dir, &["pull".into(), "--count".into(), COPIES.to_string()])
+                .output()
+                .unwrap(),
+            "pull",
+        )
+    };
+    let plain = f.machine("plain");
+    let out = pull(&plain);
+    let want: BTreeSet<String> = (0..COPIES).map(|c| copy_key(0, c)).collect();
+    assert_eq!(f.claimed(&plain), want, "without diversity, copies: {out}");
+
+    let diverse = f.machine("diverse");
+    let file = diverse.join("termtag.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    assert!(toml.contains("# diversity = true"), "{toml}");
+    std::fs::write(
+        &file,
+        toml.replace("# diversity = true", "diversity = true"),
+    )
+    .unwrap();
+    let out = pull(&diverse);
+    let got = f.claimed(&diverse);
+    let want: BTreeSet<String> = (1..=COPIES).map(|g| copy_key(g, 0)).collect();
+    assert_eq!(
+        got.iter().map(photo).collect::<BTreeSet<_>>().len(),
+        COPIES as usize,
+        "one copy of each photo: {got:?} {out}"
+    );
+    assert_eq!(got, want, "{out}");
+    let store = termtag::store::Store::open(&diverse.join(".termtag/labels.db"), "t").unwrap();
+    assert_eq!(store.signatures().unwrap().len(), COPIES as usize);
+}
+
 /// What `--stream` cannot do is refused in one line that says what to do instead.
 #[test]
 fn stream_refusals_say_what_to_do() {
@@ -545,6 +647,17 @@ fn local_killed_shard_restarts() {
 fn local_pull_ranks_the_shards_that_finished() {
     let (_d, b) = local();
     pull_ranks_the_shards_that_finished(b);
+}
+
+#[test]
+fn local_pull_takes_near_duplicates_in_turns() {
+    let (_d, b) = local();
+    pull_takes_near_duplicates_in_turns(b);
+}
+
+#[test]
+fn azure_pull_takes_near_duplicates_in_turns() {
+    pull_takes_near_duplicates_in_turns(Backend::azure(&azurite_url(), "fld"));
 }
 
 #[test]

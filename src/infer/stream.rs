@@ -289,8 +289,12 @@ impl ResultSink for PartSink<'_> {
     fn commit(&mut self, done: Vec<Finished>) -> Result<(), InferError> {
         let mut images = Vec::new();
         let mut broken = Vec::new();
+        let mut signatures = Vec::new();
         for f in done {
             let key = self.keys[f.index].clone();
+            if let Some(sig) = &f.signature {
+                signatures.push((key.clone(), fleet::encode_signature(sig)));
+            }
             match f.result {
                 ImageResult::Broken(why) => broken.push((key, why)),
                 ImageResult::Predicted(preds) => images.push(ImageLabels {
@@ -328,6 +332,7 @@ impl ResultSink for PartSink<'_> {
             written_ms: now_ms(),
             totag: String::from_utf8_lossy(&csv).into_owned(),
             broken,
+            signatures,
         };
         self.rt.block_on(fleet::write_part(
             self.set,

@@ -7,6 +7,12 @@
 //! minute on Azurite) only when there are no predictions, when the unclaimed predicted images run
 //! out, or when one is not where the CSV says (ALD's `folder` may be the annotator's local
 //! folder: the listing then matches rows by file name).
+//!
+//! With `[queue] diversity` on, near-duplicates take turns here as on the screen: the fleet's
+//! parts and the newest merged run's `signatures.json` carry each predicted picture's signature
+//! (taken while `predict --stream` decoded it), so the pictures are grouped without being
+//! downloaded. Pictures without one (predicted before termtag kept signatures, or only found by
+//! listing) are groups of their own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -18,6 +24,7 @@ use super::ald::{lookup, read_newest};
 use super::claim::{claimed_keys, done_keys, is_done};
 use super::pull::PullError;
 use super::{Progress, RemoteResult, RemoteSet, fleet, list_all};
+use crate::diversity::{Groups, Signature};
 use crate::formats::ald_csv::Rows;
 use crate::model::ImageStatus;
 use crate::queue::{QueueImage, QueueParams, Scored, review_queue, score};
@@ -67,6 +74,8 @@ pub(super) struct Candidates<'a> {
     taken: HashSet<String>,
     /// Each predicted image's (class, score) rows; empty where the model found nothing.
     scores: HashMap<String, Vec<(String, f64)>>,
+    /// The predicted pictures' near-duplicate signatures (only with `[queue] diversity`).
+    pub signatures: fleet::Signatures,
     /// Blob names refused (unsafe names), with why.
     pub refused: Vec<(String, String)>,
     /// The newest `totag` CSV, its blob name and rows: the pulled images' predictions; with a
@@ -89,7 +98,9 @@ impl<'a> Candidates<'a> {
         let totag_ms = newest.as_ref().map(|(ms, _, _)| *ms);
         let mut totag = newest.map(|(_, name, rows)| (name, rows));
         // A fleet's parts newer than the newest totag: the shards that finished count already.
-        if let Some((run, rows)) = fleet::newest_run_rows(set, totag_ms, concurrency).await? {
+        let fleet::Newest { run, signatures } =
+            fleet::newest_run(set, totag_ms, params.diversity.is_some(), concurrency).await?;
+        if let Some((run, rows)) = run {
             totag = Some(match totag {
                 Some((_, older)) => {
                     let rows =
@@ -125,6 +136,7 @@ impl<'a> Candidates<'a> {
                 .as_ref()
                 .map(|(_, rows)| rows.scores())
                 .unwrap_or_default(),
+            signatures,
             refused: Vec::new(),
             totag,
         };
@@ -146,9 +158,9 @@ impl<'a> Candidates<'a> {
     /// predictions; what the queue leaves out (`empty = "skip"`, no prediction) follows, so
     /// that every image is pulled in the end; unclaimed before (possibly expired) claimed.
     /// `by_name` finds a row by file name where the CSV's folder is not the container's.
-    /// `[queue] diversity` changes nothing here: pictures not downloaded have no signature, so
-    /// the params' near-duplicate groups are empty (and the ids below are positions in `keys`,
-    /// not the store's image ids those groups would be keyed by).
+    /// With `[queue] diversity`, the near-duplicate groups are those of the pictures'
+    /// signatures ([`Groups::new`], as the screen groups the store's), keyed by position in
+    /// `keys` as the ids below are.
     fn rank(
         &self,
         mut keys: Vec<&String>,
@@ -182,9 +194,18 @@ impl<'a> Candidates<'a> {
         let rows: Vec<(i64, ImageStatus)> = (0..keys.len())
             .map(|id| (id as i64, ImageStatus::New))
             .collect();
+        let mut params = self.params.clone();
+        if let Some(d) = &mut params.diversity {
+            let sigs: Vec<(i64, Signature)> = keys
+                .iter()
+                .enumerate()
+                .filter_map(|(id, k)| Some((id as i64, self.signatures.get(k.as_str())?.clone())))
+                .collect();
+            d.groups = Arc::new(Groups::new(&sigs, d.similarity));
+        }
         let mut placed = vec![false; keys.len()];
         let mut order: Vec<usize> =
-            review_queue(&rows, &score(&predicted, &self.params), false, &self.params)
+            review_queue(&rows, &score(&predicted, &params), false, &params)
                 .into_iter()
                 .map(|p| p.row)
                 .inspect(|&n| placed[n] = true)

@@ -8,11 +8,14 @@
 //!   that restarts skips the images its parts name;
 //! - `.../shard-K-of-N/done.json` once a shard has predicted all its images;
 //! - `<prefix>totag_<ms>.csv`, every shard's predictions merged, written by whichever shard finds
-//!   all N done (two that do write the same rows), then `<run>/totag.json` naming it.
+//!   all N done (two that do write the same rows), then `<run>/totag.json` naming it. Before the
+//!   CSV, `<run>/signatures.json` ([`SignaturesDoc`]): the merged images' near-duplicate
+//!   signatures, which the CSV has no column for.
 //!
 //! A pull ranks the newest `totag` CSV and, when a run has parts newer than it, those parts
-//! ([`newest_run_rows`]): the predictions of shards that finished are claimable before the
-//! whole fleet is.
+//! ([`newest_run`]): the predictions of shards that finished are claimable before the
+//! whole fleet is. Its `[queue] diversity` groups come from the parts' signatures and the newest
+//! run's `signatures.json` (a signature belongs to the picture, whichever run took it).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -21,6 +24,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::{PutMode, RemoteError, RemoteSet, list_all};
+use crate::diversity::Signature;
 use crate::formats::ald_csv::{self, Rows};
 use crate::infer::Shard;
 use crate::sanitize::for_terminal;
@@ -59,6 +63,52 @@ pub struct PartDoc {
     pub totag: String,
     /// Images that could not be read or decoded, and why: not tried again.
     pub broken: Vec<(String, String)>,
+    /// The predicted images' near-duplicate signatures ([`crate::diversity::signature`]), as
+    /// (key, base64 of the 768 bytes); absent from parts written before termtag kept them.
+    #[serde(default)]
+    pub signatures: Vec<(String, String)>,
+}
+
+/// `<run>/signatures.json`: the signatures of a merged run's images, in the form of a part's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SignaturesDoc {
+    pub run: String,
+    pub signatures: Vec<(String, String)>,
+}
+
+/// Image key → signature.
+pub type Signatures = HashMap<String, Signature>;
+
+/// A signature as a part stores it.
+pub fn encode_signature(s: &Signature) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s.to_bytes())
+}
+
+/// The signatures of a part or a `signatures.json` (`name`); one that is not base64 of
+/// [`crate::diversity::SIG_LEN`] bytes makes the blob unreadable, as a broken CSV would.
+fn decode_signatures(
+    name: &str,
+    list: &[(String, String)],
+    into: &mut Signatures,
+) -> Result<(), FleetError> {
+    use base64::Engine as _;
+    for (key, text) in list {
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .and_then(|b| Signature::from_bytes(&b))
+            .ok_or_else(|| FleetError::BadPart {
+                name: for_terminal(name),
+                why: format!(
+                    "the signature of {} is not base64 of {} bytes",
+                    for_terminal(key),
+                    crate::diversity::SIG_LEN
+                ),
+            })?;
+        into.insert(key.clone(), sig);
+    }
+    Ok(())
 }
 
 /// Where the runs' parts are.
@@ -90,6 +140,7 @@ fn part_seq(name: &str) -> Option<u64> {
 
 const DONE: &str = "done.json";
 const MERGED: &str = "totag.json";
+const SIGNATURES: &str = "signatures.json";
 
 /// Every column of a `totag` CSV: parts with and without `folder` merge into this.
 fn full_header() -> csv::StringRecord {
@@ -106,19 +157,24 @@ pub struct ShardState {
     pub finished: bool,
 }
 
-/// Reads one part: its rows (under the full header) and its broken images.
-async fn read_part(set: &RemoteSet, name: &str) -> Result<(Rows, PartDoc), FleetError> {
+/// One part read: its rows (under the full header), the document, and its signatures decoded.
+type Part = (Rows, PartDoc, Signatures);
+
+/// Reads one part.
+async fn read_part(set: &RemoteSet, name: &str) -> Result<Part, FleetError> {
     let (bytes, _) = set.labels.get(name).await?;
     let bad = |why: String| FleetError::BadPart {
         name: for_terminal(name),
         why,
     };
-    let doc: PartDoc = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut doc: PartDoc = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     let rows = Rows::parse(&doc.totag, Path::new(name))
         .map_err(|e| bad(e.to_string()))?
         .conform(&full_header())
         .map_err(|e| bad(e.to_string()))?;
-    Ok((rows, doc))
+    let mut sigs = Signatures::new();
+    decode_signatures(name, &std::mem::take(&mut doc.signatures), &mut sigs)?;
+    Ok((rows, doc, sigs))
 }
 
 /// Reads the parts named, `concurrency` at a time, in name order.
@@ -126,7 +182,7 @@ async fn read_parts(
     set: &RemoteSet,
     names: &[String],
     concurrency: usize,
-) -> Result<Vec<(Rows, PartDoc)>, FleetError> {
+) -> Result<Vec<Part>, FleetError> {
     // Owned names: a closure over borrowed ones would make the future not `Send` for every
     // lifetime, which the review screen's pull needs.
     futures::stream::iter(names.to_vec())
@@ -156,7 +212,7 @@ pub async fn read_shard(
         }
     }
     state.parts = names.len();
-    for (rows, doc) in read_parts(set, &names, concurrency).await? {
+    for (rows, doc, _) in read_parts(set, &names, concurrency).await? {
         state.done.extend(rows.rows.into_iter().map(|(k, _)| k));
         state.done.extend(doc.broken.into_iter().map(|(k, _)| k));
     }
@@ -246,7 +302,7 @@ pub async fn merge_when_done(
         .filter(|b| b.name.contains(&format!("-of-{n}/")) && part_seq(&b.name).is_some())
         .map(|b| b.name.clone())
         .collect();
-    let mut rows = merge(read_parts(set, &parts, concurrency).await?);
+    let (mut rows, mut sigs) = merge(read_parts(set, &parts, concurrency).await?);
     // ALD hands out what its newest `totag` lists: not the images being tagged or tagged.
     let mut taken: HashSet<String> = HashSet::new();
     for kind in ["tagging", "tagged"] {
@@ -255,6 +311,27 @@ pub async fn merge_when_done(
         }
     }
     rows.rows.retain(|(k, _)| !taken.contains(k));
+    // The signatures before the CSV, so that a pull that finds the CSV finds them too.
+    sigs.retain(|k, _| !taken.contains(k));
+    let mut signatures: Vec<(String, String)> = sigs
+        .iter()
+        .map(|(k, s)| (k.clone(), encode_signature(s)))
+        .collect();
+    signatures.sort();
+    let sig_name = format!("{dir}{SIGNATURES}");
+    let body = serde_json::to_vec(&SignaturesDoc {
+        run: run.to_string(),
+        signatures,
+    })
+    .map_err(|e| FleetError::BadPart {
+        name: for_terminal(&sig_name),
+        why: e.to_string(),
+    })?;
+    match set.labels.put(&sig_name, body, PutMode::Create).await {
+        // Another shard merging at once wrote the same signatures.
+        Ok(_) | Err(RemoteError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     let images = rows
         .rows
         .iter()
@@ -298,57 +375,91 @@ pub async fn merge_when_done(
     Ok(Merged::Written(name, images))
 }
 
-/// Parts' rows as one `Rows` under the full header, sorted by key; an image named by two parts
-/// (two processes of one shard at once) keeps the first part's rows.
-fn merge(parts: Vec<(Rows, PartDoc)>) -> Rows {
+/// Parts' rows as one `Rows` under the full header, sorted by key, and their signatures; an
+/// image named by two parts (two processes of one shard at once) keeps the first part's rows.
+fn merge(parts: Vec<Part>) -> (Rows, Signatures) {
     let mut owner: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
-    for (i, (rows, _)) in parts.into_iter().enumerate() {
+    let mut sigs = Signatures::new();
+    for (i, (rows, _, part_sigs)) in parts.into_iter().enumerate() {
         for (k, r) in rows.rows {
             if *owner.entry(k.clone()).or_insert(i) == i {
                 out.push((k, r));
             }
         }
+        for (k, s) in part_sigs {
+            sigs.entry(k).or_insert(s);
+        }
     }
     // Stable: an image's rows keep their order.
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Rows {
+    let rows = Rows {
         header: full_header(),
         rows: out,
-    }
+    };
+    (rows, sigs)
+}
+
+/// What a pull reads from the fleet's folder ([`newest_run`]).
+#[derive(Debug, Default)]
+pub struct Newest {
+    /// The run with the newest part, when that part is newer than the newest `totag` CSV: its
+    /// folder and every part of it, all shards, merged.
+    pub run: Option<(String, Rows)>,
+    /// Signatures: the newest run's `signatures.json`, with `run`'s parts' laid over them.
+    pub signatures: Signatures,
 }
 
 /// The predictions of the run with the newest part, when that part is newer than `after_ms`
-/// (the newest `totag` CSV's time): every part of that run, all shards, merged. Its name (the
-/// run's folder) and rows.
-pub async fn newest_run_rows(
+/// (the newest `totag` CSV's time), and, when `with_signatures` (`[queue] diversity` on), the
+/// signatures a pull can group images by.
+pub async fn newest_run(
     set: &RemoteSet,
     after_ms: Option<i64>,
+    with_signatures: bool,
     concurrency: usize,
-) -> Result<Option<(String, Rows)>, FleetError> {
+) -> Result<Newest, FleetError> {
     let root = predictions_root(set);
     let blobs = list_all(set.labels.as_ref(), &root).await?;
+    let mut out = Newest::default();
+    let sidecar = blobs
+        .iter()
+        .filter(|b| b.name.ends_with(&format!("/{SIGNATURES}")))
+        .max_by_key(|b| b.modified_ms);
+    if let (true, Some(b)) = (with_signatures, sidecar) {
+        let (bytes, _) = set.labels.get(&b.name).await?;
+        let doc: SignaturesDoc =
+            serde_json::from_slice(&bytes).map_err(|e| FleetError::BadPart {
+                name: for_terminal(&b.name),
+                why: e.to_string(),
+            })?;
+        decode_signatures(&b.name, &doc.signatures, &mut out.signatures)?;
+    }
     let run_of = |name: &str| name[root.len()..].split('/').next().map(str::to_string);
     let Some(newest) = blobs
         .iter()
         .filter(|b| part_seq(&b.name).is_some())
         .max_by_key(|b| b.modified_ms)
     else {
-        return Ok(None);
+        return Ok(out);
     };
     if after_ms.is_some_and(|ms| newest.modified_ms <= ms) {
-        return Ok(None);
+        return Ok(out);
     }
     let Some(run) = run_of(&newest.name) else {
-        return Ok(None);
+        return Ok(out);
     };
     let parts: Vec<String> = blobs
         .iter()
         .filter(|b| part_seq(&b.name).is_some() && run_of(&b.name).as_deref() == Some(run.as_str()))
         .map(|b| b.name.clone())
         .collect();
-    let rows = merge(read_parts(set, &parts, concurrency).await?);
-    Ok(Some((format!("{root}{run}/"), rows)))
+    let (rows, sigs) = merge(read_parts(set, &parts, concurrency).await?);
+    if with_signatures {
+        out.signatures.extend(sigs);
+    }
+    out.run = Some((format!("{root}{run}/"), rows));
+    Ok(out)
 }
 
 /// `newer` laid over `older`: `newer`'s rows, then `older`'s rows of images `newer` lacks,
@@ -395,12 +506,16 @@ mod tests {
             written_ms: 0,
             totag: r.into(),
             broken: vec![],
+            signatures: vec![],
         };
         let a = format!(
             "{h}b.png,can,0.1,0.2,0.1,0.2,4,4,0.5,0.5\nb.png,can,0.3,0.4,0.3,0.4,4,4,0.6,0.5\n"
         );
         let b = format!("{h}b.png,can,0.1,0.2,0.1,0.2,4,4,0.9,0.9\na.png,NULL,0,0,0,0,4,4,0,0\n");
-        let m = merge(vec![(rows(&a), doc(&a)), (rows(&b), doc(&b))]);
+        let (m, _) = merge(vec![
+            (rows(&a), doc(&a), Signatures::new()),
+            (rows(&b), doc(&b), Signatures::new()),
+        ]);
         let keys: Vec<&str> = m.rows.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,

@@ -149,6 +149,12 @@ pub async fn pull(
     p.report.refused.append(&mut found.refused);
     let keys = p.download(&won).await?;
     p.record(store, &won, &keys)?;
+    // The signatures the fleet took: `[queue] diversity` on the screen need not decode these.
+    let sigs: Vec<(String, crate::diversity::Signature)> = keys
+        .iter()
+        .filter_map(|k| Some((k.clone(), found.signatures.get(k)?.clone())))
+        .collect();
+    store.write_signatures_by_key(&sigs)?;
     if let Some(totag) = &found.totag {
         p.import_predictions(store, totag, &keys)?;
     }

@@ -26,6 +26,26 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::write_signatures`] by image key (a pull's images, whose signatures came with
+    /// the fleet's predictions); keys not in the store are skipped.
+    pub fn write_signatures_by_key(&mut self, sigs: &[(String, Signature)]) -> Result<()> {
+        if sigs.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT OR REPLACE INTO image_signature (image_id, sig)
+                 SELECT id, ?2 FROM image WHERE key = ?1",
+            )?;
+            for (key, s) in sigs {
+                st.execute(params![key, s.to_bytes()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every stored signature, in image-id order; a row of the wrong size (written by no
     /// termtag) is left out.
     pub fn signatures(&self) -> Result<Vec<(i64, Signature)>> {
