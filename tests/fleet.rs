@@ -580,6 +580,48 @@ fn pull_takes_near_duplicates_in_turns(b: Backend) {
     assert_eq!(store.signatures().unwrap().len(), COPIES as usize);
 }
 
+/// With one shard of two finished, there is no merged run yet: pull groups the signatures in
+/// that shard's parts, and takes one copy (the least certain) of each photo the shard holds.
+fn pull_groups_the_parts_of_an_unfinished_run(b: Backend) {
+    let images: Vec<(String, Vec<u8>)> = (0..PHOTOS)
+        .flat_map(|g| (0..COPIES).map(move |c| (copy_key(g, c), copy_picture(g, c))))
+        .collect();
+    let f = Fleet::seeded(b, images);
+    let out = ok(f.shard(1, 2, Some(8)).wait_with_output().unwrap(), "shard");
+    assert!(out.contains("the merged totag waits for shard"), "{out}");
+    let first = Shard { k: 1, n: 2 };
+    // Each photo's least certain copy among those shard 1 predicted.
+    let want: BTreeSet<String> = (0..PHOTOS)
+        .filter_map(|g| {
+            (0..COPIES)
+                .map(|c| copy_key(g, c))
+                .find(|k| first.contains(k))
+        })
+        .collect();
+    assert!(
+        want.len() >= 3,
+        "the shard holds copies of several photos: {want:?}"
+    );
+    let dir = f.machine("diverse");
+    let file = dir.join("termtag.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        toml.replace("# diversity = true", "diversity = true"),
+    )
+    .unwrap();
+    let out = ok(
+        f.cmd(
+            &dir,
+            &["pull".into(), "--count".into(), want.len().to_string()],
+        )
+        .output()
+        .unwrap(),
+        "pull",
+    );
+    assert_eq!(f.claimed(&dir), want, "{out}");
+}
+
 /// What `--stream` cannot do is refused in one line that says what to do instead.
 #[test]
 fn stream_refusals_say_what_to_do() {
@@ -653,6 +695,17 @@ fn local_pull_ranks_the_shards_that_finished() {
 fn local_pull_takes_near_duplicates_in_turns() {
     let (_d, b) = local();
     pull_takes_near_duplicates_in_turns(b);
+}
+
+#[test]
+fn local_pull_groups_the_parts_of_an_unfinished_run() {
+    let (_d, b) = local();
+    pull_groups_the_parts_of_an_unfinished_run(b);
+}
+
+#[test]
+fn azure_pull_groups_the_parts_of_an_unfinished_run() {
+    pull_groups_the_parts_of_an_unfinished_run(Backend::azure(&azurite_url(), "flu"));
 }
 
 #[test]

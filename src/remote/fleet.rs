@@ -498,6 +498,29 @@ mod tests {
     }
 
     #[test]
+    fn parts_without_signatures_still_read_and_bad_ones_are_refused() {
+        let old = r#"{"run":"r","shard":"1/1","written_ms":0,"totag":"","broken":[]}"#;
+        let doc: PartDoc = serde_json::from_str(old).unwrap();
+        assert!(doc.signatures.is_empty());
+        let mut sigs = Signatures::new();
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8, 9]));
+        let s = crate::diversity::signature(&img);
+        decode_signatures("p", &[("a.png".into(), encode_signature(&s))], &mut sigs).unwrap();
+        assert_eq!(sigs["a.png"], s);
+        let e = decode_signatures(
+            "p/part-000001.json",
+            &[("b.png".into(), "AAAA".into())],
+            &mut sigs,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("part-000001.json") && e.contains("b.png") && e.contains("768 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn merge_keeps_one_part_per_image_and_overlay_prefers_newer() {
         let h = "filename,class,xmin,xmax,ymin,ymax,height,width,box_confidence,image_confidence\n";
         let doc = |r: &str| PartDoc {
