@@ -790,3 +790,115 @@ fn azure_fleet_speed() {
         }
     }
 }
+
+/// Not a test: what the signatures cost. `TERMTAG_FLEET_IMAGES` (default 512) small images,
+/// shard 1 of 2 predicted in parts of 256 (so no merged run: pull reads the parts). Prints a
+/// full part's size with its signatures and without (the same document, signatures emptied),
+/// then the time `fleet::newest_run` (pull's read of the parts) takes with and without
+/// signatures, and a whole `termtag pull --count 1` without and with `[queue] diversity`.
+/// `TERMTAG_FLEET_BACKEND=local` for the local-folder backend, else Azurite.
+/// `cargo test --test fleet fleet_signature_figures -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn fleet_signature_figures() {
+    let n: u32 = std::env::var("TERMTAG_FLEET_IMAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let local = std::env::var("TERMTAG_FLEET_BACKEND").is_ok_and(|v| v == "local");
+    let dir = tempfile::tempdir().unwrap();
+    let b = if local {
+        Backend::local(&dir.path().join("remote"))
+    } else {
+        Backend::azure(&azurite_url(), "fls")
+    };
+    let f = Fleet::new(b, n, 64);
+    ok(
+        f.shard(1, 2, Some(256)).wait_with_output().unwrap(),
+        "shard",
+    );
+    let parts = f.parts();
+    let (name, full) = parts
+        .iter()
+        .max_by_key(|(_, d)| d.signatures.len())
+        .unwrap();
+    let with = serde_json::to_vec(full).unwrap().len();
+    let mut bare = full.clone();
+    bare.signatures.clear();
+    let without = serde_json::to_vec(&bare).unwrap().len();
+    eprintln!(
+        "{name}: {} images, {with} bytes with signatures, {without} without ({:.1}x)",
+        full.signatures.len(),
+        with as f64 / without as f64
+    );
+    let images: usize = parts.iter().map(|(_, d)| d.signatures.len()).sum();
+    let read = |what: &str| {
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let got =
+                f.rt.block_on(termtag::remote::fleet::newest_run(&f.set, None, true, 8))
+                    .unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+            assert!(got.run.is_some());
+        }
+        eprintln!(
+            "pull's read of {} parts ({images} images), {what}: {:.1} ms (best of 5)",
+            parts.len(),
+            best * 1e3
+        );
+    };
+    read("with signatures");
+    let sigs: Vec<(i64, termtag::diversity::Signature)> =
+        f.rt.block_on(termtag::remote::fleet::newest_run(&f.set, None, true, 8))
+            .unwrap()
+            .signatures
+            .into_values()
+            .enumerate()
+            .map(|(i, s)| (i as i64, s))
+            .collect();
+    let t = Instant::now();
+    let groups = termtag::diversity::Groups::new(&sigs, termtag::diversity::DEFAULT_SIMILARITY);
+    eprintln!(
+        "grouping their {} signatures (Groups::new, this build's profile): {:.0} ms, {} groups",
+        sigs.len(),
+        t.elapsed().as_secs_f64() * 1e3,
+        groups.count()
+    );
+    for diversity in [false, true] {
+        let d = f.machine("figures");
+        if diversity {
+            let file = d.join("termtag.toml");
+            let toml = std::fs::read_to_string(&file).unwrap();
+            std::fs::write(
+                &file,
+                toml.replace("# diversity = true", "diversity = true"),
+            )
+            .unwrap();
+        }
+        let t = Instant::now();
+        ok(
+            f.cmd(&d, &["pull".into(), "--count".into(), "1".into()])
+                .output()
+                .unwrap(),
+            "pull",
+        );
+        eprintln!(
+            "pull --count 1, diversity {diversity}: {:.2}s wall (process start to exit)",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    // The same parts as termtag wrote them before signatures: the difference is their cost.
+    f.rt.block_on(async {
+        for (name, doc) in &parts {
+            let mut bare = doc.clone();
+            bare.signatures.clear();
+            f.set
+                .labels
+                .put(name, serde_json::to_vec(&bare).unwrap(), PutMode::Overwrite)
+                .await
+                .unwrap();
+        }
+    });
+    read("the same parts without signatures");
+}
