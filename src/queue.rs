@@ -175,10 +175,10 @@ pub struct QueueParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diversity {
     pub similarity: f32,
-    /// Keyed by the store's image ids. Empty until a caller that holds the store fills it
-    /// ([`Diversity::load`]): pictures with no signature (not decoded yet; for `pull`, not
-    /// downloaded yet) are groups of their own, so where no picture has one the order is the
-    /// metric's.
+    /// Keyed by the ids the queue's rows carry. Empty until a caller fills it: the screen and
+    /// `termtag queue` from the store ([`Diversity::load`]), `pull` from the signatures a fleet's
+    /// `predict --stream` wrote beside its predictions. Pictures with no signature (not decoded
+    /// yet) are groups of their own, so where no picture has one the order is the metric's.
     pub groups: Arc<crate::diversity::Groups>,
 }
 
