@@ -9,37 +9,32 @@ impl Store {
     /// Stores signatures (replacing older ones), in one transaction; ids no longer in the store
     /// (removed meanwhile) are skipped.
     pub fn write_signatures(&mut self, sigs: &[(i64, Signature)]) -> Result<()> {
-        if sigs.is_empty() {
-            return Ok(());
-        }
-        let tx = self.conn.transaction()?;
-        {
-            let mut st = tx.prepare(
-                "INSERT OR REPLACE INTO image_signature (image_id, sig)
-                 SELECT id, ?2 FROM image WHERE id = ?1",
-            )?;
-            for (id, s) in sigs {
-                st.execute(params![id, s.to_bytes()])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.write_signatures_where("id", sigs)
     }
 
     /// [`Store::write_signatures`] by image key (a pull's images, whose signatures came with
     /// the fleet's predictions); keys not in the store are skipped.
     pub fn write_signatures_by_key(&mut self, sigs: &[(String, Signature)]) -> Result<()> {
+        self.write_signatures_where("key", sigs)
+    }
+
+    /// The image named by `column` (`id` or `key`) gets the signature.
+    fn write_signatures_where<K: rusqlite::ToSql>(
+        &mut self,
+        column: &str,
+        sigs: &[(K, Signature)],
+    ) -> Result<()> {
         if sigs.is_empty() {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
         {
-            let mut st = tx.prepare(
+            let mut st = tx.prepare(&format!(
                 "INSERT OR REPLACE INTO image_signature (image_id, sig)
-                 SELECT id, ?2 FROM image WHERE key = ?1",
-            )?;
-            for (key, s) in sigs {
-                st.execute(params![key, s.to_bytes()])?;
+                 SELECT id, ?2 FROM image WHERE {column} = ?1"
+            ))?;
+            for (k, s) in sigs {
+                st.execute(params![k, s.to_bytes()])?;
             }
         }
         tx.commit()?;
