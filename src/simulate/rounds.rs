@@ -1,8 +1,11 @@
 //! The loop, not only the ranking: per strategy, from the same start (the replayed model run and
-//! no label), label the top `batch` images of the queue with their truth, run the project's
+//! no label), label the top `batch` images of the review queue with their truth, run the project's
 //! `[train] command` on those labels, predict every image with the model it wrote, measure AP@0.5
 //! against the truth, and repeat. Each strategy works in its own scratch label store under
-//! `.termtag/simulate/`, so the project's own labels and runs are never touched.
+//! `.termtag/simulate/`, so the project's own labels and runs are never touched. Each round's
+//! order is [`crate::queue::review_queue`]'s over that store as it stands: the labelled images are
+//! reviewed there, so with the diversity option a group with a labelled picture has had its turn,
+//! as it has in the review screen.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
