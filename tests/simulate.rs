@@ -242,18 +242,11 @@ fn diversity_takes_near_duplicates_in_turns() {
     );
 }
 
-/// The round loop with a stub trainer: it records which images each export holds and writes
+/// A detection project (classes a, b) whose `[train] command` is a stub: it records which
+/// images each export holds (one line of file names per training, in `proj/calls.log`) and writes
 /// the tf_od fixture, whose predictions are known (class a at [0.2, 0.1, 0.6, 0.5] 0.9 and b on
-/// the whole picture 0.3, on every image). Truth: a on that box in p1 and p2, a elsewhere in p3
-/// and p4. AP@0.5 of class a: 0.9 ×4 in image order → TP TP FP FP of 4 truths: 0.5; b has no
-/// truth. So every round measures 0.5, and the exports show what each strategy labelled.
-#[test]
-fn rounds_with_a_stub_trainer() {
-    need_runtime();
-    let fx = Fixture::new();
-    for k in ["p1", "p2", "p3", "p4"] {
-        write_image(&fx.images().join(format!("{k}.png")), 256, 128);
-    }
+/// the whole picture 0.3, on every image).
+fn stub_trainer(fx: &Fixture) {
     fx.init_detect("a,b", true);
     fx.write("proj/labels.txt", "1\ta\n3\tb\n");
     let stub = fx.write(
@@ -277,6 +270,21 @@ fn rounds_with_a_stub_trainer() {
         );
     fx.write("proj/termtag.toml", &toml);
     assert!(fx.read("proj/termtag.toml").contains("stub-train.sh"));
+}
+
+/// The round loop with a stub trainer: it records which images each export holds and writes
+/// the tf_od fixture, whose predictions are known (class a at [0.2, 0.1, 0.6, 0.5] 0.9 and b on
+/// the whole picture 0.3, on every image). Truth: a on that box in p1 and p2, a elsewhere in p3
+/// and p4. AP@0.5 of class a: 0.9 ×4 in image order → TP TP FP FP of 4 truths: 0.5; b has no
+/// truth. So every round measures 0.5, and the exports show what each strategy labelled.
+#[test]
+fn rounds_with_a_stub_trainer() {
+    need_runtime();
+    let fx = Fixture::new();
+    for k in ["p1", "p2", "p3", "p4"] {
+        write_image(&fx.images().join(format!("{k}.png")), 256, 128);
+    }
+    stub_trainer(&fx);
     let hit = "[51.2, 12.8, 102.4, 51.2]";
     let miss = "[0, 64, 64, 64]";
     let ann = |id: u32, bbox: &str| {
@@ -346,4 +354,111 @@ fn rounds_with_a_stub_trainer() {
         0
     );
     assert_eq!(fx.count("SELECT count(*) FROM model_run"), 1);
+}
+
+/// The loop's diverse order is the live review queue's for the scratch project as it stands: a
+/// labelled picture is reviewed, so its near-duplicate group has had its turn and its copy waits
+/// in the next round. a1 and a2 are near-copies (a2 a little brighter), b (checks) and c
+/// (stripes) pictures of their own. The stub's model scores every image alike, so least
+/// confidence ties in image order: a1 a2 b c; with diversity a1 b c a2. One label a round: the
+/// plain order labels a1, then its copy a2; the diverse one a1, then b and c while a2 waits.
+#[test]
+fn rounds_take_turns_after_a_labelled_copy() {
+    need_runtime();
+    let fx = Fixture::new();
+    write_image(&fx.images().join("a1.png"), 256, 128);
+    let a1 = image::open(fx.images().join("a1.png")).unwrap().to_rgb8();
+    let brighter = image::RgbImage::from_fn(256, 128, |x, y| {
+        image::Rgb(a1.get_pixel(x, y).0.map(|c| c.saturating_add(6)))
+    });
+    brighter.save(fx.images().join("a2.png")).unwrap();
+    let checks = image::RgbImage::from_fn(256, 128, |x, y| {
+        let v = if (x / 32 + y / 32) % 2 == 0 { 230 } else { 20 };
+        image::Rgb([v, v, v])
+    });
+    checks.save(fx.images().join("b.png")).unwrap();
+    let stripes = image::RgbImage::from_fn(256, 128, |_, y| {
+        let v = if (y / 11) % 3 == 0 { 240 } else { 40 };
+        image::Rgb([v, 60, 255 - v])
+    });
+    stripes.save(fx.images().join("c.png")).unwrap();
+    stub_trainer(&fx);
+    let names = ["a1", "a2", "b", "c"];
+    let truth = fx.write(
+        "truth.json",
+        &format!(
+            r#"{{"images":[{}],"annotations":[{}],"categories":[{{"id":1,"name":"a"}},{{"id":2,"name":"b"}}]}}"#,
+            (1..=4)
+                .map(|i| format!(
+                    r#"{{"id":{i},"file_name":"{}.png","width":256,"height":128}}"#,
+                    names[i - 1]
+                ))
+                .collect::<Vec<_>>()
+                .join(","),
+            (1..=4)
+                .map(|i| format!(
+                    r#"{{"id":{i},"image_id":{i},"category_id":1,"bbox":[51.2, 12.8, 102.4, 51.2],"area":1,"iscrowd":0}}"#
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    );
+    fx.ok(&["predict", "--model", &model("tf_od.onnx")]);
+    let t = truth.to_str().unwrap();
+    // The groups the loop uses, as the replay reports them: {a1, a2}, {b}, {c}.
+    let replay = json(&fx.ok(&[
+        "simulate",
+        "--truth",
+        t,
+        "--format",
+        "coco",
+        "--metric",
+        "least_confidence",
+        "--diversity",
+        "--json",
+    ]));
+    assert_eq!(replay["groups"], 3, "{replay}");
+    let out = fx.ok(&[
+        "simulate",
+        "--truth",
+        t,
+        "--format",
+        "coco",
+        "--rounds",
+        "3",
+        "--batch",
+        "1",
+        "--train",
+        "--metric",
+        "least_confidence",
+        "--diversity",
+        "--seeds",
+        "1",
+        "--json",
+    ]);
+    let r = json(&out);
+    let strategies: Vec<&str> = r["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        strategies,
+        vec!["least_confidence", "least_confidence+diverse", "random"]
+    );
+    // Nine trainings: three rounds of least confidence, of its diverse twin, then of random.
+    let calls = fx.read("proj/calls.log");
+    let calls: Vec<&str> = calls.lines().map(str::trim_end).collect();
+    assert_eq!(calls.len(), 9, "{calls:?}");
+    assert_eq!(
+        calls[..3],
+        ["a1.png", "a1.png a2.png", "a1.png a2.png b.png"],
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls[3..6],
+        ["a1.png", "a1.png b.png", "a1.png b.png c.png"],
+        "{calls:?}"
+    );
 }

@@ -19,8 +19,9 @@ use crate::diversity::{Groups, Signature};
 use crate::eval::{DetBox, GtBox};
 use crate::formats::{FormatError, FormatKind, ImageIndex, ImportCtx};
 use crate::infer::InferError;
+use crate::model::ImageStatus;
 use crate::project::{Project, ProjectError};
-use crate::queue::{Diversity, Metric, Order, QueueImage, QueueParams};
+use crate::queue::{Diversity, Metric, Order, QueueImage, QueueParams, QueueRow};
 use crate::sanitize::show_path;
 use crate::store::{Filter, PredictedImage, Store, StoreError};
 use crate::train::TrainError;
@@ -161,14 +162,13 @@ impl Cases {
     }
 }
 
-/// The review order of `strategy` over `images`: the review queue's ordering, with the
-/// diversity option (its groups in `diversity`) on for the diverse strategies only.
-pub fn strategy_order(
+/// The queue parameters of `strategy`: the metric's uncertain order, with the diversity option
+/// (its groups in `diversity`) on for the diverse strategies only, or the seeded random order.
+fn strategy_params(
     strategy: Strategy,
-    images: &[QueueImage],
     params: &QueueParams,
     diversity: Option<&Diversity>,
-) -> Vec<i64> {
+) -> QueueParams {
     let mut p = params.clone();
     p.diversity = None;
     match strategy {
@@ -186,9 +186,47 @@ pub fn strategy_order(
             p.seed = seed;
         }
     }
-    let ranked = crate::queue::order(images, &p);
-    let all: Vec<i64> = images.iter().map(|i| i.id).collect();
-    replay::complete(ranked.into_iter().map(|r| r.id), &all)
+    p
+}
+
+/// The review order of `strategy` over `images`, none of them reviewed yet: the review queue's
+/// ordering, with the diversity option (its groups in `diversity`) on for the diverse strategies
+/// only.
+pub fn strategy_order(
+    strategy: Strategy,
+    images: &[QueueImage],
+    params: &QueueParams,
+    diversity: Option<&Diversity>,
+) -> Vec<i64> {
+    let rows: Vec<(i64, ImageStatus)> = images.iter().map(|i| (i.id, ImageStatus::New)).collect();
+    review_order(strategy, &rows, images, params, diversity)
+}
+
+/// The waiting images of `rows` in the order the review queue ([`crate::queue::review_queue`])
+/// gives them under `strategy`, for a project in that state: with the diversity option, a
+/// near-duplicate group with a reviewed picture among `rows` has had its turn. `images` are the
+/// predictions of the images of `rows`. Waiting images the queue leaves out (the `skip` empty
+/// policy) follow in id order, so that every image can be labelled.
+pub fn review_order<R: QueueRow>(
+    strategy: Strategy,
+    rows: &[R],
+    images: &[QueueImage],
+    params: &QueueParams,
+    diversity: Option<&Diversity>,
+) -> Vec<i64> {
+    let p = strategy_params(strategy, params, diversity);
+    let scored = crate::queue::score(images, &p);
+    let waiting = |s: ImageStatus| matches!(s, ImageStatus::New | ImageStatus::Claimed);
+    let placed = crate::queue::review_queue(rows, &scored, false, &p)
+        .into_iter()
+        .filter(|x| waiting(rows[x.row].status()))
+        .map(|x| rows[x.row].id());
+    let all: Vec<i64> = rows
+        .iter()
+        .filter(|r| waiting(r.status()))
+        .map(QueueRow::id)
+        .collect();
+    replay::complete(placed, &all)
 }
 
 /// One strategy's replay.

@@ -1,8 +1,11 @@
 //! The loop, not only the ranking: per strategy, from the same start (the replayed model run and
-//! no label), label the top `batch` images of the queue with their truth, run the project's
+//! no label), label the top `batch` images of the review queue with their truth, run the project's
 //! `[train] command` on those labels, predict every image with the model it wrote, measure AP@0.5
 //! against the truth, and repeat. Each strategy works in its own scratch label store under
-//! `.termtag/simulate/`, so the project's own labels and runs are never touched.
+//! `.termtag/simulate/`, so the project's own labels and runs are never touched. Each round's
+//! order is [`crate::queue::review_queue`]'s over that store as it stands: the labelled images are
+//! reviewed there, so with the diversity option a group with a labelled picture has had its turn,
+//! as it has in the review screen.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{Result, SimulateError};
 use serde::Serialize;
 
-use super::{Cases, Strategy, plot, strategy_order};
+use super::{Cases, Strategy, plot, review_order};
 use crate::eval::GtBox;
 use crate::model::{Dataset, ImageLabels, Label};
 use crate::project::{Project, STATE_DIR};
@@ -173,18 +176,23 @@ fn one(
     }];
     let mut labelled: std::collections::HashSet<i64> = Default::default();
     for round in 1..=opts.rounds {
-        let waiting: Vec<_> = now
-            .queue_images()
-            .into_iter()
-            .filter(|q| !labelled.contains(&q.id))
-            .collect();
-        if waiting.is_empty() {
+        // The review queue of the scratch project as it stands: the labelled images are
+        // reviewed, so with the diversity option their near-duplicate groups have had a turn.
+        let rows = sb.image_briefs(&Filter::default())?;
+        let picked: Vec<i64> = review_order(
+            strategy,
+            &rows,
+            &now.queue_images(),
+            params,
+            diversity.as_ref(),
+        )
+        .into_iter()
+        .filter(|id| truth.contains_key(id))
+        .take(opts.batch)
+        .collect();
+        if picked.is_empty() {
             break;
         }
-        let picked: Vec<i64> = strategy_order(strategy, &waiting, params, diversity.as_ref())
-            .into_iter()
-            .take(opts.batch)
-            .collect();
         labelled.extend(&picked);
         let ds = Dataset {
             classes: classes.clone(),
