@@ -36,6 +36,39 @@ fn queue_settings(p: &mut Project) {
     p.config.queue.empty = Some(EmptyPolicy::First);
 }
 
+/// An annotator's project in `dir` pulling `count` images from a local-folder remote in `remote`
+/// seeded with the same images and the totag CSV: the project, its store and the claimed keys.
+fn pull_seeded(
+    remote: &Path,
+    dir: &Path,
+    diversity: bool,
+    count: usize,
+) -> (Project, Store, Vec<String>) {
+    let b = Backend::local(remote);
+    let mut pr = b.project(dir);
+    queue_settings(&mut pr);
+    if diversity {
+        pr.config.queue.diversity = Some(true);
+    }
+    let set = b.open(&pr);
+    let mut sr = pr.store().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async {
+        b.seed(&set, N, Some(TOTAG)).await;
+        let opts = PullOptions {
+            count,
+            ..Default::default()
+        };
+        remote::pull(&pr, &mut sr, &set, &opts, &|_| {})
+            .await
+            .unwrap()
+    });
+    (pr, sr, r.claimed)
+}
+
 /// A project holding the same images locally, with the totag CSV imported as predictions.
 fn local_project(dir: &Path) -> (Project, Store) {
     local_project_of(dir, &png)
@@ -137,28 +170,10 @@ fn the_screen_termtag_queue_and_pull_share_one_order() {
     assert_eq!(cli[0].1, "empty");
 
     // Pull from a remote holding the same images and CSV claims the head of that queue.
-    let b = Backend::local(dirs[1].path());
-    let mut pr = b.project(dirs[2].path());
-    queue_settings(&mut pr);
-    let set = b.open(&pr);
-    let mut sr = pr.store().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(async {
-        b.seed(&set, N, Some(TOTAG)).await;
-        let opts = PullOptions {
-            count: 3,
-            ..Default::default()
-        };
-        remote::pull(&pr, &mut sr, &set, &opts, &|_| {})
-            .await
-            .unwrap()
-    });
+    let (pr, mut sr, claimed) = pull_seeded(dirs[1].path(), dirs[2].path(), false, 3);
     let mut head = screen[..3].to_vec();
     head.sort();
-    assert_eq!(r.claimed, head);
+    assert_eq!(claimed, head);
     // And its own screen orders the pulled images as the local project's screen does.
     let pulled: Vec<String> = screen_order(&pr, &mut sr)
         .into_iter()
@@ -280,27 +295,10 @@ fn with_diversity_the_screen_and_termtag_queue_agree_and_pull_ranks_without_sign
         .collect();
     assert_eq!(again, diverse[..6]);
 
-    let b = Backend::local(dirs[1].path());
-    let mut pr = b.project(dirs[2].path());
-    queue_settings(&mut pr);
-    pr.config.queue.diversity = Some(true);
-    let set = b.open(&pr);
-    let mut sr = pr.store().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(async {
-        b.seed(&set, N, Some(TOTAG)).await;
-        let opts = PullOptions {
-            count: 5,
-            ..Default::default()
-        };
-        remote::pull(&pr, &mut sr, &set, &opts, &|_| {})
-            .await
-            .unwrap()
-    });
+    // A totag CSV carries no signatures (a fleet's `predict --stream` writes them beside it):
+    // pull with diversity on claims the head of the plain order.
+    let (_, _, claimed) = pull_seeded(dirs[1].path(), dirs[2].path(), true, 5);
     let mut head = plain[..5].to_vec();
     head.sort();
-    assert_eq!(r.claimed, head);
+    assert_eq!(claimed, head);
 }

@@ -168,6 +168,27 @@ fn bad_input_is_one_line() {
     assert!(e.contains("names none of this project's images"), "{e}");
 }
 
+/// Writes `copy` as the fixture picture `orig` a little brighter (its near-duplicate) and
+/// `checks` as a checkerboard of squares an eighth of `w` wide (a picture of its own), all `w` × `h`.
+fn near_copies_and_checks(fx: &Fixture, (orig, copy, checks): (&str, &str, &str), w: u32, h: u32) {
+    write_image(&fx.images().join(orig), w, h);
+    let p = image::open(fx.images().join(orig)).unwrap().to_rgb8();
+    let brighter = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb(p.get_pixel(x, y).0.map(|c| c.saturating_add(6)))
+    });
+    brighter.save(fx.images().join(copy)).unwrap();
+    let side = w / 8;
+    let board = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = if (x / side + y / side) % 2 == 0 {
+            230
+        } else {
+            20
+        };
+        image::Rgb([v, v, v])
+    });
+    board.save(fx.images().join(checks)).unwrap();
+}
+
 /// Near-duplicates: p2 is p a little brighter, q another picture; each holds 2 mistakes (its
 /// one prediction is off its one truth box: a false positive and a miss). Least confidence ranks
 /// p (0.4), p2 (0.4, ties by id), q (0.3). Counted once per group ({p, p2}, {q}) there are 4
@@ -175,17 +196,7 @@ fn bad_input_is_one_line() {
 #[test]
 fn diversity_takes_near_duplicates_in_turns() {
     let fx = Fixture::new();
-    write_image(&fx.images().join("p.png"), 64, 64);
-    let p = image::open(fx.images().join("p.png")).unwrap().to_rgb8();
-    let brighter = image::RgbImage::from_fn(64, 64, |x, y| {
-        image::Rgb(p.get_pixel(x, y).0.map(|c| c.saturating_add(6)))
-    });
-    brighter.save(fx.images().join("p2.png")).unwrap();
-    let checks = image::RgbImage::from_fn(64, 64, |x, y| {
-        let v = if (x / 8 + y / 8) % 2 == 0 { 230 } else { 20 };
-        image::Rgb([v, v, v])
-    });
-    checks.save(fx.images().join("q.png")).unwrap();
+    near_copies_and_checks(&fx, ("p.png", "p2.png", "q.png"), 64, 64);
     fx.init_detect("x", true);
     let image = |id: u32, name: &str| {
         format!(r#"{{"id":{id},"file_name":"{name}","width":64,"height":64}}"#)
@@ -366,17 +377,7 @@ fn rounds_with_a_stub_trainer() {
 fn rounds_take_turns_after_a_labelled_copy() {
     need_runtime();
     let fx = Fixture::new();
-    write_image(&fx.images().join("a1.png"), 256, 128);
-    let a1 = image::open(fx.images().join("a1.png")).unwrap().to_rgb8();
-    let brighter = image::RgbImage::from_fn(256, 128, |x, y| {
-        image::Rgb(a1.get_pixel(x, y).0.map(|c| c.saturating_add(6)))
-    });
-    brighter.save(fx.images().join("a2.png")).unwrap();
-    let checks = image::RgbImage::from_fn(256, 128, |x, y| {
-        let v = if (x / 32 + y / 32) % 2 == 0 { 230 } else { 20 };
-        image::Rgb([v, v, v])
-    });
-    checks.save(fx.images().join("b.png")).unwrap();
+    near_copies_and_checks(&fx, ("a1.png", "a2.png", "b.png"), 256, 128);
     let stripes = image::RgbImage::from_fn(256, 128, |_, y| {
         let v = if (y / 11) % 3 == 0 { 240 } else { 40 };
         image::Rgb([v, 60, 255 - v])
