@@ -179,7 +179,7 @@ fn near_copies_and_checks(fx: &Fixture, (orig, copy, checks): (&str, &str, &str)
     brighter.save(fx.images().join(copy)).unwrap();
     let side = w / 8;
     let board = image::RgbImage::from_fn(w, h, |x, y| {
-        let v = if (x / side + y / side) % 2 == 0 {
+        let v = if (x / side + y / side).is_multiple_of(2) {
             230
         } else {
             20
